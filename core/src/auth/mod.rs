@@ -1,0 +1,1 @@
+//! Authentication: SCRAM-SHA-256(-PLUS), SASLprep, channel binding and cleartext.

@@ -1,0 +1,1 @@
+//! Runtime-agnostic driver (work in progress).

@@ -1,0 +1,1 @@
+//! pgcdc on tokio (work in progress).
