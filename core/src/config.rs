@@ -28,7 +28,10 @@ impl SslMode {
 
     /// Whether a server that refuses TLS must be refused in turn.
     pub fn requires_tls(self) -> bool {
-        matches!(self, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
+        matches!(
+            self,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        )
     }
 
     /// The libpq spelling (`disable`, `prefer`, …).
@@ -181,10 +184,16 @@ mod tests {
 
     #[test]
     fn modes_parse() {
-        assert_eq!("verify-full".parse::<SslMode>().unwrap(), SslMode::VerifyFull);
+        assert_eq!(
+            "verify-full".parse::<SslMode>().unwrap(),
+            SslMode::VerifyFull
+        );
         assert_eq!("Require".parse::<SslMode>().unwrap(), SslMode::Require);
         let e = "bogus".parse::<SslMode>().unwrap_err().to_string();
         assert!(e.contains("sslmode") && e.contains("verify-full"), "{e}");
-        assert_eq!("require".parse::<ChannelBinding>().unwrap(), ChannelBinding::Require);
+        assert_eq!(
+            "require".parse::<ChannelBinding>().unwrap(),
+            ChannelBinding::Require
+        );
     }
 }

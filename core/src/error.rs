@@ -40,7 +40,9 @@ impl SqlState {
     /// Parses a five-character code; anything else gives `None`.
     pub fn from_code(code: &str) -> Option<SqlState> {
         let b: [u8; 5] = code.as_bytes().try_into().ok()?;
-        b.iter().all(|c| c.is_ascii_alphanumeric()).then_some(SqlState(b))
+        b.iter()
+            .all(|c| c.is_ascii_alphanumeric())
+            .then_some(SqlState(b))
     }
 
     /// The code as a string, such as `"28P01"`.
@@ -112,7 +114,10 @@ pub struct ServerError {
 impl ServerError {
     /// Whether the server will close the connection after this error (FATAL or PANIC).
     pub fn is_fatal(&self) -> bool {
-        let sev = self.severity_nonlocalized.as_deref().unwrap_or(&self.severity);
+        let sev = self
+            .severity_nonlocalized
+            .as_deref()
+            .unwrap_or(&self.severity);
         sev == "FATAL" || sev == "PANIC"
     }
 
@@ -124,7 +129,10 @@ impl ServerError {
 
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sev = self.severity_nonlocalized.as_deref().unwrap_or(&self.severity);
+        let sev = self
+            .severity_nonlocalized
+            .as_deref()
+            .unwrap_or(&self.severity);
         write!(f, "{sev} {}: {}", self.code_str(), self.message)?;
         if let Some(d) = &self.detail {
             write!(f, "; detail: {d}")?;
@@ -143,7 +151,9 @@ impl std::error::Error for ServerError {}
 #[non_exhaustive]
 pub enum ProtocolError {
     /// A frame announced a length above the configured maximum.
-    #[error("server message of type {kind:?} announces {len} bytes, above the maximum frame size of {max} bytes (raise max_frame_len if this is legitimate)")]
+    #[error(
+        "server message of type {kind:?} announces {len} bytes, above the maximum frame size of {max} bytes (raise max_frame_len if this is legitimate)"
+    )]
     FrameTooLarge {
         /// The message type byte.
         kind: char,

@@ -3,6 +3,16 @@
 //! The sans-IO core of pgcdc: pure state machines for PostgreSQL's frontend/backend protocol,
 //! authentication, logical replication and pgoutput decoding. Bytes and time go in; events and
 //! bytes come out. Nothing here opens a socket, reads a clock, spawns a thread or awaits.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`wire`] | frontend encoders, incremental zero-copy backend framing |
+//! | [`auth`] | SCRAM-SHA-256(-PLUS), SASLprep, channel binding, cleartext; MD5 refused |
+//! | [`startup`] | connection parameters, pinned output settings, server parameters |
+//! | [`connection`] | the connection state machine: TLS step, startup, auth, simple queries, COPY |
+//! | [`query`] | text result sets |
+//! | [`commands`] | replication commands and their results |
+//! | [`lsn`] | log sequence numbers |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -16,9 +26,13 @@
 )]
 
 pub mod auth;
+pub mod commands;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod lsn;
+pub mod query;
+pub mod startup;
 pub mod wire;
 
 pub use config::{ChannelBinding, Password, SslMode};

@@ -46,7 +46,9 @@ impl fmt::Display for Lsn {
 
 /// The error returned when a string is not an `X/X` LSN.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid LSN {input:?}: expected two hexadecimal numbers of up to 8 digits separated by '/', such as 0/16B3748")]
+#[error(
+    "invalid LSN {input:?}: expected two hexadecimal numbers of up to 8 digits separated by '/', such as 0/16B3748"
+)]
 pub struct ParseLsnError {
     input: String,
 }
@@ -55,7 +57,9 @@ impl FromStr for Lsn {
     type Err = ParseLsnError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseLsnError { input: s.to_owned() };
+        let err = || ParseLsnError {
+            input: s.to_owned(),
+        };
         let (hi, lo) = s.trim().split_once('/').ok_or_else(err)?;
         let half = |p: &str| {
             if p.is_empty() || p.len() > 8 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -85,7 +89,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "/", "0/", "/0", "0/123456789", "g/0", "0-0", "0/0/0", "+1/0"] {
+        for s in [
+            "",
+            "/",
+            "0/",
+            "/0",
+            "0/123456789",
+            "g/0",
+            "0-0",
+            "0/0/0",
+            "+1/0",
+        ] {
             assert!(s.parse::<Lsn>().is_err(), "{s}");
         }
     }

@@ -1,1 +1,20 @@
-//! Runtime-agnostic driver (work in progress).
+//! # pgcdc-driver
+//!
+//! The runtime-agnostic half of pgcdc's drivers: it owns sockets (through a [`Runtime`]),
+//! rustls TLS and timers, and moves bytes between them and the sans-IO state machines of
+//! `pgcdc-core`. It holds no protocol logic. `pgcdc-tokio` and `pgcdc-async-std` only supply
+//! a [`Runtime`] (TCP connect, sleep, spawn).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod conn;
+mod error;
+mod runtime;
+mod tls;
+mod transport;
+
+pub use conn::{ConnectOptions, PgConnection};
+pub use error::Error;
+pub use runtime::{BoxFuture, Runtime};
+pub use tls::RootCerts;
+pub use transport::Transport;

@@ -1,1 +1,86 @@
-//! pgcdc on tokio (work in progress).
+//! # pgcdc-tokio
+//!
+//! pgcdc on the tokio runtime. This crate is only the runtime glue — TCP connect, sleep and
+//! spawn — around the shared driver in `pgcdc-driver` and the sans-IO core in `pgcdc-core`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pgcdc_driver::BoxFuture;
+use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
+
+pub use pgcdc_core as core;
+pub use pgcdc_driver::{ConnectOptions, Error, RootCerts};
+
+/// A connection on tokio.
+pub type PgConnection = pgcdc_driver::PgConnection<TokioRuntime>;
+
+/// The tokio implementation of [`pgcdc_driver::Runtime`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioRuntime;
+
+/// A tokio TCP stream seen through the `futures-io` traits.
+#[derive(Debug)]
+pub struct TokioTcp(tokio::net::TcpStream);
+
+impl pgcdc_driver::Runtime for TokioRuntime {
+    type Tcp = TokioTcp;
+
+    fn connect(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<TokioTcp>> {
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            s.set_nodelay(true)?;
+            Ok(TokioTcp(s))
+        })
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        tokio::spawn(future);
+    }
+}
+
+impl futures_io::AsyncRead for TokioTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl futures_io::AsyncWrite for TokioTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Connects with [`TokioRuntime`].
+pub async fn connect(opts: &ConnectOptions) -> Result<PgConnection, Error> {
+    PgConnection::connect(TokioRuntime, opts).await
+}

@@ -139,7 +139,7 @@ mod tests {
     fn startup_layout() {
         let mut b = BytesMut::new();
         startup([("user", "u"), ("database", "d")], &mut b).unwrap();
-        let expect: &[u8] = b"\0\0\0\x19\0\x03\0\0user\0u\0database\0d\0\0";
+        let expect: &[u8] = b"\0\0\0\x1b\0\x03\0\0user\0u\0database\0d\0\0";
         assert_eq!(&b[..], expect);
     }
 
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(&b[..], b"d\0\0\0\x06xy");
         b.clear();
         sasl_initial_response("SCRAM-SHA-256", b"n,,n=,r=abc", &mut b).unwrap();
-        assert_eq!(&b[..5], b"p\0\0\0\x1f");
+        assert_eq!(&b[..5], b"p\0\0\0\x21");
         assert_eq!(&b[5..19], b"SCRAM-SHA-256\0");
         assert_eq!(&b[19..23], &11i32.to_be_bytes());
         b.clear();

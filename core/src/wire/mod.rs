@@ -4,7 +4,7 @@ mod backend;
 pub mod frontend;
 
 pub use backend::{
-    Authentication, BackendMessage, CopyResponse, DataRow, FieldDescription, Framer,
-    RowDescription, TransactionStatus, DEFAULT_MAX_FRAME_LEN,
+    Authentication, BackendMessage, CopyResponse, DEFAULT_MAX_FRAME_LEN, DataRow, FieldDescription,
+    Framer, RowDescription, TransactionStatus,
 };
 pub use frontend::EncodeError;

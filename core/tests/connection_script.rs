@@ -1,0 +1,343 @@
+//! The connection state machine driven by a scripted server, with virtual time.
+
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use pgcdc_core::connection::{Connection, ConnectionError, Event, State};
+use pgcdc_core::startup::ConnectParams;
+use pgcdc_core::{ProtocolError, SslMode};
+
+fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn auth_ok() -> Vec<u8> {
+    msg(b'R', &0i32.to_be_bytes())
+}
+
+fn param(name: &str, value: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(name.as_bytes());
+    b.push(0);
+    b.extend_from_slice(value.as_bytes());
+    b.push(0);
+    msg(b'S', &b)
+}
+
+fn ready() -> Vec<u8> {
+    msg(b'Z', b"I")
+}
+
+fn key_data() -> Vec<u8> {
+    let mut b = 4242i32.to_be_bytes().to_vec();
+    b.extend_from_slice(&[1, 2, 3, 4]);
+    msg(b'K', &b)
+}
+
+fn error(sev: &str, code: &str, text: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (k, v) in [
+        (b'S', sev),
+        (b'V', sev),
+        (b'C', code),
+        (b'M', text),
+        (b'H', "a hint"),
+    ] {
+        b.push(k);
+        b.extend_from_slice(v.as_bytes());
+        b.push(0);
+    }
+    b.push(0);
+    msg(b'E', &b)
+}
+
+fn notice(text: &str) -> Vec<u8> {
+    let mut e = error("NOTICE", "00000", text);
+    e[0] = b'N';
+    e
+}
+
+fn row_description(names: &[&str]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    b.put_i16(names.len() as i16);
+    for n in names {
+        b.put_slice(n.as_bytes());
+        b.put_u8(0);
+        b.put_u32(0);
+        b.put_i16(0);
+        b.put_u32(25);
+        b.put_i16(-1);
+        b.put_i32(-1);
+        b.put_i16(0);
+    }
+    msg(b'T', &b)
+}
+
+fn data_row(values: &[Option<&str>]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    b.put_i16(values.len() as i16);
+    for v in values {
+        match v {
+            None => b.put_i32(-1),
+            Some(s) => {
+                b.put_i32(s.len() as i32);
+                b.put_slice(s.as_bytes());
+            }
+        }
+    }
+    msg(b'D', &b)
+}
+
+fn complete(tag: &str) -> Vec<u8> {
+    let mut b = tag.as_bytes().to_vec();
+    b.push(0);
+    msg(b'C', &b)
+}
+
+fn feed(conn: &mut Connection, bytes: &[u8], now: Instant) -> Result<(), ConnectionError> {
+    // Feed one byte at a time: the machine must be fully incremental.
+    let mut buf = BytesMut::new();
+    for b in bytes {
+        buf.put_u8(*b);
+        conn.handle_input(&mut buf, now)?;
+    }
+    assert!(buf.is_empty(), "unconsumed bytes: {buf:?}");
+    Ok(())
+}
+
+fn events(conn: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+fn transmit(conn: &mut Connection) -> BytesMut {
+    let mut out = BytesMut::new();
+    while conn.poll_transmit(&mut out) {}
+    out
+}
+
+fn ready_connection(now: Instant) -> Connection {
+    let p = ConnectParams::new("u")
+        .database("d")
+        .ssl_mode(SslMode::Disable);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    let first = transmit(&mut c);
+    assert_eq!(
+        &first[4..8],
+        &196_608i32.to_be_bytes(),
+        "startup packet first"
+    );
+    let mut script = auth_ok();
+    script.extend(param("server_version", "15.18 (Debian)"));
+    script.extend(notice("hello"));
+    script.extend(key_data());
+    script.extend(ready());
+    feed(&mut c, &script, now).unwrap();
+    c
+}
+
+#[test]
+fn trust_startup_reaches_ready_with_params_and_key() {
+    let now = Instant::now();
+    let mut c = ready_connection(now);
+    let ev = events(&mut c);
+    assert!(matches!(ev[0], Event::Notice(ref n) if n.message == "hello"));
+    assert!(matches!(ev[1], Event::Ready));
+    assert_eq!(c.state(), State::Ready);
+    assert_eq!(c.backend_pid(), Some(4242));
+    assert_eq!(c.server_params().server_version_num(), Some(150018));
+    assert_eq!(c.poll_timeout(), None, "no deadline once ready");
+}
+
+#[test]
+fn ssl_request_then_tls_then_startup() {
+    let now = Instant::now();
+    let p = ConnectParams::new("u").ssl_mode(SslMode::Require);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    assert_eq!(&transmit(&mut c)[..], &[0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F]);
+    feed(&mut c, b"S", now).unwrap();
+    assert!(matches!(events(&mut c)[..], [Event::StartTls]));
+    assert!(
+        transmit(&mut c).is_empty(),
+        "nothing is sent before the handshake"
+    );
+    c.handle_tls_established(Some(vec![0; 32])).unwrap();
+    assert!(c.is_tls());
+    let startup = transmit(&mut c);
+    assert_eq!(&startup[4..8], &196_608i32.to_be_bytes());
+}
+
+#[test]
+fn data_after_ssl_accept_is_refused() {
+    let now = Instant::now();
+    let p = ConnectParams::new("u").ssl_mode(SslMode::Prefer);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    let mut buf = BytesMut::from(&b"SZ"[..]);
+    let e = c.handle_input(&mut buf, now).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConnectionError::Protocol(ProtocolError::DataAfterSslResponse)
+        ),
+        "{e}"
+    );
+    assert_eq!(c.state(), State::Closed);
+}
+
+#[test]
+fn refused_tls_depends_on_mode() {
+    let now = Instant::now();
+    let p = ConnectParams::new("u").ssl_mode(SslMode::Require);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    let e = feed(&mut c, b"N", now).unwrap_err();
+    assert!(e.to_string().contains("does not accept TLS"), "{e}");
+
+    let p = ConnectParams::new("u").ssl_mode(SslMode::Prefer);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    let _ = transmit(&mut c);
+    feed(&mut c, b"N", now).unwrap();
+    let startup = transmit(&mut c);
+    assert_eq!(
+        &startup[4..8],
+        &196_608i32.to_be_bytes(),
+        "plaintext startup follows"
+    );
+    assert!(!c.is_tls());
+
+    let p = ConnectParams::new("u").ssl_mode(SslMode::Prefer);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    let e = feed(&mut c, b"E", now).unwrap_err();
+    assert!(matches!(e, ConnectionError::TlsRequestRejected));
+}
+
+#[test]
+fn fatal_startup_error_keeps_sqlstate_and_hint() {
+    let now = Instant::now();
+    let p = ConnectParams::new("u").ssl_mode(SslMode::Disable);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    let e = feed(
+        &mut c,
+        &error("FATAL", "28P01", "password authentication failed"),
+        now,
+    )
+    .unwrap_err();
+    let se = e.server_error().unwrap();
+    assert_eq!(se.code_str(), "28P01");
+    assert_eq!(se.hint.as_deref(), Some("a hint"));
+    assert_eq!(c.state(), State::Closed);
+}
+
+#[test]
+fn startup_deadline_with_virtual_time() {
+    let now = Instant::now();
+    let p = ConnectParams::new("u")
+        .ssl_mode(SslMode::Disable)
+        .startup_timeout(Some(Duration::from_secs(5)));
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(5)));
+    c.handle_timeout(now + Duration::from_secs(4)).unwrap();
+    let e = c.handle_timeout(now + Duration::from_secs(5)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConnectionError::Timeout {
+                phase: "authenticating"
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn simple_query_results_and_errors() {
+    let now = Instant::now();
+    let mut c = ready_connection(now);
+    let _ = events(&mut c);
+    c.send_query("SELECT a, b FROM t; SET x = 1").unwrap();
+    assert!(c.send_query("again").is_err(), "one query at a time");
+    assert_eq!(&transmit(&mut c)[..1], b"Q");
+    let mut script = row_description(&["a", "b"]);
+    script.extend(data_row(&[Some("1"), None]));
+    script.extend(data_row(&[Some("2"), Some("x")]));
+    script.extend(complete("SELECT 2"));
+    script.extend(notice("mid-query"));
+    script.extend(complete("SET"));
+    script.extend(ready());
+    feed(&mut c, &script, now).unwrap();
+    let ev = events(&mut c);
+    let Event::QueryComplete(results) = &ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].tag, "SELECT 2");
+    assert_eq!(results[0].text(0, "a").unwrap(), Some("1"));
+    assert_eq!(results[0].text(0, "b").unwrap(), None);
+    assert_eq!(results[0].text(1, "b").unwrap(), Some("x"));
+    assert_eq!(results[1].tag, "SET");
+
+    c.send_query("SELECT nope").unwrap();
+    let mut script = error("ERROR", "42703", "column \"nope\" does not exist");
+    script.extend(ready());
+    feed(&mut c, &script, now).unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(&ev[..], [Event::QueryFailed(e)] if e.code_str() == "42703"));
+    assert!(c.is_ready(), "a query error leaves the connection usable");
+}
+
+#[test]
+fn copy_both_stream_and_clean_end() {
+    let now = Instant::now();
+    let mut c = ready_connection(now);
+    let _ = events(&mut c);
+    c.send_query("START_REPLICATION SLOT s LOGICAL 0/0")
+        .unwrap();
+    let _ = transmit(&mut c);
+    let mut script = msg(b'W', &[0, 0, 0]);
+    script.extend(msg(b'd', b"kpayload"));
+    feed(&mut c, &script, now).unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(ev[0], Event::CopyStarted(_)));
+    assert!(matches!(&ev[1], Event::CopyData(d) if &d[..] == b"kpayload"));
+    c.send_copy_data(b"r-status").unwrap();
+    c.send_copy_done().unwrap();
+    let out = transmit(&mut c);
+    assert_eq!(out[0], b'd');
+    assert_eq!(out[out.len() - 5], b'c');
+    // The server answers CopyDone, may still send data, then completes.
+    let mut script = msg(b'c', b"");
+    script.extend(msg(b'd', b"late"));
+    script.extend(complete("COPY 0"));
+    script.extend(complete("START_REPLICATION"));
+    script.extend(ready());
+    feed(&mut c, &script, now).unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(ev[0], Event::CopyDone));
+    assert!(matches!(&ev[1], Event::CopyData(d) if &d[..] == b"late"));
+    assert!(matches!(&ev[2], Event::QueryComplete(r) if r.len() == 2));
+    assert!(c.is_ready());
+}
+
+#[test]
+fn unexpected_message_is_a_protocol_error() {
+    let now = Instant::now();
+    let mut c = ready_connection(now);
+    let e = feed(&mut c, &data_row(&[Some("1")]), now).unwrap_err();
+    assert!(matches!(e, ConnectionError::Protocol(_)), "{e}");
+}
+
+#[test]
+fn eof_reports_the_phase() {
+    let now = Instant::now();
+    let p = ConnectParams::new("u").ssl_mode(SslMode::Disable);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    let e = c.handle_eof();
+    assert!(e.to_string().contains("authenticating"), "{e}");
+}
+
+#[test]
+fn nul_in_parameters_is_refused_up_front() {
+    let p = ConnectParams::new("u\0x").ssl_mode(SslMode::Prefer);
+    assert!(Connection::new(p, [1; 18], Instant::now()).is_err());
+}

@@ -1,0 +1,342 @@
+//! A connection driven by the core's [`Connection`] state machine over a runtime's socket.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_util::future::{Either, select};
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use pgcdc_core::auth::tls_server_end_point;
+use pgcdc_core::commands::IdentifySystem;
+use pgcdc_core::connection::{Connection, Event};
+use pgcdc_core::query::QueryResult;
+use pgcdc_core::startup::{ConnectParams, ServerParams};
+use pgcdc_core::{ServerError, SslMode};
+
+use crate::error::Error;
+use crate::runtime::Runtime;
+use crate::tls::{self, RootCerts};
+use crate::transport::Transport;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Where to connect and how.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Host name or IP address; also the name the server certificate is checked against.
+    pub host: String,
+    /// Numeric address to connect to instead of resolving `host` (libpq's `hostaddr`);
+    /// `host` is still used for certificate verification.
+    pub hostaddr: Option<String>,
+    /// TCP port.
+    pub port: u16,
+    /// Startup parameters, credentials, TLS and channel-binding policy.
+    pub params: ConnectParams,
+    /// Trusted roots for `verify-ca` / `verify-full`.
+    pub root_certs: RootCerts,
+    /// Deadline for the TCP connect.
+    pub connect_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Options for `host:port` with the given parameters, platform roots and a 10 s TCP
+    /// connect deadline.
+    pub fn new(host: impl Into<String>, port: u16, params: ConnectParams) -> Self {
+        ConnectOptions {
+            host: host.into(),
+            hostaddr: None,
+            port,
+            params,
+            root_certs: RootCerts::Platform,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Connects to `addr` while verifying the certificate against `host`.
+    pub fn hostaddr(mut self, addr: impl Into<String>) -> Self {
+        self.hostaddr = Some(addr.into());
+        self
+    }
+
+    /// Sets the trusted roots.
+    pub fn root_certs(mut self, roots: RootCerts) -> Self {
+        self.root_certs = roots;
+        self
+    }
+}
+
+/// An open, authenticated connection.
+#[derive(Debug)]
+pub struct PgConnection<R: Runtime> {
+    rt: R,
+    io: Transport<R::Tcp>,
+    conn: Connection,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    notices: Vec<ServerError>,
+}
+
+impl<R: Runtime> PgConnection<R> {
+    /// Connects, negotiates TLS, authenticates and waits for ReadyForQuery.
+    ///
+    /// With `sslmode=prefer`, a server that accepts TLS but whose handshake fails is retried
+    /// once over plaintext, as libpq does.
+    pub async fn connect(rt: R, opts: &ConnectOptions) -> Result<Self, Error> {
+        match Self::connect_once(rt.clone(), opts, opts.params.ssl_mode).await {
+            Err(Error::TlsHandshake { host, source })
+                if opts.params.ssl_mode == SslMode::Prefer =>
+            {
+                tracing::warn!(%host, error = %source, "TLS handshake failed; sslmode=prefer falls back to plaintext");
+                Self::connect_once(rt, opts, SslMode::Disable).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_once(rt: R, opts: &ConnectOptions, mode: SslMode) -> Result<Self, Error> {
+        let tls_config = if mode.attempts_tls() {
+            Some(tls::client_config(mode, &opts.root_certs)?)
+        } else {
+            None
+        };
+        let tcp = with_deadline(
+            &rt,
+            opts.connect_timeout,
+            rt.connect(
+                opts.hostaddr.clone().unwrap_or_else(|| opts.host.clone()),
+                opts.port,
+            ),
+            "opening the TCP connection",
+        )
+        .await?
+        .map_err(|source| Error::Connect {
+            host: opts.host.clone(),
+            port: opts.port,
+            source,
+        })?;
+
+        let mut nonce = [0u8; 18];
+        tls::random_bytes(&mut nonce)?;
+        let mut params = opts.params.clone();
+        params.ssl_mode = mode;
+        let conn = Connection::new(params, nonce, Instant::now())?;
+        let mut this = PgConnection {
+            rt,
+            io: Transport::Plain(tcp),
+            conn,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: BytesMut::new(),
+            notices: Vec::new(),
+        };
+        loop {
+            match this.next_event().await? {
+                Event::StartTls => {
+                    let Some(config) = tls_config.clone() else {
+                        return Err(Error::Tls(
+                            "server started TLS that was not requested".into(),
+                        ));
+                    };
+                    this.start_tls(config, &opts.host).await?;
+                }
+                Event::Ready => return Ok(this),
+                other => tracing::debug!(?other, "ignoring event during startup"),
+            }
+        }
+    }
+
+    async fn start_tls(
+        &mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> Result<(), Error> {
+        let name = tls::server_name(host)?;
+        let Transport::Plain(tcp) = std::mem::replace(&mut self.io, Transport::Detached) else {
+            return Err(Error::Tls("TLS requested twice".into()));
+        };
+        let connector = futures_rustls::TlsConnector::from(config);
+        let remaining = self
+            .conn
+            .poll_timeout()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(3600));
+        let stream = with_deadline(
+            &self.rt,
+            remaining,
+            connector.connect(name, tcp),
+            "performing the TLS handshake",
+        )
+        .await?
+        .map_err(|source| Error::TlsHandshake {
+            host: host.to_owned(),
+            source,
+        })?;
+        let end_point = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|leaf| match tls_server_end_point(leaf.as_ref()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no channel binding possible with this certificate");
+                    None
+                }
+            });
+        self.io = Transport::Tls(Box::new(stream));
+        self.conn.handle_tls_established(end_point)?;
+        Ok(())
+    }
+
+    /// ParameterStatus values the server reported.
+    pub fn server_params(&self) -> &ServerParams {
+        self.conn.server_params()
+    }
+
+    /// How the server authenticated this connection (`"SCRAM-SHA-256"`,
+    /// `"SCRAM-SHA-256-PLUS"`, `"cleartext"`, or `None` for trust).
+    pub fn authentication_method(&self) -> Option<&'static str> {
+        self.conn.authentication_method()
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.io.is_tls()
+    }
+
+    /// The backend process id.
+    pub fn backend_pid(&self) -> Option<i32> {
+        self.conn.backend_pid()
+    }
+
+    /// Notices received so far (drained).
+    pub fn take_notices(&mut self) -> Vec<ServerError> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Runs `sql` with the simple query protocol and returns one result per statement.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>, Error> {
+        self.conn.send_query(sql)?;
+        loop {
+            match self.next_event().await? {
+                Event::QueryComplete(r) => return Ok(r),
+                Event::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
+                Event::CopyStarted(_) => {
+                    return Err(Error::Config(
+                        "simple_query does not run COPY or START_REPLICATION".into(),
+                    ));
+                }
+                other => tracing::debug!(?other, "ignoring event during query"),
+            }
+        }
+    }
+
+    /// Runs `IDENTIFY_SYSTEM` (replication connections only).
+    pub async fn identify_system(&mut self) -> Result<IdentifySystem, Error> {
+        let results = self.simple_query(IdentifySystem::COMMAND).await?;
+        let r = results
+            .first()
+            .ok_or(Error::Config("IDENTIFY_SYSTEM returned nothing".into()))?;
+        Ok(IdentifySystem::from_result(r)?)
+    }
+
+    /// Sends Terminate and closes the socket.
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.conn.close();
+        self.flush().await?;
+        let _ = self.io.close().await;
+        Ok(())
+    }
+
+    /// Writes every pending transmit.
+    async fn flush(&mut self) -> Result<(), Error> {
+        while self.conn.poll_transmit(&mut self.write_buf) {}
+        if !self.write_buf.is_empty() {
+            self.io
+                .write_all(&self.write_buf)
+                .await
+                .map_err(|source| Error::Io {
+                    context: "writing to the server",
+                    source,
+                })?;
+            self.write_buf.clear();
+            self.io.flush().await.map_err(|source| Error::Io {
+                context: "flushing to the server",
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Drives the connection until the core yields an event.
+    async fn next_event(&mut self) -> Result<Event, Error> {
+        loop {
+            if let Some(ev) = self.conn.poll_event() {
+                if let Event::Notice(n) = ev {
+                    tracing::info!(notice = %n, "server notice");
+                    self.notices.push(n);
+                    continue;
+                }
+                return Ok(ev);
+            }
+            self.flush().await?;
+            let n = self.read_some().await?;
+            if n == 0 {
+                return Err(self.conn.handle_eof().into());
+            }
+            self.conn.handle_input(&mut self.read_buf, Instant::now())?;
+        }
+    }
+
+    /// Reads once from the socket into the read buffer, honouring the core's deadline.
+    /// Returns 0 at end of stream.
+    async fn read_some(&mut self) -> Result<usize, Error> {
+        loop {
+            let start = self.read_buf.len();
+            self.read_buf.resize(start + READ_CHUNK, 0);
+            let deadline = self.conn.poll_timeout();
+            let tail = self.read_buf.get_mut(start..).unwrap_or_default();
+            let read = self.io.read(tail);
+            let result = match deadline {
+                None => Some(read.await),
+                Some(d) => {
+                    let wait = d.saturating_duration_since(Instant::now());
+                    match select(read, self.rt.sleep(wait)).await {
+                        Either::Left((r, _)) => Some(r),
+                        Either::Right(((), _)) => None,
+                    }
+                }
+            };
+            match result {
+                Some(Ok(n)) => {
+                    self.read_buf.truncate(start + n);
+                    return Ok(n);
+                }
+                Some(Err(source)) => {
+                    self.read_buf.truncate(start);
+                    return Err(Error::Io {
+                        context: "reading from the server",
+                        source,
+                    });
+                }
+                None => {
+                    self.read_buf.truncate(start);
+                    self.conn.handle_timeout(Instant::now())?;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `fut`, failing with a timeout error after `limit`.
+async fn with_deadline<R: Runtime, T>(
+    rt: &R,
+    limit: Duration,
+    fut: impl std::future::Future<Output = T>,
+    what: &'static str,
+) -> Result<T, Error> {
+    match select(Box::pin(fut), rt.sleep(limit)).await {
+        Either::Left((v, _)) => Ok(v),
+        Either::Right(((), _)) => Err(Error::Timeout(what)),
+    }
+}

@@ -1,0 +1,340 @@
+//! Connection tests against a real PostgreSQL: authentication methods, every sslmode, channel
+//! binding and IDENTIFY_SYSTEM.
+
+use std::sync::OnceLock;
+
+use pgcdc_core::startup::ConnectParams;
+use pgcdc_core::{ChannelBinding, SslMode};
+use pgcdc_testkit::{CLEARTEXT_USER, Cluster, MD5_USER, NOREPL_USER, SCRAM_USER, TRUST_USER, User};
+use pgcdc_tokio::{ConnectOptions, Error, PgConnection, RootCerts};
+
+fn tls_cluster() -> &'static Cluster {
+    Cluster::shared()
+}
+
+fn plain_cluster() -> &'static Cluster {
+    static C: OnceLock<Cluster> = OnceLock::new();
+    C.get_or_init(|| {
+        Cluster::builder()
+            .tls(false)
+            .start()
+            .unwrap_or_else(|e| panic!("cannot start a cluster without TLS: {e}"))
+    })
+}
+
+fn params(user: User) -> ConnectParams {
+    let mut p = ConnectParams::new(user.name).database("postgres");
+    if let Some(pw) = user.password {
+        p = p.password(pw);
+    }
+    p
+}
+
+fn opts(cluster: &Cluster, host: &str, p: ConnectParams) -> ConnectOptions {
+    ConnectOptions::new(host, cluster.port(), p)
+        .root_certs(RootCerts::File(cluster.ca_cert_path().to_path_buf()))
+}
+
+async fn connect(o: ConnectOptions) -> Result<PgConnection, Error> {
+    pgcdc_tokio::connect(&o).await
+}
+
+async fn select_one(c: &mut PgConnection, sql: &str) -> String {
+    let r = c.simple_query(sql).await.unwrap();
+    r[0].text(0, r[0].columns[0].name.as_str())
+        .unwrap()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn scram_succeeds_and_pins_output_settings() {
+    let c = tls_cluster();
+    let mut conn = connect(opts(
+        c,
+        "127.0.0.1",
+        params(SCRAM_USER).ssl_mode(SslMode::Disable),
+    ))
+    .await
+    .unwrap();
+    assert!(!conn.is_tls());
+    assert_eq!(conn.authentication_method(), Some("SCRAM-SHA-256"));
+    assert_eq!(
+        select_one(&mut conn, "SELECT current_user").await,
+        SCRAM_USER.name
+    );
+    assert_eq!(select_one(&mut conn, "SHOW TimeZone").await, "UTC");
+    assert_eq!(select_one(&mut conn, "SHOW DateStyle").await, "ISO, MDY");
+    assert_eq!(select_one(&mut conn, "SHOW extra_float_digits").await, "3");
+    assert_eq!(select_one(&mut conn, "SHOW bytea_output").await, "hex");
+    assert_eq!(
+        select_one(&mut conn, "SHOW IntervalStyle").await,
+        "postgres"
+    );
+    let version = conn.server_params().server_version_num().unwrap();
+    assert!(version >= 100_000, "{version}");
+    assert_eq!(conn.server_params().get("client_encoding"), Some("UTF8"));
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn wrong_password_reports_28p01() {
+    let c = tls_cluster();
+    let p = ConnectParams::new(SCRAM_USER.name)
+        .database("postgres")
+        .password("not-the-password")
+        .ssl_mode(SslMode::Disable);
+    let err = connect(opts(c, "127.0.0.1", p)).await.unwrap_err();
+    assert_eq!(
+        err.sqlstate().map(|s| s.code().to_owned()).as_deref(),
+        Some("28P01"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("password authentication failed"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn cleartext_succeeds() {
+    let c = tls_cluster();
+    let mut conn = connect(opts(
+        c,
+        "127.0.0.1",
+        params(CLEARTEXT_USER).ssl_mode(SslMode::Require),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(conn.authentication_method(), Some("cleartext"));
+    assert_eq!(
+        select_one(&mut conn, "SELECT current_user").await,
+        CLEARTEXT_USER.name
+    );
+}
+
+#[tokio::test]
+async fn trust_succeeds() {
+    let c = tls_cluster();
+    let mut conn = connect(opts(
+        c,
+        "127.0.0.1",
+        params(TRUST_USER).ssl_mode(SslMode::Disable),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(conn.authentication_method(), None);
+    assert_eq!(select_one(&mut conn, "SELECT 1").await, "1");
+}
+
+#[tokio::test]
+async fn md5_is_refused_with_a_pg_hba_hint() {
+    let c = tls_cluster();
+    let err = connect(opts(
+        c,
+        "127.0.0.1",
+        params(MD5_USER).ssl_mode(SslMode::Disable),
+    ))
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("MD5") || msg.contains("md5"), "{msg}");
+    assert!(msg.contains("pg_hba.conf"), "{msg}");
+    assert!(msg.contains("scram-sha-256"), "{msg}");
+}
+
+#[tokio::test]
+async fn user_without_replication_gets_42501() {
+    let c = tls_cluster();
+    let p = params(NOREPL_USER)
+        .replication(true)
+        .ssl_mode(SslMode::Disable);
+    let err = connect(opts(c, "127.0.0.1", p)).await.unwrap_err();
+    assert_eq!(
+        err.sqlstate().map(|s| s.code().to_owned()).as_deref(),
+        Some("42501"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn identify_system_is_parsed() {
+    let c = tls_cluster();
+    let p = params(SCRAM_USER)
+        .replication(true)
+        .ssl_mode(SslMode::Require);
+    let mut conn = connect(opts(c, "127.0.0.1", p)).await.unwrap();
+    let id = conn.identify_system().await.unwrap();
+    let expected: u64 = c
+        .psql(
+            "postgres",
+            "SELECT system_identifier FROM pg_control_system()",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(id.system_id, expected);
+    assert_eq!(id.timeline, 1);
+    assert!(id.xlogpos.as_u64() > 0);
+    assert_eq!(id.dbname.as_deref(), Some("postgres"));
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sslmode_disable_prefer_require() {
+    let c = tls_cluster();
+    for (mode, tls) in [
+        (SslMode::Disable, false),
+        (SslMode::Prefer, true),
+        (SslMode::Require, true),
+    ] {
+        let conn = connect(opts(c, "127.0.0.1", params(SCRAM_USER).ssl_mode(mode)))
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert_eq!(conn.is_tls(), tls, "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn verify_ca_and_verify_full_with_the_test_ca() {
+    let c = tls_cluster();
+    for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+        let conn = connect(opts(c, "localhost", params(SCRAM_USER).ssl_mode(mode)))
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert!(conn.is_tls());
+    }
+}
+
+#[tokio::test]
+async fn verify_full_fails_on_a_wrong_host_name() {
+    let c = tls_cluster();
+    let o = opts(
+        c,
+        "wrong-name.example",
+        params(SCRAM_USER).ssl_mode(SslMode::VerifyFull),
+    )
+    .hostaddr("127.0.0.1");
+    let err = connect(o.clone()).await.unwrap_err();
+    assert!(matches!(err, Error::TlsHandshake { .. }), "{err}");
+    assert!(err.to_string().to_lowercase().contains("name"), "{err}");
+    // verify-ca does not check the name, so the same address is accepted.
+    let mut o = o;
+    o.params = o.params.ssl_mode(SslMode::VerifyCa);
+    connect(o).await.unwrap();
+}
+
+#[tokio::test]
+async fn verify_ca_fails_against_an_unrelated_ca() {
+    let c = tls_cluster();
+    let other = c.other_ca_cert_path().unwrap();
+    for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+        let o = ConnectOptions::new("localhost", c.port(), params(SCRAM_USER).ssl_mode(mode))
+            .root_certs(RootCerts::File(other.clone()));
+        let err = connect(o).await.unwrap_err();
+        assert!(matches!(err, Error::TlsHandshake { .. }), "{mode}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn require_fails_against_a_server_without_tls() {
+    let c = plain_cluster();
+    for mode in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+        // The plain cluster has no CA of its own; any valid root file will do.
+        let o = ConnectOptions::new("127.0.0.1", c.port(), params(SCRAM_USER).ssl_mode(mode))
+            .root_certs(RootCerts::File(tls_cluster().ca_cert_path().to_path_buf()));
+        let err = connect(o).await.unwrap_err();
+        assert!(
+            err.to_string().contains("does not accept TLS"),
+            "{mode}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn prefer_falls_back_to_plaintext() {
+    let c = plain_cluster();
+    let mut conn = connect(opts(
+        c,
+        "127.0.0.1",
+        params(SCRAM_USER).ssl_mode(SslMode::Prefer),
+    ))
+    .await
+    .unwrap();
+    assert!(!conn.is_tls());
+    assert_eq!(
+        select_one(&mut conn, "SELECT current_user").await,
+        SCRAM_USER.name
+    );
+}
+
+#[tokio::test]
+async fn scram_plus_with_channel_binding_required_over_tls() {
+    let c = tls_cluster();
+    let p = params(SCRAM_USER)
+        .ssl_mode(SslMode::VerifyFull)
+        .channel_binding(ChannelBinding::Require);
+    let mut conn = connect(opts(c, "localhost", p)).await.unwrap();
+    assert!(conn.is_tls());
+    assert_eq!(conn.authentication_method(), Some("SCRAM-SHA-256-PLUS"));
+    assert_eq!(select_one(&mut conn, "SELECT 1").await, "1");
+    // prefer also picks PLUS when TLS is on
+    let p = params(SCRAM_USER).ssl_mode(SslMode::Require);
+    let conn = connect(opts(c, "127.0.0.1", p)).await.unwrap();
+    assert_eq!(conn.authentication_method(), Some("SCRAM-SHA-256-PLUS"));
+    // and disable does not
+    let p = params(SCRAM_USER)
+        .ssl_mode(SslMode::Require)
+        .channel_binding(ChannelBinding::Disable);
+    let conn = connect(opts(c, "127.0.0.1", p)).await.unwrap();
+    assert_eq!(conn.authentication_method(), Some("SCRAM-SHA-256"));
+}
+
+#[tokio::test]
+async fn channel_binding_required_is_refused_without_tls() {
+    let c = tls_cluster();
+    let p = params(SCRAM_USER)
+        .ssl_mode(SslMode::Disable)
+        .channel_binding(ChannelBinding::Require);
+    let err = connect(opts(c, "127.0.0.1", p)).await.unwrap_err();
+    assert!(err.to_string().contains("channel binding"), "{err}");
+    // A server that does not ask for SASL at all is refused too.
+    let p = params(TRUST_USER)
+        .ssl_mode(SslMode::Require)
+        .channel_binding(ChannelBinding::Require);
+    let err = connect(opts(c, "127.0.0.1", p)).await.unwrap_err();
+    assert!(err.to_string().contains("channel binding"), "{err}");
+}
+
+#[tokio::test]
+async fn query_errors_carry_sqlstate_and_keep_the_connection() {
+    let c = tls_cluster();
+    let mut conn = connect(opts(
+        c,
+        "127.0.0.1",
+        params(SCRAM_USER).ssl_mode(SslMode::Disable),
+    ))
+    .await
+    .unwrap();
+    let err = conn
+        .simple_query("SELECT * FROM no_such_table")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.sqlstate().map(|s| s.code().to_owned()).as_deref(),
+        Some("42P01")
+    );
+    assert_eq!(select_one(&mut conn, "SELECT 2").await, "2");
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_clear_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let o = ConnectOptions::new("127.0.0.1", port, params(SCRAM_USER));
+    let err = connect(o).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+}
