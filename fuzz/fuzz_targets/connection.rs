@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use pgcdc_core::SslMode;
-use pgcdc_core::connection::Connection;
+use pgcdc_core::connection::{Connection, Event};
 use pgcdc_core::startup::ConnectParams;
 
 fuzz_target!(|data: &[u8]| {
@@ -36,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
         if conn.handle_input(&mut buf, now).is_err() {
             return;
         }
-        while conn.poll_event().is_some() {}
+        while let Some(ev) = conn.poll_event() {
+            if matches!(ev, Event::StartTls) && conn.handle_tls_established(None).is_err() {
+                return;
+            }
+        }
         if conn.is_ready() {
             let _ = conn.send_query("SELECT 1");
         }
