@@ -495,7 +495,9 @@ impl Connection {
             State::Querying => self.on_querying(msg),
             State::Copy => self.on_copy(msg),
             State::Ready => match msg {
-                BackendMessage::ErrorResponse(e) if e.is_fatal() => Err(ConnectionError::Server(Box::new(e))),
+                BackendMessage::ErrorResponse(e) if e.is_fatal() => {
+                    Err(ConnectionError::Server(Box::new(e)))
+                }
                 BackendMessage::ErrorResponse(e) => {
                     self.events.push_back(Event::Notice(e));
                     Ok(())

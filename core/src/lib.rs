@@ -12,6 +12,7 @@
 //! | [`connection`] | the connection state machine: TLS step, startup, auth, simple queries, COPY |
 //! | [`query`] | text result sets |
 //! | [`commands`] | replication commands and their results |
+//! | [`pgoutput`] | pgoutput messages of protocol versions 1–4, XLogData, relation cache |
 //! | [`lsn`] | log sequence numbers |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -31,6 +32,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod lsn;
+pub mod pgoutput;
 pub mod query;
 pub mod startup;
 pub mod wire;

@@ -1,0 +1,464 @@
+//! The stateful pgoutput message decoder.
+
+use bytes::Bytes;
+
+use super::Xid;
+use super::error::DecodeError;
+use super::messages::{Column, OldTuple, PgOutputMessage, RelationBody, ReplicaIdentity};
+use super::reader::Reader;
+use super::tuple::parse_tuple;
+
+/// Message flag bit: the `M` message is transactional.
+const MESSAGE_TRANSACTIONAL: u8 = 1;
+/// Truncate option bits.
+const TRUNCATE_CASCADE: u8 = 1;
+const TRUNCATE_RESTART_IDENTITY: u8 = 2;
+/// The least a Relation column can take: flags, an empty name's NUL, type OID, typmod.
+const MIN_COLUMN_LEN: usize = 1 + 1 + 4 + 4;
+
+/// Decodes pgoutput messages, one XLogData payload at a time.
+///
+/// Its only state is whether a Stream Start … Stream Stop block is open (and for which xid):
+/// inside a block, Relation, Type, Insert, Update, Delete, Truncate and Message carry a leading
+/// xid, outside they do not, whatever `proto_version` was requested. The decoder refuses a
+/// Stream Start inside a block, a Stream Stop outside one, and transaction-control messages
+/// (Begin, Commit, the stream ends, two-phase messages) inside one, since any of those means it
+/// has lost track. A failed decode leaves the state unchanged.
+///
+/// Use one decoder per replication session; call [`reset`](Decoder::reset) (or make a new one)
+/// after a reconnect.
+#[derive(Clone, Debug, Default)]
+pub struct Decoder {
+    stream: Option<Xid>,
+}
+
+impl Decoder {
+    /// A decoder outside any stream block.
+    pub fn new() -> Self {
+        Decoder { stream: None }
+    }
+
+    /// The top-level xid of the open stream block, if one is open.
+    #[inline]
+    pub fn stream_xid(&self) -> Option<Xid> {
+        self.stream
+    }
+
+    /// Whether a stream block is open.
+    #[inline]
+    pub fn in_stream_block(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Forgets any open stream block, as at the start of a new session.
+    pub fn reset(&mut self) {
+        self.stream = None;
+    }
+
+    /// Decodes one pgoutput message: the `data` of one XLogData.
+    ///
+    /// Tuple values and Message content are zero-copy slices of `payload`.
+    pub fn decode(&mut self, payload: Bytes) -> Result<PgOutputMessage, DecodeError> {
+        let Some(&tag) = payload.first() else {
+            return Err(DecodeError::Empty { layer: "pgoutput" });
+        };
+        let xid_prefix = self.stream.is_some();
+        match tag {
+            b'I' => decode_insert(payload, xid_prefix),
+            b'U' => decode_update(payload, xid_prefix),
+            b'D' => decode_delete(payload, xid_prefix),
+            b'B' => {
+                self.outside_stream("Begin")?;
+                let mut r = Reader::new(&payload, 1, "Begin");
+                let msg = PgOutputMessage::Begin {
+                    final_lsn: r.lsn()?,
+                    commit_time: r.i64()?,
+                    xid: r.xid()?,
+                };
+                r.finish()?;
+                Ok(msg)
+            }
+            b'C' => {
+                self.outside_stream("Commit")?;
+                let mut r = Reader::new(&payload, 1, "Commit");
+                let msg = PgOutputMessage::Commit {
+                    flags: zero_flags(&mut r)?,
+                    commit_lsn: r.lsn()?,
+                    end_lsn: r.lsn()?,
+                    commit_time: r.i64()?,
+                };
+                r.finish()?;
+                Ok(msg)
+            }
+            b'O' => {
+                let mut r = Reader::new(&payload, 1, "Origin");
+                let msg = PgOutputMessage::Origin {
+                    origin_lsn: r.lsn()?,
+                    name: r.string("origin name")?,
+                };
+                r.finish()?;
+                Ok(msg)
+            }
+            b'R' => decode_relation(&payload, xid_prefix),
+            b'Y' => {
+                let mut r = Reader::new(&payload, 1, "Type");
+                let msg = PgOutputMessage::Type {
+                    xid: stream_xid(&mut r, xid_prefix)?,
+                    oid: r.oid()?,
+                    namespace: r.string("namespace")?,
+                    name: r.string("type name")?,
+                };
+                r.finish()?;
+                Ok(msg)
+            }
+            b'T' => decode_truncate(&payload, xid_prefix),
+            b'M' => decode_message(payload, xid_prefix),
+            b'S' => {
+                let mut r = Reader::new(&payload, 1, "Stream Start");
+                let xid = r.xid()?;
+                let at = r.pos();
+                let first_segment = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(r.invalid_byte("first-segment flag", other, at)),
+                };
+                r.finish()?;
+                if let Some(open) = self.stream {
+                    return Err(DecodeError::StreamAlreadyOpen { xid, open });
+                }
+                self.stream = Some(xid);
+                Ok(PgOutputMessage::StreamStart { xid, first_segment })
+            }
+            b'E' => {
+                Reader::new(&payload, 1, "Stream Stop").finish()?;
+                if self.stream.take().is_none() {
+                    return Err(DecodeError::StreamNotOpen);
+                }
+                Ok(PgOutputMessage::StreamStop)
+            }
+            b'c' => {
+                self.outside_stream("Stream Commit")?;
+                let mut r = Reader::new(&payload, 1, "Stream Commit");
+                let msg = PgOutputMessage::StreamCommit {
+                    xid: r.xid()?,
+                    flags: zero_flags(&mut r)?,
+                    commit_lsn: r.lsn()?,
+                    end_lsn: r.lsn()?,
+                    commit_time: r.i64()?,
+                };
+                r.finish()?;
+                Ok(msg)
+            }
+            b'A' => {
+                self.outside_stream("Stream Abort")?;
+                let mut r = Reader::new(&payload, 1, "Stream Abort");
+                let xid = r.xid()?;
+                let subxid = r.xid()?;
+                // 8 bytes after the type: proto 2-3 form. 24 bytes: proto 4 with
+                // `streaming 'parallel'`, which adds abort LSN and time. Only the length tells.
+                let (abort_lsn, abort_time) = if r.remaining() == 0 {
+                    (None, None)
+                } else {
+                    (Some(r.lsn()?), Some(r.i64()?))
+                };
+                r.finish()?;
+                Ok(PgOutputMessage::StreamAbort {
+                    xid,
+                    subxid,
+                    abort_lsn,
+                    abort_time,
+                })
+            }
+            b'b' => {
+                self.outside_stream("Begin Prepare")?;
+                let mut r = Reader::new(&payload, 1, "Begin Prepare");
+                let msg = PgOutputMessage::BeginPrepare {
+                    prepare_lsn: r.lsn()?,
+                    end_lsn: r.lsn()?,
+                    prepare_time: r.i64()?,
+                    xid: r.xid()?,
+                    gid: r.string("gid")?,
+                };
+                r.finish()?;
+                Ok(msg)
+            }
+            b'P' | b'p' => {
+                let name = if tag == b'P' {
+                    "Prepare"
+                } else {
+                    "Stream Prepare"
+                };
+                self.outside_stream(name)?;
+                let mut r = Reader::new(&payload, 1, name);
+                let flags = zero_flags(&mut r)?;
+                let prepare_lsn = r.lsn()?;
+                let end_lsn = r.lsn()?;
+                let prepare_time = r.i64()?;
+                let xid = r.xid()?;
+                let gid = r.string("gid")?;
+                r.finish()?;
+                Ok(if tag == b'P' {
+                    PgOutputMessage::Prepare {
+                        flags,
+                        prepare_lsn,
+                        end_lsn,
+                        prepare_time,
+                        xid,
+                        gid,
+                    }
+                } else {
+                    PgOutputMessage::StreamPrepare {
+                        flags,
+                        prepare_lsn,
+                        end_lsn,
+                        prepare_time,
+                        xid,
+                        gid,
+                    }
+                })
+            }
+            b'K' => {
+                self.outside_stream("Commit Prepared")?;
+                let mut r = Reader::new(&payload, 1, "Commit Prepared");
+                let msg = PgOutputMessage::CommitPrepared {
+                    flags: zero_flags(&mut r)?,
+                    commit_lsn: r.lsn()?,
+                    end_lsn: r.lsn()?,
+                    commit_time: r.i64()?,
+                    xid: r.xid()?,
+                    gid: r.string("gid")?,
+                };
+                r.finish()?;
+                Ok(msg)
+            }
+            b'r' => {
+                self.outside_stream("Rollback Prepared")?;
+                let mut r = Reader::new(&payload, 1, "Rollback Prepared");
+                let msg = PgOutputMessage::RollbackPrepared {
+                    flags: zero_flags(&mut r)?,
+                    prepare_end_lsn: r.lsn()?,
+                    rollback_end_lsn: r.lsn()?,
+                    prepare_time: r.i64()?,
+                    rollback_time: r.i64()?,
+                    xid: r.xid()?,
+                    gid: r.string("gid")?,
+                };
+                r.finish()?;
+                Ok(msg)
+            }
+            byte => Err(DecodeError::UnknownMessageType {
+                layer: "pgoutput",
+                byte,
+            }),
+        }
+    }
+
+    #[inline]
+    fn outside_stream(&self, message: &'static str) -> Result<(), DecodeError> {
+        match self.stream {
+            None => Ok(()),
+            Some(open) => Err(DecodeError::UnexpectedInStream { message, open }),
+        }
+    }
+}
+
+/// The leading xid of a change inside a stream block.
+#[inline]
+fn stream_xid(r: &mut Reader<'_>, present: bool) -> Result<Option<Xid>, DecodeError> {
+    if present { r.xid().map(Some) } else { Ok(None) }
+}
+
+/// A flags byte that must be 0 (Commit, Stream Commit, Prepare, Commit/Rollback Prepared).
+#[inline]
+fn zero_flags(r: &mut Reader<'_>) -> Result<u8, DecodeError> {
+    let at = r.pos();
+    match r.u8()? {
+        0 => Ok(0),
+        flags => Err(r.unknown_flags(flags, at)),
+    }
+}
+
+/// Expects the `N` marker of a new tuple.
+#[inline]
+fn expect_new(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    let at = r.pos();
+    match r.u8()? {
+        b'N' => Ok(()),
+        other => Err(r.invalid_byte("tuple marker (expected 'N')", other, at)),
+    }
+}
+
+fn decode_insert(payload: Bytes, xid_prefix: bool) -> Result<PgOutputMessage, DecodeError> {
+    let (xid, rel, new) = {
+        let mut r = Reader::new(&payload, 1, "Insert");
+        let xid = stream_xid(&mut r, xid_prefix)?;
+        let rel = r.oid()?;
+        expect_new(&mut r)?;
+        let new = parse_tuple(&mut r)?;
+        r.finish()?;
+        (xid, rel, new)
+    };
+    Ok(PgOutputMessage::Insert {
+        xid,
+        rel,
+        new: new.attach(payload),
+    })
+}
+
+fn decode_update(payload: Bytes, xid_prefix: bool) -> Result<PgOutputMessage, DecodeError> {
+    let (xid, rel, old, new) = {
+        let mut r = Reader::new(&payload, 1, "Update");
+        let xid = stream_xid(&mut r, xid_prefix)?;
+        let rel = r.oid()?;
+        let at = r.pos();
+        let old = match r.u8()? {
+            b'N' => None,
+            marker @ (b'K' | b'O') => {
+                let old = parse_tuple(&mut r)?;
+                expect_new(&mut r)?;
+                Some((marker, old))
+            }
+            other => return Err(r.invalid_byte("tuple marker", other, at)),
+        };
+        let new = parse_tuple(&mut r)?;
+        r.finish()?;
+        (xid, rel, old, new)
+    };
+    let old = old.map(|(marker, t)| {
+        let t = t.attach_ref(&payload);
+        if marker == b'K' {
+            OldTuple::Key(t)
+        } else {
+            OldTuple::Full(t)
+        }
+    });
+    Ok(PgOutputMessage::Update {
+        xid,
+        rel,
+        old,
+        new: new.attach(payload),
+    })
+}
+
+fn decode_delete(payload: Bytes, xid_prefix: bool) -> Result<PgOutputMessage, DecodeError> {
+    let (xid, rel, marker, old) = {
+        let mut r = Reader::new(&payload, 1, "Delete");
+        let xid = stream_xid(&mut r, xid_prefix)?;
+        let rel = r.oid()?;
+        let at = r.pos();
+        let marker = match r.u8()? {
+            m @ (b'K' | b'O') => m,
+            other => return Err(r.invalid_byte("tuple marker (expected 'K' or 'O')", other, at)),
+        };
+        let old = parse_tuple(&mut r)?;
+        r.finish()?;
+        (xid, rel, marker, old)
+    };
+    let old = old.attach(payload);
+    Ok(PgOutputMessage::Delete {
+        xid,
+        rel,
+        old: if marker == b'K' {
+            OldTuple::Key(old)
+        } else {
+            OldTuple::Full(old)
+        },
+    })
+}
+
+fn decode_relation(payload: &Bytes, xid_prefix: bool) -> Result<PgOutputMessage, DecodeError> {
+    let mut r = Reader::new(payload, 1, "Relation");
+    let xid = stream_xid(&mut r, xid_prefix)?;
+    let oid = r.oid()?;
+    let namespace = r.string("namespace")?;
+    let name = r.string("relation name")?;
+    let at = r.pos();
+    let ident = r.u8()?;
+    let replica_identity = ReplicaIdentity::from_byte(ident)
+        .ok_or_else(|| r.invalid_byte("replica identity", ident, at))?;
+    let at = r.pos();
+    let ncols = r.i16()?;
+    let ncols = match u16::try_from(ncols) {
+        Ok(n) => usize::from(n),
+        Err(_) => return Err(r.negative("column count", i64::from(ncols), at)),
+    };
+    let mut columns = Vec::with_capacity(ncols.min(r.remaining() / MIN_COLUMN_LEN));
+    for _ in 0..ncols {
+        columns.push(Column {
+            flags: r.u8()?,
+            name: r.string("column name")?,
+            type_oid: r.oid()?,
+            type_modifier: r.i32()?,
+        });
+    }
+    r.finish()?;
+    Ok(PgOutputMessage::Relation(RelationBody {
+        xid,
+        oid,
+        namespace,
+        name,
+        replica_identity,
+        columns,
+    }))
+}
+
+fn decode_truncate(payload: &Bytes, xid_prefix: bool) -> Result<PgOutputMessage, DecodeError> {
+    let mut r = Reader::new(payload, 1, "Truncate");
+    let xid = stream_xid(&mut r, xid_prefix)?;
+    let nrels = r.u32()?;
+    let at = r.pos();
+    let options = r.u8()?;
+    if options & !(TRUNCATE_CASCADE | TRUNCATE_RESTART_IDENTITY) != 0 {
+        return Err(r.unknown_flags(options, at));
+    }
+    let nrels = usize::try_from(nrels).unwrap_or(usize::MAX);
+    if nrels > r.remaining() / 4 {
+        return Err(r.truncated(nrels.saturating_mul(4)));
+    }
+    let mut relations = Vec::with_capacity(nrels);
+    for _ in 0..nrels {
+        relations.push(r.oid()?);
+    }
+    r.finish()?;
+    Ok(PgOutputMessage::Truncate {
+        xid,
+        relations,
+        cascade: options & TRUNCATE_CASCADE != 0,
+        restart_identity: options & TRUNCATE_RESTART_IDENTITY != 0,
+    })
+}
+
+fn decode_message(mut payload: Bytes, xid_prefix: bool) -> Result<PgOutputMessage, DecodeError> {
+    let (xid, transactional, lsn, prefix, content) = {
+        let mut r = Reader::new(&payload, 1, "Message");
+        let xid = stream_xid(&mut r, xid_prefix)?;
+        let at = r.pos();
+        let flags = r.u8()?;
+        if flags & !MESSAGE_TRANSACTIONAL != 0 {
+            return Err(r.unknown_flags(flags, at));
+        }
+        let lsn = r.lsn()?;
+        let prefix = r.string("prefix")?;
+        let len = r.u32()?;
+        let content = r.range(usize::try_from(len).unwrap_or(usize::MAX))?;
+        r.finish()?;
+        (
+            xid,
+            flags & MESSAGE_TRANSACTIONAL != 0,
+            lsn,
+            prefix,
+            content,
+        )
+    };
+    // The content is the tail of the payload: narrow it in place.
+    payload.truncate(content.end);
+    let skip = content.start.min(payload.len());
+    bytes::Buf::advance(&mut payload, skip);
+    Ok(PgOutputMessage::Message {
+        xid,
+        transactional,
+        lsn,
+        prefix,
+        content: payload,
+    })
+}

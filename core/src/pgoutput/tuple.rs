@@ -1,0 +1,353 @@
+//! Zero-copy TupleData.
+
+use std::fmt;
+use std::ops::Range;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::error::{DecodeError, EncodeError};
+use super::reader::Reader;
+
+/// One column value of a [`TupleData`], borrowed from the frame.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnValue<'a> {
+    /// `'n'`: SQL NULL (also every non-key column of an old-key `K` tuple).
+    Null,
+    /// `'u'`: an unchanged TOASTed value that the server did not send. **Not** NULL: the
+    /// previous value still holds.
+    UnchangedToast,
+    /// `'t'`: the type's text output, in the client encoding (UTF-8 as pgcdc pins it).
+    Text(&'a [u8]),
+    /// `'b'`: the type's binary send format (only with the `binary` option).
+    Binary(&'a [u8]),
+}
+
+impl<'a> ColumnValue<'a> {
+    /// Whether this is SQL NULL.
+    #[inline]
+    pub fn is_null(&self) -> bool {
+        matches!(self, ColumnValue::Null)
+    }
+
+    /// Whether this is an unchanged TOASTed value that was not sent.
+    #[inline]
+    pub fn is_unchanged_toast(&self) -> bool {
+        matches!(self, ColumnValue::UnchangedToast)
+    }
+
+    /// The bytes of a text or binary value.
+    #[inline]
+    pub fn data(&self) -> Option<&'a [u8]> {
+        match *self {
+            ColumnValue::Text(b) | ColumnValue::Binary(b) => Some(b),
+            ColumnValue::Null | ColumnValue::UnchangedToast => None,
+        }
+    }
+
+    /// The wire kind byte: `n`, `u`, `t` or `b`.
+    #[inline]
+    pub fn kind_byte(&self) -> u8 {
+        match self {
+            ColumnValue::Null => b'n',
+            ColumnValue::UnchangedToast => b'u',
+            ColumnValue::Text(_) => b't',
+            ColumnValue::Binary(_) => b'b',
+        }
+    }
+}
+
+impl fmt::Debug for ColumnValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ColumnValue::Null => f.write_str("Null"),
+            ColumnValue::UnchangedToast => f.write_str("UnchangedToast"),
+            ColumnValue::Text(b) => write!(f, "Text({:?})", String::from_utf8_lossy(b)),
+            ColumnValue::Binary(b) => write!(f, "Binary({b:02x?})"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Unchanged,
+    Text,
+    Binary,
+}
+
+/// Where one column's value sits in the tuple's bytes.
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    kind: Kind,
+    start: u32,
+    len: u32,
+}
+
+/// The column values of one row (pgoutput TupleData), zero-copy.
+///
+/// It holds one reference-counted slice of the received frame (exactly the TupleData's wire
+/// encoding, starting at its `i16` column count) and one small entry per column, so decoding
+/// allocates a single `Vec` and copies no value bytes. Values are read through [`get`] and
+/// [`iter`] as borrowed [`ColumnValue`]s, or as owned zero-copy [`Bytes`] through
+/// [`value_bytes`].
+///
+/// Two `TupleData` are equal when they hold the same values in the same order (their wire
+/// encodings are equal).
+///
+/// [`get`]: TupleData::get
+/// [`iter`]: TupleData::iter
+/// [`value_bytes`]: TupleData::value_bytes
+#[derive(Clone)]
+pub struct TupleData {
+    raw: Bytes,
+    cells: Vec<Cell>,
+}
+
+impl TupleData {
+    /// Builds a tuple from values, encoding it as pgoutput would (for tests and tools).
+    ///
+    /// Fails if there are more than `i16::MAX` columns or the encoding exceeds 4 GiB.
+    pub fn from_values<'v>(
+        values: impl IntoIterator<Item = ColumnValue<'v>>,
+    ) -> Result<TupleData, EncodeError> {
+        let values = values.into_iter();
+        let mut buf = BytesMut::with_capacity(2 + values.size_hint().0 * 5);
+        buf.put_i16(0);
+        let mut cells = Vec::with_capacity(values.size_hint().0);
+        for v in values {
+            let kind = match v {
+                ColumnValue::Null => Kind::Null,
+                ColumnValue::UnchangedToast => Kind::Unchanged,
+                ColumnValue::Text(_) => Kind::Text,
+                ColumnValue::Binary(_) => Kind::Binary,
+            };
+            buf.put_u8(v.kind_byte());
+            let (start, len) = match v.data() {
+                Some(data) => {
+                    let len = u32::try_from(data.len()).map_err(|_| EncodeError::TooLong {
+                        field: "column value",
+                        len: data.len(),
+                    })?;
+                    buf.put_u32(len);
+                    let start = buf.len();
+                    buf.put_slice(data);
+                    (start, len)
+                }
+                None => (buf.len(), 0),
+            };
+            let start = u32::try_from(start).map_err(|_| EncodeError::TooLong {
+                field: "tuple",
+                len: buf.len(),
+            })?;
+            cells.push(Cell { kind, start, len });
+        }
+        let count = i16::try_from(cells.len()).map_err(|_| EncodeError::TooMany {
+            field: "columns",
+            count: cells.len(),
+        })?;
+        if let Some(head) = buf.get_mut(..2) {
+            head.copy_from_slice(&count.to_be_bytes());
+        }
+        Ok(TupleData {
+            raw: buf.freeze(),
+            cells,
+        })
+    }
+
+    /// The number of columns.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Whether the tuple has no columns.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// The value of column `index` (in the Relation's column order).
+    #[inline]
+    pub fn get(&self, index: usize) -> Option<ColumnValue<'_>> {
+        self.cells.get(index).map(|c| self.value(c))
+    }
+
+    /// The values in column order.
+    #[inline]
+    pub fn iter(&self) -> TupleIter<'_> {
+        TupleIter {
+            tuple: self,
+            cells: self.cells.iter(),
+        }
+    }
+
+    /// The bytes of a text or binary value as a zero-copy [`Bytes`] slice of the frame, for
+    /// keeping a value beyond the tuple's life. `None` for NULL, unchanged TOAST, or an index
+    /// out of range.
+    pub fn value_bytes(&self, index: usize) -> Option<Bytes> {
+        let c = self.cells.get(index)?;
+        match c.kind {
+            Kind::Text | Kind::Binary => {
+                let r = cell_range(c);
+                (r.end <= self.raw.len()).then(|| self.raw.slice(r))
+            }
+            Kind::Null | Kind::Unchanged => None,
+        }
+    }
+
+    /// The tuple's wire encoding (`i16` count, then each column), as received.
+    #[inline]
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.raw
+    }
+
+    #[inline]
+    fn value(&self, c: &Cell) -> ColumnValue<'_> {
+        match c.kind {
+            Kind::Null => ColumnValue::Null,
+            Kind::Unchanged => ColumnValue::UnchangedToast,
+            Kind::Text => ColumnValue::Text(self.raw.get(cell_range(c)).unwrap_or_default()),
+            Kind::Binary => ColumnValue::Binary(self.raw.get(cell_range(c)).unwrap_or_default()),
+        }
+    }
+}
+
+#[inline]
+fn cell_range(c: &Cell) -> Range<usize> {
+    let start = c.start as usize;
+    start..start + c.len as usize
+}
+
+impl PartialEq for TupleData {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for TupleData {}
+
+impl fmt::Debug for TupleData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a TupleData {
+    type Item = ColumnValue<'a>;
+    type IntoIter = TupleIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Iterator over the values of a [`TupleData`], in column order.
+#[derive(Clone, Debug)]
+pub struct TupleIter<'a> {
+    tuple: &'a TupleData,
+    cells: std::slice::Iter<'a, Cell>,
+}
+
+impl<'a> Iterator for TupleIter<'a> {
+    type Item = ColumnValue<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.cells.next().map(|c| self.tuple.value(c))
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.cells.size_hint()
+    }
+}
+
+impl ExactSizeIterator for TupleIter<'_> {}
+
+impl DoubleEndedIterator for TupleIter<'_> {
+    #[inline]
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.cells.next_back().map(|c| self.tuple.value(c))
+    }
+}
+
+/// A parsed tuple not yet attached to its frame: the byte range of its encoding in the payload
+/// and the cells, with offsets relative to that range.
+pub(crate) struct RawTuple {
+    range: Range<usize>,
+    cells: Vec<Cell>,
+}
+
+impl RawTuple {
+    /// Attaches to `payload` by narrowing it in place (no reference-count traffic).
+    #[inline]
+    pub(crate) fn attach(self, mut payload: Bytes) -> TupleData {
+        payload.truncate(self.range.end);
+        payload.advance(self.range.start.min(payload.len()));
+        TupleData {
+            raw: payload,
+            cells: self.cells,
+        }
+    }
+
+    /// Attaches to a slice of `payload`.
+    #[inline]
+    pub(crate) fn attach_ref(self, payload: &Bytes) -> TupleData {
+        let raw = if self.range.end <= payload.len() && self.range.start <= self.range.end {
+            payload.slice(self.range)
+        } else {
+            Bytes::new()
+        };
+        TupleData {
+            raw,
+            cells: self.cells,
+        }
+    }
+}
+
+/// Parses a TupleData at the reader's position.
+#[inline]
+pub(crate) fn parse_tuple(r: &mut Reader<'_>) -> Result<RawTuple, DecodeError> {
+    let start = r.pos();
+    if r.remaining() > u32::MAX as usize {
+        return Err(DecodeError::TooLarge {
+            message: r.message(),
+            len: r.remaining(),
+        });
+    }
+    let ncols = r.i16()?;
+    let ncols = match u16::try_from(ncols) {
+        Ok(n) => usize::from(n),
+        Err(_) => return Err(r.negative("column count", i64::from(ncols), start)),
+    };
+    // Every column takes at least its kind byte, so a lying count cannot over-allocate.
+    let mut cells = Vec::with_capacity(ncols.min(r.remaining()));
+    for _ in 0..ncols {
+        let at = r.pos();
+        let kind = match r.u8()? {
+            b'n' => Kind::Null,
+            b'u' => Kind::Unchanged,
+            b't' => Kind::Text,
+            b'b' => Kind::Binary,
+            other => return Err(r.invalid_byte("column kind", other, at)),
+        };
+        let (rel_start, len) = match kind {
+            Kind::Text | Kind::Binary => {
+                let len = r.u32()?;
+                let range = r.range(len as usize)?;
+                // In bounds of a payload checked to be < 4 GiB above.
+                ((range.start - start) as u32, len)
+            }
+            Kind::Null | Kind::Unchanged => ((r.pos() - start) as u32, 0),
+        };
+        cells.push(Cell {
+            kind,
+            start: rel_start,
+            len,
+        });
+    }
+    Ok(RawTuple {
+        range: start..r.pos(),
+        cells,
+    })
+}
