@@ -1,6 +1,9 @@
 //! Backend framing throughput (CopyData frames as the walsender sends them) and one SCRAM
 //! client exchange.
 
+// criterion_group! generates undocumented items.
+#![allow(missing_docs)]
+
 use bytes::{BufMut, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pgcdc_core::auth::{ScramBinding, ScramClient};

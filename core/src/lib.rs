@@ -35,6 +35,7 @@ pub mod lsn;
 pub mod pgoutput;
 pub mod query;
 pub mod startup;
+pub mod value;
 pub mod wire;
 
 pub use config::{ChannelBinding, Password, SslMode};

@@ -1,0 +1,321 @@
+//! Ranges (`[1,10)`, `(,6)`, `empty`) and multiranges (`{[1,3),[5,7)}`), text and binary.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::scan::{Reader, Scan, is_pg_space};
+use super::{TypeOid, TypeRegistry, Value, ValueError, binary, text};
+
+/// A range value.
+///
+/// A missing bound (`None`) is infinite; an infinite bound is never inclusive. An empty range
+/// has no bounds and `empty` set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Range {
+    /// The lower bound, `None` when unbounded.
+    pub lower: Option<Box<Value>>,
+    /// The upper bound, `None` when unbounded.
+    pub upper: Option<Box<Value>>,
+    /// Whether the lower bound is included (`[`).
+    pub lower_inc: bool,
+    /// Whether the upper bound is included (`]`).
+    pub upper_inc: bool,
+    /// Whether this is the empty range.
+    pub empty: bool,
+}
+
+impl Range {
+    /// The empty range.
+    pub fn empty() -> Range {
+        Range {
+            empty: true,
+            ..Range::default()
+        }
+    }
+}
+
+impl fmt::Display for Range {
+    /// PostgreSQL's `range_out`: `[1,10)`, `(,6)`, `empty`, bounds double-quoted when needed
+    /// (`["2024-01-01 00:00:00","2024-01-02 00:00:00")`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.empty {
+            return f.write_str("empty");
+        }
+        f.write_str(if self.lower_inc { "[" } else { "(" })?;
+        if let Some(v) = &self.lower {
+            write_bound(f, &v.to_string())?;
+        }
+        f.write_str(",")?;
+        if let Some(v) = &self.upper {
+            write_bound(f, &v.to_string())?;
+        }
+        f.write_str(if self.upper_inc { "]" } else { ")" })
+    }
+}
+
+/// Writes a bound, quoted (with `"` and `\` doubled) when empty or containing
+/// `" \ ( ) [ ] ,` or whitespace.
+fn write_bound(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    let needs_quotes = s.is_empty()
+        || s.chars().any(|c| {
+            matches!(c, '"' | '\\' | '(' | ')' | '[' | ']' | ',')
+                || (c.is_ascii() && is_pg_space(c as u8))
+        });
+    if !needs_quotes {
+        return f.write_str(s);
+    }
+    f.write_str("\"")?;
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        if c == '"' || c == '\\' {
+            f.write_str(s.get(run..i).unwrap_or(""))?;
+            run = i;
+            f.write_str(if c == '"' { "\"" } else { "\\" })?;
+        }
+    }
+    f.write_str(s.get(run..).unwrap_or(""))?;
+    f.write_str("\"")
+}
+
+/// Writes a multirange: `{[1,3),[5,7)}`, `{}`.
+pub(crate) fn write_multirange(f: &mut fmt::Formatter<'_>, ranges: &[Range]) -> fmt::Result {
+    f.write_str("{")?;
+    for (i, r) in ranges.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        fmt::Display::fmt(r, f)?;
+    }
+    f.write_str("}")
+}
+
+/// Reads one bound: `None` when infinite (nothing before the `,`/`)`/`]`), otherwise its
+/// unescaped bytes (`""` inside quotes is a quote, `\x` is `x`).
+fn read_bound<'a>(sc: &mut Scan<'a>) -> Result<Option<Cow<'a, [u8]>>, &'static str> {
+    if matches!(sc.peek(), Some(b',' | b')' | b']')) {
+        return Ok(None);
+    }
+    let start = sc.pos();
+    loop {
+        match sc.peek() {
+            Some(b',' | b')' | b']') => return Ok(Some(Cow::Borrowed(sc.since(start)))),
+            Some(b'"' | b'\\') => break,
+            Some(_) => {
+                sc.bump();
+            }
+            None => return Err("unexpected end of range"),
+        }
+    }
+    let mut out = sc.since(start).to_vec();
+    let mut in_quotes = false;
+    loop {
+        let b = sc.peek().ok_or("unexpected end of range")?;
+        match b {
+            b'\\' => {
+                sc.bump();
+                out.push(sc.bump().ok_or("unexpected end of range")?);
+            }
+            b'"' if in_quotes && sc.peek_at(1) == Some(b'"') => {
+                sc.bump();
+                sc.bump();
+                out.push(b'"');
+            }
+            b'"' => {
+                sc.bump();
+                in_quotes = !in_quotes;
+            }
+            b',' | b')' | b']' if !in_quotes => return Ok(Some(Cow::Owned(out))),
+            _ => {
+                sc.bump();
+                out.push(b);
+            }
+        }
+    }
+}
+
+/// Parses one range starting at the cursor (after optional whitespace).
+fn parse_range_at(
+    range_oid: TypeOid,
+    subtype: TypeOid,
+    sc: &mut Scan<'_>,
+    reg: &TypeRegistry,
+    depth: usize,
+) -> Result<Range, ValueError> {
+    let bad = |reason| ValueError::InvalidText {
+        type_oid: range_oid,
+        reason,
+    };
+    sc.skip_ws();
+    if sc.eat_word_ci(b"empty") {
+        return Ok(Range::empty());
+    }
+    let lower_inc = match sc.bump() {
+        Some(b'[') => true,
+        Some(b'(') => false,
+        _ => return Err(bad("expected '[', '(' or 'empty'")),
+    };
+    let lower = read_bound(sc).map_err(bad)?;
+    if !sc.eat(b',') {
+        return Err(bad("expected ',' between the bounds"));
+    }
+    let upper = read_bound(sc).map_err(bad)?;
+    let upper_inc = match sc.bump() {
+        Some(b']') => true,
+        Some(b')') => false,
+        _ => return Err(bad("expected ']' or ')'")),
+    };
+    let decode = |b: Option<Cow<'_, [u8]>>| -> Result<Option<Box<Value>>, ValueError> {
+        b.map(|b| text::decode_at(subtype, &b, reg, depth + 1).map(Box::new))
+            .transpose()
+    };
+    let lower = decode(lower)?;
+    let upper = decode(upper)?;
+    Ok(Range {
+        lower_inc: lower_inc && lower.is_some(),
+        upper_inc: upper_inc && upper.is_some(),
+        lower,
+        upper,
+        empty: false,
+    })
+}
+
+/// Parses range text.
+pub(crate) fn parse_text(
+    range_oid: TypeOid,
+    subtype: TypeOid,
+    s: &[u8],
+    reg: &TypeRegistry,
+    depth: usize,
+) -> Result<Range, ValueError> {
+    let mut sc = Scan::new(s);
+    let r = parse_range_at(range_oid, subtype, &mut sc, reg, depth)?;
+    sc.skip_ws();
+    if !sc.done() {
+        return Err(ValueError::InvalidText {
+            type_oid: range_oid,
+            reason: "unexpected data after the range",
+        });
+    }
+    Ok(r)
+}
+
+/// Parses multirange text: `{[1,3), [5,7)}`, `{}`.
+pub(crate) fn parse_multirange_text(
+    oid: TypeOid,
+    subtype: TypeOid,
+    s: &[u8],
+    reg: &TypeRegistry,
+    depth: usize,
+) -> Result<Vec<Range>, ValueError> {
+    let bad = |reason| ValueError::InvalidText {
+        type_oid: oid,
+        reason,
+    };
+    let mut sc = Scan::new(s);
+    sc.skip_ws();
+    if !sc.eat(b'{') {
+        return Err(bad("expected '{'"));
+    }
+    let mut out = Vec::new();
+    sc.skip_ws();
+    if !sc.eat(b'}') {
+        loop {
+            out.push(parse_range_at(oid, subtype, &mut sc, reg, depth)?);
+            sc.skip_ws();
+            match sc.bump() {
+                Some(b',') => {}
+                Some(b'}') => break,
+                _ => return Err(bad("expected ',' or '}'")),
+            }
+        }
+    }
+    sc.skip_ws();
+    if !sc.done() {
+        return Err(bad("unexpected data after the multirange"));
+    }
+    Ok(out)
+}
+
+const RANGE_EMPTY: u8 = 0x01;
+const RANGE_LB_INC: u8 = 0x02;
+const RANGE_UB_INC: u8 = 0x04;
+const RANGE_LB_INF: u8 = 0x08;
+const RANGE_UB_INF: u8 = 0x10;
+
+/// Decodes `range_send` output: `u8 flags`, then `i32 len` and bytes for each finite bound.
+pub(crate) fn decode_binary(
+    range_oid: TypeOid,
+    subtype: TypeOid,
+    bytes: &[u8],
+    reg: &TypeRegistry,
+    depth: usize,
+) -> Result<Range, ValueError> {
+    let bad = |reason| ValueError::InvalidBinary {
+        type_oid: range_oid,
+        reason,
+    };
+    let mut r = Reader::new(bytes);
+    let flags = r.u8().ok_or_else(|| bad("missing flags"))?;
+    if flags & !(RANGE_EMPTY | RANGE_LB_INC | RANGE_UB_INC | RANGE_LB_INF | RANGE_UB_INF) != 0 {
+        return Err(bad("unknown flags"));
+    }
+    if flags & RANGE_EMPTY != 0 {
+        if !r.is_empty() {
+            return Err(bad("data after an empty range"));
+        }
+        return Ok(Range::empty());
+    }
+    let mut bound = |present: bool| -> Result<Option<Box<Value>>, ValueError> {
+        if !present {
+            return Ok(None);
+        }
+        let len = r.i32().ok_or_else(|| bad("truncated bound"))?;
+        let len = usize::try_from(len).map_err(|_| bad("negative bound length"))?;
+        let data = r.take(len).ok_or_else(|| bad("truncated bound"))?;
+        binary::decode_at(subtype, data, reg, depth + 1).map(|v| Some(Box::new(v)))
+    };
+    let lower = bound(flags & RANGE_LB_INF == 0)?;
+    let upper = bound(flags & RANGE_UB_INF == 0)?;
+    if !r.is_empty() {
+        return Err(bad("data after the bounds"));
+    }
+    Ok(Range {
+        lower_inc: flags & RANGE_LB_INC != 0 && lower.is_some(),
+        upper_inc: flags & RANGE_UB_INC != 0 && upper.is_some(),
+        lower,
+        upper,
+        empty: false,
+    })
+}
+
+/// Decodes `multirange_send` output: `i32 count`, then per range `i32 len` and its bytes.
+pub(crate) fn decode_multirange_binary(
+    oid: TypeOid,
+    subtype: TypeOid,
+    bytes: &[u8],
+    reg: &TypeRegistry,
+    depth: usize,
+) -> Result<Vec<Range>, ValueError> {
+    let bad = |reason| ValueError::InvalidBinary {
+        type_oid: oid,
+        reason,
+    };
+    let mut r = Reader::new(bytes);
+    let n = r.i32().ok_or_else(|| bad("missing range count"))?;
+    let n = usize::try_from(n).map_err(|_| bad("negative range count"))?;
+    // Each range takes at least its 4-byte length and a flags byte.
+    if n > r.remaining() / 5 {
+        return Err(bad("more ranges than data"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = r.i32().ok_or_else(|| bad("truncated range"))?;
+        let len = usize::try_from(len).map_err(|_| bad("negative range length"))?;
+        let data = r.take(len).ok_or_else(|| bad("truncated range"))?;
+        out.push(decode_binary(oid, subtype, data, reg, depth)?);
+    }
+    if !r.is_empty() {
+        return Err(bad("data after the last range"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,235 @@
+//! Decoding of PostgreSQL's text output (pgoutput `'t'` values, PROTOCOL.md §6.1) under the
+//! pinned session settings: `DateStyle=ISO`, `TimeZone=UTC`, `IntervalStyle=postgres`,
+//! `extra_float_digits=3`, `bytea_output=hex`.
+
+use bytes::Bytes;
+
+use super::datetime;
+use super::json::Json;
+use super::misc::{self, Money};
+use super::numeric;
+use super::oid::Shape;
+use super::{MAX_NESTING, TypeOid, TypeRegistry, Value, ValueError, array, range};
+
+/// Decodes a value from PostgreSQL's text output.
+///
+/// `typmod` is the column's type modifier from the Relation message; PostgreSQL's text output
+/// already reflects it (scale, padding, precision), so it does not change decoding.
+///
+/// Domains decode as their base type; arrays, ranges and multiranges decode their elements
+/// with the element type's rules. A type this module has no structured form for (unknown or
+/// unregistered user types, composites, geometric types, `tsvector` …) becomes
+/// [`Value::Unknown`] with its text, and an array of such elements an array of
+/// [`Value::Unknown`].
+///
+/// # Errors
+///
+/// Text that is not valid for a known type gives a [`ValueError`]; the caller may then keep
+/// the text instead (see [`decode_text_lossless`]).
+pub fn decode_text(
+    type_oid: TypeOid,
+    typmod: i32,
+    bytes: &[u8],
+    registry: &TypeRegistry,
+) -> Result<Value, ValueError> {
+    let _ = typmod;
+    decode_at(type_oid, bytes, registry, 0)
+}
+
+/// Like [`decode_text`], but never fails: text that does not parse as its type is kept as
+/// [`Value::Unknown`] (invalid UTF-8 replaced with U+FFFD), so a row is never dropped.
+pub fn decode_text_lossless(
+    type_oid: TypeOid,
+    typmod: i32,
+    bytes: &[u8],
+    registry: &TypeRegistry,
+) -> Value {
+    match decode_text(type_oid, typmod, bytes, registry) {
+        Ok(v) => v,
+        Err(_) => Value::Unknown {
+            type_oid,
+            text: String::from_utf8_lossy(bytes).into_owned(),
+        },
+    }
+}
+
+pub(crate) fn decode_at(
+    oid: TypeOid,
+    bytes: &[u8],
+    reg: &TypeRegistry,
+    depth: usize,
+) -> Result<Value, ValueError> {
+    if let Some(r) = scalar(oid, bytes) {
+        return r;
+    }
+    if depth > MAX_NESTING {
+        return Err(ValueError::TooDeep { type_oid: oid });
+    }
+    match reg.shape(oid) {
+        Shape::Builtin(base) => match scalar(base, bytes) {
+            Some(r) => r,
+            None => unknown(oid, bytes),
+        },
+        Shape::Array(elem) => array::parse_text(oid, elem, bytes, reg, depth).map(Value::Array),
+        Shape::Range(sub) => range::parse_text(oid, sub, bytes, reg, depth).map(Value::Range),
+        Shape::Multirange(sub) => {
+            range::parse_multirange_text(oid, sub, bytes, reg, depth).map(Value::Multirange)
+        }
+        Shape::Enum(type_oid) => Ok(Value::Enum {
+            type_oid,
+            label: utf8(oid, bytes)?,
+        }),
+        Shape::Opaque => unknown(oid, bytes),
+    }
+}
+
+fn unknown(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
+    Ok(Value::Unknown {
+        type_oid: oid,
+        text: utf8(oid, bytes)?,
+    })
+}
+
+fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| ValueError::InvalidText {
+            type_oid: oid,
+            reason: "not valid UTF-8",
+        })
+}
+
+/// Parses an optionally negative decimal integer with no sign character other than `-`.
+#[inline]
+fn parse_i64(s: &[u8]) -> Result<i64, &'static str> {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        return Err("expected digits");
+    }
+    let mut acc: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return Err("expected only digits");
+        }
+        acc = acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_add(u64::from(d)))
+            .ok_or("out of range")?;
+    }
+    if neg {
+        if acc > 1 << 63 {
+            return Err("out of range");
+        }
+        Ok(0i64.wrapping_sub_unsigned(acc))
+    } else {
+        i64::try_from(acc).map_err(|_| "out of range")
+    }
+}
+
+#[inline]
+fn parse_bool(s: &[u8]) -> Result<bool, &'static str> {
+    match s {
+        b"t" | b"true" => Ok(true),
+        b"f" | b"false" => Ok(false),
+        _ => Err("expected 't' or 'f'"),
+    }
+}
+
+/// Decodes the built-in scalar types; `None` when `oid` is not one.
+#[inline]
+fn scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
+    let bad = |reason: &'static str| ValueError::InvalidText {
+        type_oid: oid,
+        reason,
+    };
+    Some(match oid {
+        TypeOid::INT4 => parse_i64(b)
+            .and_then(|v| i32::try_from(v).map_err(|_| "out of range"))
+            .map(Value::Int4)
+            .map_err(bad),
+        TypeOid::INT8 => parse_i64(b).map(Value::Int8).map_err(bad),
+        TypeOid::TEXT | TypeOid::VARCHAR | TypeOid::BPCHAR | TypeOid::NAME => {
+            utf8(oid, b).map(Value::Text)
+        }
+        TypeOid::BOOL => parse_bool(b).map(Value::Bool).map_err(bad),
+        TypeOid::NUMERIC => numeric::parse_text(b).map(Value::Numeric).map_err(bad),
+        TypeOid::TIMESTAMPTZ => datetime::parse_timestamp(b, true)
+            .map(Value::TimestampTz)
+            .map_err(bad),
+        TypeOid::TIMESTAMP => datetime::parse_timestamp(b, false)
+            .map(Value::Timestamp)
+            .map_err(bad),
+        TypeOid::INT2 => parse_i64(b)
+            .and_then(|v| i16::try_from(v).map_err(|_| "out of range"))
+            .map(Value::Int2)
+            .map_err(bad),
+        TypeOid::OID => match b {
+            [b'-', ..] => Err(bad("oid is unsigned")),
+            _ => parse_i64(b)
+                .and_then(|v| u32::try_from(v).map_err(|_| "out of range"))
+                .map(Value::Oid)
+                .map_err(bad),
+        },
+        TypeOid::FLOAT4 => misc::parse_f32(b).map(Value::Float4).map_err(bad),
+        TypeOid::FLOAT8 => misc::parse_f64(b).map(Value::Float8).map_err(bad),
+        TypeOid::CHAR | TypeOid::XML | TypeOid::UNKNOWN | TypeOid::CSTRING | TypeOid::REFCURSOR => {
+            utf8(oid, b).map(Value::Text)
+        }
+        TypeOid::UUID => misc::parse_uuid(b).map(Value::Uuid).map_err(bad),
+        TypeOid::DATE => datetime::parse_date(b).map(Value::Date).map_err(bad),
+        TypeOid::TIME => datetime::parse_time(b).map(Value::Time).map_err(bad),
+        TypeOid::TIMETZ => datetime::parse_timetz(b).map(Value::TimeTz).map_err(bad),
+        TypeOid::INTERVAL => datetime::parse_interval(b)
+            .map(Value::Interval)
+            .map_err(bad),
+        TypeOid::JSON => json(oid, b).map(Value::Json),
+        TypeOid::JSONB => json(oid, b).map(Value::Jsonb),
+        TypeOid::BYTEA => misc::parse_bytea(b)
+            .map(|v| Value::Bytea(Bytes::from(v)))
+            .map_err(bad),
+        TypeOid::INET => misc::parse_inet(b).map(Value::Inet).map_err(bad),
+        TypeOid::CIDR => misc::parse_inet(b).map(Value::Cidr).map_err(bad),
+        TypeOid::MACADDR => misc::parse_mac::<6>(b).map(Value::MacAddr).map_err(bad),
+        TypeOid::MACADDR8 => misc::parse_mac::<8>(b).map(Value::MacAddr8).map_err(bad),
+        TypeOid::MONEY => std::str::from_utf8(b)
+            .map(|t| Value::Money(Money::from_text(t)))
+            .map_err(|_| bad("not valid UTF-8")),
+        TypeOid::BIT | TypeOid::VARBIT => misc::parse_bits(b).map(Value::Bit).map_err(bad),
+        TypeOid::PG_LSN => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Value::Lsn)
+            .ok_or_else(|| bad("expected X/X")),
+        _ => return None,
+    })
+}
+
+fn json(oid: TypeOid, b: &[u8]) -> Result<Json, ValueError> {
+    let s = std::str::from_utf8(b).map_err(|_| ValueError::InvalidText {
+        type_oid: oid,
+        reason: "not valid UTF-8",
+    })?;
+    Json::parse(s).map_err(|e| super::json_error(oid, e, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints() {
+        assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775807"), Ok(i64::MAX));
+        assert!(parse_i64(b"9223372036854775808").is_err());
+        assert!(parse_i64(b"-9223372036854775809").is_err());
+        assert!(parse_i64(b"99999999999999999999999").is_err());
+        assert_eq!(parse_i64(b"-0"), Ok(0));
+        for bad in ["", "-", "+1", " 1", "1 ", "1.0", "0x1", "--1"] {
+            assert!(parse_i64(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}
