@@ -14,6 +14,8 @@
 //! | [`commands`] | replication commands and their results |
 //! | [`pgoutput`] | pgoutput messages of protocol versions 1–4, XLogData, relation cache |
 //! | [`lsn`] | log sequence numbers |
+//! | [`model`] | the change model: `SourceChange`, `Element`, element ids, labels |
+//! | [`assemble`] | pgoutput messages → transactions of changes: the sans-IO `Pipeline` |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -26,12 +28,14 @@
     )
 )]
 
+pub mod assemble;
 pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod lsn;
+pub mod model;
 pub mod pgoutput;
 pub mod query;
 pub mod startup;

@@ -1,0 +1,450 @@
+//! Which columns identify a row, and element-id formatting.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use crate::model::{NULL_KEY_PART, escape_key_part, escape_label, table_label};
+use crate::pgoutput::{ColumnValue, Oid, RelationBody, ReplicaIdentity, TupleData};
+use crate::value::{TypeOid, TypeRegistry, decode_binary};
+
+/// Configured element-id key columns per table (the seed's `table_keys`), which take
+/// precedence over primary keys and replica identities.
+///
+/// A table is named either qualified (`schema.table`) or bare (`table`). A relation is looked
+/// up by `schema.table` first, then by its label (bare inside `public`), then by its bare name,
+/// so a bare name matches the table of that name in any schema unless a qualified entry exists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyConfig {
+    tables: HashMap<String, Vec<String>>,
+}
+
+impl KeyConfig {
+    /// No configured keys.
+    pub fn new() -> Self {
+        KeyConfig::default()
+    }
+
+    /// Adds (or replaces) the key columns of `table`, in key order.
+    pub fn with_table<S: Into<String>>(
+        mut self,
+        table: impl Into<String>,
+        columns: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.insert(table, columns);
+        self
+    }
+
+    /// Sets the key columns of `table`, in key order; returns the previous ones.
+    pub fn insert<S: Into<String>>(
+        &mut self,
+        table: impl Into<String>,
+        columns: impl IntoIterator<Item = S>,
+    ) -> Option<Vec<String>> {
+        self.tables
+            .insert(table.into(), columns.into_iter().map(Into::into).collect())
+    }
+
+    /// The key columns configured under exactly this name.
+    pub fn get(&self, table: &str) -> Option<&[String]> {
+        self.tables.get(table).map(Vec::as_slice)
+    }
+
+    /// The number of configured tables.
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Whether no table is configured.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    fn lookup(&self, rel: &RelationBody, label: &str) -> Option<&[String]> {
+        lookup_by_name(&self.tables, rel, label)
+    }
+}
+
+fn lookup_by_name<'m>(
+    map: &'m HashMap<String, Vec<String>>,
+    rel: &RelationBody,
+    label: &str,
+) -> Option<&'m [String]> {
+    if map.is_empty() {
+        return None;
+    }
+    let qualified = format!("{}.{}", rel.schema(), rel.name);
+    map.get(&qualified)
+        .or_else(|| map.get(label))
+        .or_else(|| map.get(&rel.name))
+        .map(Vec::as_slice)
+}
+
+/// A table named by relation OID or by name (qualified `schema.table` or bare).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TableRef {
+    /// By relation OID.
+    Oid(Oid),
+    /// By name, looked up like [`KeyConfig`] names.
+    Name(String),
+}
+
+impl From<Oid> for TableRef {
+    fn from(oid: Oid) -> Self {
+        TableRef::Oid(oid)
+    }
+}
+
+impl From<&str> for TableRef {
+    fn from(name: &str) -> Self {
+        TableRef::Name(name.to_owned())
+    }
+}
+
+impl From<String> for TableRef {
+    fn from(name: String) -> Self {
+        TableRef::Name(name)
+    }
+}
+
+/// Where a table's element-id key columns come from, in order of precedence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeySource {
+    /// The [`KeyConfig`] of the pipeline's configuration.
+    Configured,
+    /// A primary key given with [`Pipeline::set_primary_key`](super::Pipeline::set_primary_key).
+    PrimaryKey,
+    /// The replica-identity key columns flagged in the Relation message (identity DEFAULT or
+    /// USING INDEX).
+    ReplicaIdentity,
+    /// No key: every element gets a generated id, which is not stable.
+    Generated,
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeySource::Configured => "configured table key",
+            KeySource::PrimaryKey => "primary key",
+            KeySource::ReplicaIdentity => "replica identity",
+            KeySource::Generated => "generated id",
+        })
+    }
+}
+
+/// Primary keys supplied by the caller, by OID and by name.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PrimaryKeys {
+    by_oid: HashMap<Oid, Vec<String>>,
+    by_name: HashMap<String, Vec<String>>,
+}
+
+impl PrimaryKeys {
+    pub(crate) fn set(&mut self, table: TableRef, columns: Vec<String>) {
+        match table {
+            TableRef::Oid(oid) => {
+                self.by_oid.insert(oid, columns);
+            }
+            TableRef::Name(name) => {
+                self.by_name.insert(name, columns);
+            }
+        }
+    }
+
+    fn lookup(&self, rel: &RelationBody, label: &str) -> Option<&[String]> {
+        self.by_oid
+            .get(&rel.oid)
+            .map(Vec::as_slice)
+            .or_else(|| lookup_by_name(&self.by_name, rel, label))
+    }
+}
+
+/// Whether `table` names `rel` (by OID, qualified name, label or bare name).
+pub(crate) fn table_matches(table: &TableRef, rel: &RelationBody, label: &str) -> bool {
+    match table {
+        TableRef::Oid(oid) => *oid == rel.oid,
+        TableRef::Name(n) => {
+            *n == rel.name || n == label || {
+                let schema = rel.schema();
+                n.len() == schema.len() + 1 + rel.name.len()
+                    && n.starts_with(schema)
+                    && n.ends_with(&rel.name)
+                    && n.as_bytes().get(schema.len()) == Some(&b'.')
+            }
+        }
+    }
+}
+
+/// One column of a relation, prepared for conversion.
+#[derive(Clone, Debug)]
+pub(crate) struct ColInfo {
+    pub(crate) name: Arc<str>,
+    pub(crate) type_oid: TypeOid,
+    pub(crate) typmod: i32,
+    pub(crate) ri_key: bool,
+}
+
+/// A relation prepared for turning its tuples into changes: shared names, label, key plan.
+#[derive(Clone, Debug)]
+pub(crate) struct RelInfo {
+    pub(crate) body: Arc<RelationBody>,
+    pub(crate) label: Arc<str>,
+    pub(crate) labels: Arc<[Arc<str>]>,
+    /// The escaped label and `:`.
+    pub(crate) id_prefix: Box<str>,
+    pub(crate) columns: Vec<ColInfo>,
+    pub(crate) key_source: KeySource,
+    pub(crate) key_columns: Vec<usize>,
+    /// Whether an old-key (`K`) tuple holds every key column, so an old id can be computed
+    /// from it. Always true for an `O` tuple.
+    pub(crate) key_in_identity: bool,
+}
+
+impl RelInfo {
+    /// Prepares `body`, choosing its key: configured > primary key > replica identity >
+    /// generated. Problems are appended to `warnings`.
+    pub(crate) fn build(
+        body: Arc<RelationBody>,
+        keys: &KeyConfig,
+        pks: &PrimaryKeys,
+        warnings: &mut Vec<String>,
+    ) -> RelInfo {
+        let label: Arc<str> = Arc::from(table_label(&body));
+        let mut prefix = String::with_capacity(label.len() + 1);
+        escape_label(&label, &mut prefix);
+        prefix.push(':');
+        let columns: Vec<ColInfo> = body
+            .columns
+            .iter()
+            .map(|c| ColInfo {
+                name: Arc::from(c.name.as_str()),
+                type_oid: TypeOid(c.type_oid.0),
+                typmod: c.type_modifier,
+                ri_key: c.is_key(),
+            })
+            .collect();
+
+        let mut chosen = None;
+        if let Some(cols) = keys.lookup(&body, &label) {
+            match resolve(&body, cols) {
+                Ok(idx) => chosen = Some((KeySource::Configured, idx)),
+                Err(missing) => warnings.push(format!(
+                    "configured key of table {label} names column(s) {missing} that the \
+                     publication does not send; falling back to the primary key or replica \
+                     identity. Fix the table key configuration."
+                )),
+            }
+        }
+        if chosen.is_none() {
+            if let Some(cols) = pks.lookup(&body, &label) {
+                match resolve(&body, cols) {
+                    Ok(idx) => chosen = Some((KeySource::PrimaryKey, idx)),
+                    Err(missing) => warnings.push(format!(
+                        "primary key of table {label} names column(s) {missing} that the \
+                         publication does not send (a column list?); falling back to the \
+                         replica identity"
+                    )),
+                }
+            }
+        }
+        if chosen.is_none() && body.replica_identity != ReplicaIdentity::Full {
+            let idx: Vec<usize> = body.key_columns().map(|(i, _)| i).collect();
+            if !idx.is_empty() {
+                chosen = Some((KeySource::ReplicaIdentity, idx));
+            }
+        }
+        let (key_source, key_columns) = chosen.unwrap_or((KeySource::Generated, Vec::new()));
+        let key_in_identity = key_source != KeySource::Generated
+            && key_columns
+                .iter()
+                .all(|&i| columns.get(i).is_some_and(|c| c.ri_key));
+        match key_source {
+            KeySource::Generated => warnings.push(format!(
+                "table {label} has no element key (no configured table key, no primary key, \
+                 replica identity {:?} without key columns): its element ids are generated and \
+                 not stable, so updates and deletes cannot be matched to earlier inserts. \
+                 Configure a table key or add a primary key.",
+                body.replica_identity
+            )),
+            KeySource::Configured | KeySource::PrimaryKey
+                if !key_in_identity && body.replica_identity != ReplicaIdentity::Full =>
+            {
+                warnings.push(format!(
+                    "the {key_source} columns of table {label} are not all in its replica \
+                     identity, so deletes and key changes arrive without them and their \
+                     element ids cannot be computed exactly. Set REPLICA IDENTITY FULL (or \
+                     USING INDEX on those columns)."
+                ));
+            }
+            _ => {}
+        }
+        RelInfo {
+            labels: Arc::from(vec![label.clone()]),
+            label,
+            id_prefix: prefix.into_boxed_str(),
+            columns,
+            key_source,
+            key_columns,
+            key_in_identity,
+            body,
+        }
+    }
+}
+
+/// The positions of `names`, or the missing names joined by `, `.
+fn resolve(body: &RelationBody, names: &[String]) -> Result<Vec<usize>, String> {
+    if names.is_empty() {
+        return Err("(none: the list is empty)".to_owned());
+    }
+    let mut idx = Vec::with_capacity(names.len());
+    let mut missing = Vec::new();
+    for n in names {
+        match body.column_index(n) {
+            Some(i) => idx.push(i),
+            None => missing.push(n.as_str()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(idx)
+    } else {
+        Err(missing.join(", "))
+    }
+}
+
+/// The source of generated ids: a caller-supplied function returning 128 random bits.
+pub(crate) struct IdGen(Box<dyn FnMut() -> u128 + Send>);
+
+impl IdGen {
+    pub(crate) fn new(f: impl FnMut() -> u128 + Send + 'static) -> Self {
+        IdGen(Box::new(f))
+    }
+
+    /// A deterministic generator (SplitMix64 over a counter): ids are unique within one
+    /// pipeline but repeat across restarts. Drivers should inject a random source.
+    pub(crate) fn deterministic() -> Self {
+        let mut state: u64 = 0;
+        IdGen::new(move || {
+            let hi = splitmix64(&mut state);
+            let lo = splitmix64(&mut state);
+            (u128::from(hi) << 64) | u128::from(lo)
+        })
+    }
+
+    fn next(&mut self) -> u128 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for IdGen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdGen")
+    }
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Formats 128 bits as a version-4 UUID (`8-4-4-4-12` lowercase hex).
+fn write_uuid(bits: u128, out: &mut String) {
+    let v = (bits & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let _ = write!(
+        out,
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (v >> 96) as u32,
+        (v >> 80) as u16,
+        (v >> 64) as u16,
+        (v >> 48) as u16,
+        v & 0xFFFF_FFFF_FFFF
+    );
+}
+
+/// The key text of an unchanged-TOAST key column whose value is not available anywhere.
+const UNAVAILABLE_KEY_PART: &str = "\\u";
+
+/// Builds element ids, reusing one buffer.
+#[derive(Debug)]
+pub(crate) struct IdBuilder {
+    buf: String,
+    pub(crate) gen_ids: IdGen,
+    pub(crate) generated: u64,
+}
+
+impl IdBuilder {
+    pub(crate) fn new(gen_ids: IdGen) -> Self {
+        IdBuilder {
+            buf: String::with_capacity(64),
+            gen_ids,
+            generated: 0,
+        }
+    }
+
+    /// The element id of the row `tuple` of `rel`. Key columns sent as unchanged TOAST are
+    /// taken from `fallback` (the old tuple) when it has them.
+    pub(crate) fn element_id(
+        &mut self,
+        rel: &RelInfo,
+        tuple: &TupleData,
+        fallback: Option<&TupleData>,
+        registry: &TypeRegistry,
+    ) -> Arc<str> {
+        self.buf.clear();
+        self.buf.push_str(&rel.id_prefix);
+        if rel.key_source == KeySource::Generated {
+            self.generated += 1;
+            write_uuid(self.gen_ids.next(), &mut self.buf);
+            return Arc::from(self.buf.as_str());
+        }
+        for (n, &i) in rel.key_columns.iter().enumerate() {
+            if n > 0 {
+                self.buf.push('_');
+            }
+            let mut v = tuple.get(i).unwrap_or(ColumnValue::Null);
+            if v.is_unchanged_toast() {
+                v = fallback
+                    .and_then(|t| t.get(i))
+                    .unwrap_or(ColumnValue::UnchangedToast);
+            }
+            let ty = rel.columns.get(i).map_or(TypeOid::UNKNOWN, |c| c.type_oid);
+            push_key_part(&mut self.buf, ty, v, registry);
+        }
+        Arc::from(self.buf.as_str())
+    }
+}
+
+fn push_key_part(buf: &mut String, ty: TypeOid, v: ColumnValue<'_>, registry: &TypeRegistry) {
+    match v {
+        ColumnValue::Null => buf.push_str(NULL_KEY_PART),
+        ColumnValue::UnchangedToast => buf.push_str(UNAVAILABLE_KEY_PART),
+        ColumnValue::Text(b) => escape_key_part(&String::from_utf8_lossy(b), buf),
+        ColumnValue::Binary(b) => match decode_binary(ty, b, registry) {
+            Ok(value) => escape_key_part(&value.to_string(), buf),
+            Err(_) => {
+                buf.push_str("\\\\x");
+                for x in b {
+                    let _ = write!(buf, "{x:02x}");
+                }
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_shape() {
+        let mut s = String::new();
+        write_uuid(u128::MAX, &mut s);
+        assert_eq!(s, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        s.clear();
+        write_uuid(0, &mut s);
+        assert_eq!(s, "00000000-0000-4000-8000-000000000000");
+    }
+}

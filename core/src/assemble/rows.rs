@@ -1,0 +1,166 @@
+//! Relations and row changes.
+
+use super::convert::Converter;
+use super::keys::KeySource;
+use super::{AssembleError, Pipeline};
+use crate::model::{Element, SourceChange};
+use crate::pgoutput::{Oid, OldTuple, RelationBody, SchemaChange, TupleData, Xid};
+
+impl Pipeline {
+    pub(super) fn relation_message(&mut self, body: RelationBody) -> Result<(), AssembleError> {
+        let oid = body.oid;
+        let sub = body.xid;
+        match self.relations.upsert(body) {
+            SchemaChange::New => self.rebuild(oid),
+            SchemaChange::Unchanged => {
+                if !self.rel_info.contains_key(&oid) {
+                    self.rebuild(oid);
+                }
+            }
+            SchemaChange::Changed(diff) => {
+                self.rebuild(oid);
+                let rel = self.relation(oid, "Relation")?;
+                match self.target("Relation") {
+                    Ok(tx) => self.emit_change(
+                        sub,
+                        SourceChange::SchemaChange {
+                            label: rel.label.clone(),
+                            diff,
+                            relation: rel.body.clone(),
+                            tx,
+                        },
+                    ),
+                    Err(_) => self.warnings.push(format!(
+                        "the schema of table {} changed outside a transaction: {diff:?}",
+                        rel.label
+                    )),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn insert(
+        &mut self,
+        sub: Option<Xid>,
+        oid: Oid,
+        new: TupleData,
+    ) -> Result<(), AssembleError> {
+        let tx = self.target("Insert")?;
+        let rel = self.relation(oid, "Insert")?;
+        Self::check_width(&rel, &new, "Insert")?;
+        let (properties, unchanged_toast) = self.converter().row(&rel, &new, None);
+        let id = self.ids.element_id(&rel, &new, None, &self.registry);
+        let change = SourceChange::Insert {
+            element: Element::Node {
+                metadata: self.metadata(&rel, id, &tx),
+                properties,
+            },
+            unchanged_toast,
+            tx,
+        };
+        self.emit_change(sub, change);
+        Ok(())
+    }
+
+    pub(super) fn update(
+        &mut self,
+        sub: Option<Xid>,
+        oid: Oid,
+        old: Option<OldTuple>,
+        new: TupleData,
+    ) -> Result<(), AssembleError> {
+        let tx = self.target("Update")?;
+        let rel = self.relation(oid, "Update")?;
+        Self::check_width(&rel, &new, "Update")?;
+        if let Some(o) = &old {
+            Self::check_width(&rel, o.tuple(), "Update")?;
+        }
+        let full_old = match &old {
+            Some(OldTuple::Full(t)) => Some(t),
+            _ => None,
+        };
+        let (properties, unchanged_toast) = self.converter().row(&rel, &new, full_old);
+        let new_id = self.ids.element_id(
+            &rel,
+            &new,
+            old.as_ref().map(OldTuple::tuple),
+            &self.registry,
+        );
+        let old_id = match &old {
+            Some(o)
+                if rel.key_source != KeySource::Generated
+                    && (matches!(o, OldTuple::Full(_)) || rel.key_in_identity) =>
+            {
+                Some(self.ids.element_id(&rel, o.tuple(), None, &self.registry))
+            }
+            _ => None,
+        };
+        match (old, old_id) {
+            (Some(old), Some(old_id)) if old_id != new_id => {
+                let old_props = self.converter().old_row(&rel, &old);
+                let delete = SourceChange::Delete {
+                    metadata: self.metadata(&rel, old_id, &tx),
+                    old: old_props,
+                    tx,
+                };
+                self.emit_change(sub, delete);
+                let insert = SourceChange::Insert {
+                    element: Element::Node {
+                        metadata: self.metadata(&rel, new_id, &tx),
+                        properties,
+                    },
+                    unchanged_toast,
+                    tx,
+                };
+                self.emit_change(sub, insert);
+            }
+            (old, _) => {
+                let old = match old {
+                    Some(o) if self.config.include_old_values => {
+                        Some(self.converter().old_row(&rel, &o))
+                    }
+                    _ => None,
+                };
+                let update = SourceChange::Update {
+                    element: Element::Node {
+                        metadata: self.metadata(&rel, new_id, &tx),
+                        properties,
+                    },
+                    old,
+                    unchanged_toast,
+                    tx,
+                };
+                self.emit_change(sub, update);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn delete(
+        &mut self,
+        sub: Option<Xid>,
+        oid: Oid,
+        old: OldTuple,
+    ) -> Result<(), AssembleError> {
+        let tx = self.target("Delete")?;
+        let rel = self.relation(oid, "Delete")?;
+        Self::check_width(&rel, old.tuple(), "Delete")?;
+        let id = self.ids.element_id(&rel, old.tuple(), None, &self.registry);
+        let old_props = self.converter().old_row(&rel, &old);
+        let change = SourceChange::Delete {
+            metadata: self.metadata(&rel, id, &tx),
+            old: old_props,
+            tx,
+        };
+        self.emit_change(sub, change);
+        Ok(())
+    }
+
+    fn converter(&mut self) -> Converter<'_> {
+        Converter {
+            registry: &self.registry,
+            fallbacks: &mut self.stats.fallback_values,
+        }
+    }
+}

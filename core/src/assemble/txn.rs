@@ -1,0 +1,184 @@
+//! Transaction buffers and chunked emission.
+
+use std::collections::VecDeque;
+
+use super::{PipelineEvent, TransactionBatch, TransactionKind};
+use crate::lsn::Lsn;
+use crate::model::{SourceChange, TxInfo, pg_time_to_unix_nanos};
+use crate::pgoutput::Xid;
+
+/// The Begin … Commit or Begin Prepare … Prepare transaction being received.
+#[derive(Debug)]
+pub(crate) struct OpenTx {
+    pub(crate) xid: Xid,
+    /// Begin's `final_lsn` (the commit LSN), or the prepare LSN.
+    pub(crate) final_lsn: Lsn,
+    /// Commit (or prepare) time, µs since 2000-01-01.
+    pub(crate) time: i64,
+    pub(crate) origin: Option<String>,
+    pub(crate) changes: Vec<SourceChange>,
+    /// The index of the next chunk.
+    pub(crate) chunk_index: u32,
+    /// `Some(gid)` for a two-phase transaction being prepared: held until Commit Prepared,
+    /// never emitted early.
+    pub(crate) gid: Option<String>,
+}
+
+impl OpenTx {
+    pub(crate) fn new(xid: Xid, final_lsn: Lsn, time: i64, gid: Option<String>) -> Self {
+        OpenTx {
+            xid,
+            final_lsn,
+            time,
+            origin: None,
+            changes: Vec::new(),
+            chunk_index: 0,
+            gid,
+        }
+    }
+
+    /// What a change made now knows about its transaction.
+    pub(crate) fn tx_info(&self) -> TxInfo {
+        TxInfo {
+            xid: self.xid,
+            commit_lsn: self.final_lsn,
+            end_lsn: None,
+            commit_time_ns: pg_time_to_unix_nanos(self.time),
+        }
+    }
+
+    /// Adds a change; a plain transaction whose buffer is full first emits it as a non-last
+    /// chunk.
+    pub(crate) fn push(
+        &mut self,
+        change: SourceChange,
+        max: usize,
+        events: &mut VecDeque<PipelineEvent>,
+    ) {
+        if self.gid.is_none() && self.changes.len() >= max {
+            let changes = std::mem::replace(&mut self.changes, Vec::with_capacity(max.min(4096)));
+            events.push_back(PipelineEvent::Transaction(TransactionBatch {
+                xid: self.xid,
+                commit_lsn: self.final_lsn,
+                end_lsn: None,
+                commit_time_ns: pg_time_to_unix_nanos(self.time),
+                origin: self.origin.clone(),
+                kind: TransactionKind::Plain,
+                gid: None,
+                prepare_missing: false,
+                first_chunk: self.chunk_index == 0,
+                last_chunk: false,
+                chunk_index: self.chunk_index,
+                changes,
+            }));
+            self.chunk_index = self.chunk_index.saturating_add(1);
+        }
+        self.changes.push(change);
+    }
+}
+
+/// A streamed transaction's changes so far, each tagged with the (sub)transaction that made
+/// it.
+#[derive(Debug, Default)]
+pub(crate) struct StreamTx {
+    pub(crate) origin: Option<String>,
+    pub(crate) changes: Vec<SourceChange>,
+    /// The (sub)xid of each change, parallel to `changes`.
+    tags: Vec<Xid>,
+}
+
+impl StreamTx {
+    pub(crate) fn push(&mut self, sub: Xid, change: SourceChange) {
+        self.tags.push(sub);
+        self.changes.push(change);
+    }
+
+    /// Discards the changes made by subtransaction `sub` and returns how many there were.
+    /// (PostgreSQL sends a Stream Abort for each aborted subtransaction, nested ones
+    /// included.)
+    pub(crate) fn abort_sub(&mut self, sub: Xid) -> usize {
+        if !self.tags.contains(&sub) {
+            return 0;
+        }
+        let before = self.changes.len();
+        let mut tags = self.tags.iter();
+        // `retain` visits every element once, in order, so the tags stay aligned.
+        self.changes
+            .retain(|_| tags.next().is_some_and(|t| *t != sub));
+        self.tags.retain(|t| *t != sub);
+        before - self.changes.len()
+    }
+}
+
+/// A prepared transaction waiting for Commit Prepared or Rollback Prepared.
+#[derive(Debug)]
+pub(crate) struct PreparedTx {
+    pub(crate) xid: Xid,
+    pub(crate) prepare_lsn: Lsn,
+    pub(crate) origin: Option<String>,
+    pub(crate) changes: Vec<SourceChange>,
+}
+
+/// What every chunk of a completed transaction shares.
+#[derive(Debug)]
+pub(crate) struct Completed {
+    pub(crate) info: TxInfo,
+    pub(crate) end_lsn: Lsn,
+    pub(crate) origin: Option<String>,
+    pub(crate) kind: TransactionKind,
+    pub(crate) gid: Option<String>,
+    pub(crate) prepare_missing: bool,
+    /// Index of the first chunk emitted now (earlier ones went out before the commit).
+    pub(crate) first_index: u32,
+}
+
+/// Emits the rest of a completed transaction as chunks of at most `max` changes, the last one
+/// flagged and carrying `end_lsn`. Every change gets the final [`TxInfo`].
+pub(crate) fn emit_completed(
+    done: Completed,
+    mut changes: Vec<SourceChange>,
+    max: usize,
+    events: &mut VecDeque<PipelineEvent>,
+) {
+    let info = TxInfo {
+        end_lsn: Some(done.end_lsn),
+        ..done.info
+    };
+    for c in &mut changes {
+        c.set_tx(info);
+    }
+    let batch = |changes: Vec<SourceChange>, index: u32, last: bool| TransactionBatch {
+        xid: info.xid,
+        commit_lsn: info.commit_lsn,
+        end_lsn: last.then_some(done.end_lsn),
+        commit_time_ns: info.commit_time_ns,
+        origin: done.origin.clone(),
+        kind: done.kind,
+        gid: done.gid.clone(),
+        prepare_missing: done.prepare_missing,
+        first_chunk: index == 0,
+        last_chunk: last,
+        chunk_index: index,
+        changes,
+    };
+    if changes.len() <= max {
+        events.push_back(PipelineEvent::Transaction(batch(
+            changes,
+            done.first_index,
+            true,
+        )));
+        return;
+    }
+    let chunks = changes.len().div_ceil(max);
+    let mut rest = changes.into_iter();
+    let mut index = done.first_index;
+    for n in 0..chunks {
+        let chunk: Vec<SourceChange> = rest.by_ref().take(max).collect();
+        events.push_back(PipelineEvent::Transaction(batch(
+            chunk,
+            index,
+            n + 1 == chunks,
+        )));
+        index = index.saturating_add(1);
+    }
+}

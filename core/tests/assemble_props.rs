@@ -1,0 +1,348 @@
+//! Property tests for the assembly pipeline: arbitrary sequences of valid pgoutput messages,
+//! in random order, never panic; well-formed sessions deliver every change exactly once with
+//! consistent chunk flags. The tests sit in a module named `assemble` so `cargo test assemble`
+//! selects them.
+#![allow(missing_docs)]
+
+mod assemble {
+    use bytes::{Bytes, BytesMut};
+    use pgcdc_core::Lsn;
+    use pgcdc_core::assemble::{Pipeline, PipelineConfig, PipelineEvent, TransactionBatch};
+    use pgcdc_core::pgoutput::{
+        Column, ColumnValue, Oid, OldTuple, PgOutputMessage, RelationBody, ReplicaIdentity,
+        TupleData, Xid, encode,
+    };
+    use proptest::prelude::*;
+
+    // --------------------------------------------------------------------------- strategies
+
+    fn xid() -> impl Strategy<Value = Xid> {
+        (1u32..5).prop_map(Xid)
+    }
+
+    fn stream_xid() -> impl Strategy<Value = Option<Xid>> {
+        prop::option::of(xid())
+    }
+
+    fn rel_oid() -> impl Strategy<Value = Oid> {
+        (1u32..4).prop_map(Oid)
+    }
+
+    fn lsn() -> impl Strategy<Value = Lsn> {
+        (0u64..0x1000).prop_map(Lsn)
+    }
+
+    fn gid() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["a", "b"]).prop_map(str::to_owned)
+    }
+
+    fn identity() -> impl Strategy<Value = ReplicaIdentity> {
+        prop::sample::select(vec![
+            ReplicaIdentity::Default,
+            ReplicaIdentity::Nothing,
+            ReplicaIdentity::Full,
+            ReplicaIdentity::Index,
+        ])
+    }
+
+    fn column() -> impl Strategy<Value = Column> {
+        (
+            0u8..2,
+            prop::sample::select(vec!["id", "a", "b", "a_b", "x:y"]),
+            prop::sample::select(vec![16u32, 17, 20, 23, 25, 114, 1007, 1700, 3802, 16400]),
+        )
+            .prop_map(|(flags, name, ty, ..)| Column {
+                flags,
+                name: name.into(),
+                type_oid: Oid(ty),
+                type_modifier: -1,
+            })
+    }
+
+    fn relation() -> impl Strategy<Value = RelationBody> {
+        (
+            stream_xid(),
+            rel_oid(),
+            prop::sample::select(vec!["", "public", "app"]),
+            identity(),
+            prop::collection::vec(column(), 0..4),
+        )
+            .prop_map(|(xid, oid, ns, replica_identity, columns)| RelationBody {
+                xid,
+                oid,
+                namespace: ns.into(),
+                name: format!("t{}", oid.0),
+                replica_identity,
+                columns,
+            })
+    }
+
+    fn tuple() -> impl Strategy<Value = TupleData> {
+        prop::collection::vec(
+            (
+                0u8..4,
+                prop::sample::select(vec![
+                    &b"1"[..],
+                    b"x_y",
+                    b"{1,2}",
+                    b"\\x00",
+                    b"\xff\xfe",
+                    b"",
+                    b"{\"a\":1}",
+                    b"\x00\x00\x00\x07",
+                ]),
+            ),
+            0..4,
+        )
+        .prop_map(|cols| {
+            TupleData::from_values(cols.iter().map(|&(k, data)| match k {
+                0 => ColumnValue::Null,
+                1 => ColumnValue::UnchangedToast,
+                2 => ColumnValue::Text(data),
+                _ => ColumnValue::Binary(data),
+            }))
+            .unwrap()
+        })
+    }
+
+    fn old_tuple() -> impl Strategy<Value = OldTuple> {
+        prop_oneof![
+            tuple().prop_map(OldTuple::Key),
+            tuple().prop_map(OldTuple::Full)
+        ]
+    }
+
+    fn message() -> impl Strategy<Value = PgOutputMessage> {
+        prop_oneof![
+            3 => (lsn(), any::<i64>(), xid()).prop_map(|(final_lsn, commit_time, xid)| {
+                PgOutputMessage::Begin { final_lsn, commit_time, xid }
+            }),
+            3 => (lsn(), lsn(), any::<i64>()).prop_map(|(commit_lsn, end_lsn, commit_time)| {
+                PgOutputMessage::Commit { flags: 0, commit_lsn, end_lsn, commit_time }
+            }),
+            1 => (lsn(), prop::sample::select(vec!["o", "node"])).prop_map(|(origin_lsn, n)| {
+                PgOutputMessage::Origin { origin_lsn, name: n.into() }
+            }),
+            3 => relation().prop_map(PgOutputMessage::Relation),
+            1 => (stream_xid(), prop::sample::select(vec!["int4", "_text", "mood", "_mood"]))
+                .prop_map(|(xid, name)| PgOutputMessage::Type {
+                    xid,
+                    oid: Oid(16400),
+                    namespace: String::new(),
+                    name: name.into(),
+                }),
+            6 => (stream_xid(), rel_oid(), tuple())
+                .prop_map(|(xid, rel, new)| PgOutputMessage::Insert { xid, rel, new }),
+            4 => (stream_xid(), rel_oid(), prop::option::of(old_tuple()), tuple())
+                .prop_map(|(xid, rel, old, new)| PgOutputMessage::Update { xid, rel, old, new }),
+            3 => (stream_xid(), rel_oid(), old_tuple())
+                .prop_map(|(xid, rel, old)| PgOutputMessage::Delete { xid, rel, old }),
+            1 => (stream_xid(), prop::collection::vec(rel_oid(), 0..3), any::<bool>(), any::<bool>())
+                .prop_map(|(xid, relations, cascade, restart_identity)| {
+                    PgOutputMessage::Truncate { xid, relations, cascade, restart_identity }
+                }),
+            2 => (stream_xid(), any::<bool>(), lsn()).prop_map(|(xid, transactional, lsn)| {
+                PgOutputMessage::Message {
+                    xid,
+                    transactional,
+                    lsn,
+                    prefix: "p".into(),
+                    content: Bytes::from_static(b"c"),
+                }
+            }),
+            2 => (xid(), any::<bool>()).prop_map(|(xid, first_segment)| {
+                PgOutputMessage::StreamStart { xid, first_segment }
+            }),
+            2 => Just(PgOutputMessage::StreamStop),
+            1 => (xid(), lsn(), lsn(), any::<i64>()).prop_map(|(xid, commit_lsn, end_lsn, t)| {
+                PgOutputMessage::StreamCommit { xid, flags: 0, commit_lsn, end_lsn, commit_time: t }
+            }),
+            1 => (xid(), xid()).prop_map(|(xid, subxid)| PgOutputMessage::StreamAbort {
+                xid,
+                subxid,
+                abort_lsn: None,
+                abort_time: None,
+            }),
+            1 => (lsn(), lsn(), xid(), gid()).prop_map(|(prepare_lsn, end_lsn, xid, gid)| {
+                PgOutputMessage::BeginPrepare { prepare_lsn, end_lsn, prepare_time: 0, xid, gid }
+            }),
+            1 => (lsn(), xid(), gid()).prop_map(|(prepare_lsn, xid, gid)| {
+                PgOutputMessage::Prepare {
+                    flags: 0,
+                    prepare_lsn,
+                    end_lsn: prepare_lsn,
+                    prepare_time: 0,
+                    xid,
+                    gid,
+                }
+            }),
+            1 => (lsn(), xid(), gid()).prop_map(|(prepare_lsn, xid, gid)| {
+                PgOutputMessage::StreamPrepare {
+                    flags: 0,
+                    prepare_lsn,
+                    end_lsn: prepare_lsn,
+                    prepare_time: 0,
+                    xid,
+                    gid,
+                }
+            }),
+            1 => (lsn(), xid(), gid(), any::<i64>()).prop_map(|(commit_lsn, xid, gid, t)| {
+                PgOutputMessage::CommitPrepared {
+                    flags: 0,
+                    commit_lsn,
+                    end_lsn: commit_lsn,
+                    commit_time: t,
+                    xid,
+                    gid,
+                }
+            }),
+            1 => (lsn(), xid(), gid()).prop_map(|(lsn, xid, gid)| {
+                PgOutputMessage::RollbackPrepared {
+                    flags: 0,
+                    prepare_end_lsn: lsn,
+                    rollback_end_lsn: lsn,
+                    prepare_time: 0,
+                    rollback_time: 0,
+                    xid,
+                    gid,
+                }
+            }),
+        ]
+    }
+
+    fn encoded(msg: &PgOutputMessage) -> Bytes {
+        let mut buf = BytesMut::new();
+        encode::message(msg, &mut buf).unwrap();
+        buf.freeze()
+    }
+
+    /// Drains the pipeline and checks the invariants every event must keep.
+    fn drain_checked(p: &mut Pipeline, max: usize) {
+        while let Some(e) = p.poll_event() {
+            if let PipelineEvent::Transaction(b) = e {
+                assert!(b.changes.len() <= max);
+                assert_eq!(b.end_lsn.is_some(), b.last_chunk);
+                assert_eq!(b.first_chunk, b.chunk_index == 0);
+                for c in &b.changes {
+                    assert_eq!(c.tx().xid, b.xid);
+                    if b.last_chunk {
+                        assert_eq!(c.tx().end_lsn, b.end_lsn);
+                    }
+                    if let Some(md) = c.metadata() {
+                        assert!(md.reference.element_id.contains(':'));
+                        assert_eq!(md.labels.len(), 1);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Valid messages in any order — right or wrong for the state — never panic, and
+        /// whatever comes out keeps the batch invariants. Raw garbage is mixed in too.
+        #[test]
+        fn arbitrary_message_sequences_never_panic(
+            msgs in prop::collection::vec(
+                prop_oneof![
+                    20 => message().prop_map(|m| encoded(&m)),
+                    1 => prop::collection::vec(any::<u8>(), 0..24).prop_map(Bytes::from),
+                ],
+                0..80,
+            ),
+            max in 1usize..4,
+            resets in prop::collection::vec(any::<bool>(), 80),
+        ) {
+            let mut p = Pipeline::new(
+                "s",
+                PipelineConfig::default()
+                    .with_max_batch_changes(max)
+                    .with_skip_empty_transactions(max != 2),
+            );
+            for (i, payload) in msgs.into_iter().enumerate() {
+                if p.handle_xlog(payload, Lsn(i as u64), Lsn(i as u64)).is_err()
+                    && resets.get(i).copied().unwrap_or(false)
+                {
+                    p.reset();
+                }
+                drain_checked(&mut p, max);
+            }
+            p.reset();
+            drain_checked(&mut p, max);
+        }
+
+        /// Well-formed sessions of plain transactions: every insert arrives once, in order,
+        /// split into chunks of at most `max`, with exactly one last chunk per transaction.
+        #[test]
+        fn well_formed_sessions_deliver_every_change_once(
+            txns in prop::collection::vec(0usize..12, 1..8),
+            max in 1usize..6,
+        ) {
+            let mut p = Pipeline::new("s", PipelineConfig::default().with_max_batch_changes(max));
+            let rel = PgOutputMessage::Relation(RelationBody {
+                xid: None,
+                oid: Oid(1),
+                namespace: "public".into(),
+                name: "t".into(),
+                replica_identity: ReplicaIdentity::Default,
+                columns: vec![Column {
+                    flags: 1,
+                    name: "id".into(),
+                    type_oid: Oid(23),
+                    type_modifier: -1,
+                }],
+            });
+            let mut batches: Vec<TransactionBatch> = Vec::new();
+            let mut next_id = 0u32;
+            for (t, &n) in txns.iter().enumerate() {
+                let xid = Xid(t as u32 + 1);
+                let lsn = Lsn(0x100 * (t as u64 + 1));
+                let mut msgs = vec![
+                    PgOutputMessage::Begin { final_lsn: lsn, commit_time: 0, xid },
+                    rel.clone(),
+                ];
+                for _ in 0..n {
+                    let id = next_id.to_string();
+                    next_id += 1;
+                    msgs.push(PgOutputMessage::Insert {
+                        xid: None,
+                        rel: Oid(1),
+                        new: TupleData::from_values([ColumnValue::Text(id.as_bytes())]).unwrap(),
+                    });
+                }
+                msgs.push(PgOutputMessage::Commit {
+                    flags: 0,
+                    commit_lsn: lsn,
+                    end_lsn: Lsn(lsn.0 + 8),
+                    commit_time: 0,
+                });
+                for m in &msgs {
+                    p.handle_xlog(encoded(m), lsn, lsn).unwrap();
+                    while let Some(e) = p.poll_event() {
+                        match e {
+                            PipelineEvent::Transaction(b) => batches.push(b),
+                            other => prop_assert!(false, "unexpected {other:?}"),
+                        }
+                    }
+                }
+                prop_assert_eq!(p.last_end_lsn(), Some(Lsn(lsn.0 + 8)));
+            }
+            let ids: Vec<String> = batches
+                .iter()
+                .flat_map(|b| b.changes.iter().map(|c| c.element_id().unwrap().to_owned()))
+                .collect();
+            let want: Vec<String> = (0..next_id).map(|i| format!("t:{i}")).collect();
+            prop_assert_eq!(ids, want);
+            let nonempty = txns.iter().filter(|&&n| n > 0).count();
+            prop_assert_eq!(batches.iter().filter(|b| b.last_chunk).count(), nonempty);
+            let mut expect_index = 0u32;
+            for b in &batches {
+                prop_assert!(!b.changes.is_empty() && b.changes.len() <= max);
+                prop_assert_eq!(b.chunk_index, expect_index);
+                prop_assert_eq!(b.end_lsn.is_some(), b.last_chunk);
+                expect_index = if b.last_chunk { 0 } else { expect_index + 1 };
+            }
+        }
+    }
+}
