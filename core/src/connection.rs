@@ -445,8 +445,13 @@ impl Connection {
         if self.transmit.is_empty() {
             return false;
         }
-        out.extend_from_slice(&self.transmit);
-        self.transmit.clear();
+        if out.is_empty() {
+            // Hand the buffer over instead of copying it.
+            std::mem::swap(out, &mut self.transmit);
+        } else {
+            out.extend_from_slice(&self.transmit);
+            self.transmit.clear();
+        }
         true
     }
 
