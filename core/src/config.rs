@@ -172,6 +172,55 @@ impl fmt::Display for Password {
     }
 }
 
+// Serde: modes as their libpq spellings (`"prefer"`, `"verify-full"`, …; parsing accepts what
+// `FromStr` accepts, so the seed's lower-case `disable`/`prefer`/`require` read unchanged), the
+// password as a plain string (configuration files carry it; `Debug`/`Display` still redact it).
+
+impl serde::Serialize for SslMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SslMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for ChannelBinding {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ChannelBinding {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serialized as a plain string, so a configuration round-trips; a password that is not valid
+/// UTF-8 cannot be serialized (the error does not show it).
+impl serde::Serialize for Password {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(s) => serializer.serialize_str(s),
+            Err(_) => Err(serde::ser::Error::custom(
+                "the password is not valid UTF-8 and cannot be serialized as a string",
+            )),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Password::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,6 +146,39 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
+impl ServerError {
+    /// What an operator should do about this error, when pgcdc knows better than the
+    /// server's own hint (which is often absent for the errors a CDC client meets).
+    pub fn advice(&self) -> Option<&'static str> {
+        let code = self.code?;
+        let msg = self.message.as_str();
+        Some(match code {
+            SqlState::INVALID_PASSWORD => {
+                "check the user name and password (the `password` setting, the URL or PGPASSWORD)"
+            }
+            SqlState::INVALID_AUTHORIZATION => {
+                "pg_hba.conf has no entry that admits this user, database and address; add one (scram-sha-256) and reload the server"
+            }
+            SqlState::INSUFFICIENT_PRIVILEGE if msg.contains("walsender") || msg.contains("replication") => {
+                "the user needs the REPLICATION attribute: ALTER ROLE <user> REPLICATION (or connect as a superuser)"
+            }
+            SqlState::INSUFFICIENT_PRIVILEGE => {
+                "grant the user the privilege named in the message (for example SELECT on the published tables)"
+            }
+            SqlState::INVALID_CATALOG_NAME => {
+                "the database does not exist: check the `database` setting or create it"
+            }
+            SqlState::TOO_MANY_CONNECTIONS => {
+                "the server has no free connection or WAL sender slot: raise max_connections / max_wal_senders or close idle connections"
+            }
+            SqlState::OBJECT_IN_USE => {
+                "another client is using the replication slot: stop it, or give this source its own slot_name"
+            }
+            _ => return None,
+        })
+    }
+}
+
 /// The byte stream from the server broke the protocol. The connection cannot continue.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -16,6 +16,8 @@
 //! | [`lsn`] | log sequence numbers |
 //! | [`model`] | the change model: `SourceChange`, `Element`, element ids, labels |
 //! | [`assemble`] | pgoutput messages → transactions of changes: the sans-IO `Pipeline` |
+//! | [`replication`] | the replication session: catalog checks, slot, streaming, acknowledgements, reconnect policy |
+//! | [`source_config`] | `PostgresSourceConfig`: serde, URLs, `PG*` variables, validation |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -38,6 +40,8 @@ pub mod lsn;
 pub mod model;
 pub mod pgoutput;
 pub mod query;
+pub mod replication;
+pub mod source_config;
 pub mod startup;
 pub mod value;
 pub mod wire;
@@ -45,3 +49,4 @@ pub mod wire;
 pub use config::{ChannelBinding, Password, SslMode};
 pub use error::{ProtocolError, ServerError, SqlState};
 pub use lsn::Lsn;
+pub use source_config::{PostgresSourceConfig, TableKeyConfig};

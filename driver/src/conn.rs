@@ -188,6 +188,13 @@ impl<R: Runtime> PgConnection<R> {
         Ok(())
     }
 
+    /// Takes the connection apart for a caller that drives the core itself (the replication
+    /// session): the byte stream, the ready core connection and any bytes already read but
+    /// not yet handled.
+    pub fn into_parts(self) -> (Transport<R::Tcp>, Connection, BytesMut) {
+        (self.io, self.conn, self.read_buf)
+    }
+
     /// ParameterStatus values the server reported.
     pub fn server_params(&self) -> &ServerParams {
         self.conn.server_params()

@@ -53,6 +53,10 @@ pub enum Error {
     /// A setting is invalid; the message names it and says how to fix it.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The replication source could not start: a fatal error (the message says what to do)
+    /// or too many failed attempts.
+    #[error("the replication source could not start: {0}")]
+    Start(String),
     /// A deadline passed.
     #[error("timed out while {0}")]
     Timeout(&'static str),

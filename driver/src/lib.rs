@@ -10,11 +10,15 @@
 mod conn;
 mod error;
 mod runtime;
+pub mod source;
 mod tls;
 mod transport;
 
 pub use conn::{ConnectOptions, PgConnection};
 pub use error::Error;
 pub use runtime::{BoxFuture, Runtime};
+pub use source::{
+    AckHandle, ChangeBatch, Source, SourceBuilder, SourceState, SourceStatus, Subscription,
+};
 pub use tls::RootCerts;
 pub use transport::Transport;

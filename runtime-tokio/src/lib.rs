@@ -14,7 +14,21 @@ use pgcdc_driver::BoxFuture;
 use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
 
 pub use pgcdc_core as core;
-pub use pgcdc_driver::{ConnectOptions, Error, RootCerts};
+pub use pgcdc_core::source_config::{
+    AckMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
+};
+pub use pgcdc_core::{ChannelBinding, Lsn, SslMode};
+pub use pgcdc_driver::{
+    AckHandle, ChangeBatch, ConnectOptions, Error, RootCerts, SourceState, SourceStatus,
+    Subscription,
+};
+
+/// The replication source on tokio: `PostgresReplicationSource::builder("id")…build()`, or
+/// `PostgresReplicationSource::new("id", config)`. See [`pgcdc_driver::Source`].
+pub type PostgresReplicationSource = pgcdc_driver::Source<TokioRuntime>;
+
+/// Its builder.
+pub type PostgresSourceBuilder = pgcdc_driver::SourceBuilder<TokioRuntime>;
 
 /// A connection on tokio.
 pub type PgConnection = pgcdc_driver::PgConnection<TokioRuntime>;

@@ -20,7 +20,8 @@ use crate::Lsn;
 /// layout is simple (`xid`, `cid`, `xid8`, `tid`, `point`, `lseg`, `box`, `line`, `circle`);
 /// other built-ins without a decoder (`tsvector`, `aclitem`, …) give
 /// [`ValueError::NoBinaryDecoder`]. An unregistered user type is kept as [`Value::Unknown`]
-/// when its bytes are valid UTF-8 (as an enum's are) and refused otherwise.
+/// when its bytes look like text — valid UTF-8 without control characters other than tab,
+/// newline and carriage return, as an enum's label is — and refused otherwise.
 pub fn decode_binary(
     type_oid: TypeOid,
     bytes: &[u8],
@@ -66,13 +67,24 @@ pub(crate) fn decode_at(
     }
 }
 
+/// A user type the registry cannot decode: kept as text when its bytes look like text (an
+/// enum's binary form is its label), refused otherwise.
+///
+/// Valid UTF-8 is not enough: binary send formats are full of small integers whose bytes are
+/// valid UTF-8 (a composite's `record_send` output starts `00 00 00 02`, an empty range is the
+/// single byte `01`), and keeping those as "text" would pass binary data off as the type's
+/// text output. Bytes with NUL or another C0 control character other than tab, newline and
+/// carriage return are refused, and the caller falls back to hex.
 fn opaque(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
+    let control = bytes
+        .iter()
+        .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f);
     match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(Value::Unknown {
+        Ok(s) if !control => Ok(Value::Unknown {
             type_oid: oid,
             text: s.to_owned(),
         }),
-        Err(_) => Err(ValueError::NoBinaryDecoder { type_oid: oid }),
+        _ => Err(ValueError::NoBinaryDecoder { type_oid: oid }),
     }
 }
 
@@ -300,4 +312,37 @@ fn as_text(oid: TypeOid, b: &[u8]) -> Option<String> {
         _ => return None,
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unregistered_types_keep_only_text_like_bytes() {
+        let reg = TypeRegistry::new();
+        let oid = TypeOid(17000);
+        for text in ["label", "", "tab\tnew\nline\r", "é😀 ok ok"] {
+            assert_eq!(
+                decode_binary(oid, text.as_bytes(), &reg),
+                Ok(Value::Unknown {
+                    type_oid: oid,
+                    text: text.into()
+                })
+            );
+        }
+        // record_send of ROW(1, 'x y'), an empty range, a range with bounds, DEL.
+        for bin in [
+            &b"\0\0\0\x02\0\0\0\x17\0\0\0\x04\0\0\0\x01\0\0\0\x19\0\0\0\x03x y"[..],
+            b"\x01",
+            b"\x0c\0\0\0\x08\0\0\0\0\0\0\0\0",
+            b"a\x7fb",
+            b"\xff",
+        ] {
+            assert_eq!(
+                decode_binary(oid, bin, &reg),
+                Err(ValueError::NoBinaryDecoder { type_oid: oid })
+            );
+        }
+    }
 }

@@ -1,0 +1,555 @@
+//! SQL and replication-command text, quoting, and the parsing of catalog query results.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::lsn::Lsn;
+use crate::query::{QueryResult, ResultError};
+
+use super::SessionError;
+
+// ------------------------------------------------------------------------------- quoting
+
+/// Quotes `name` as an SQL identifier (`"name"`, inner `"` doubled). Also valid in
+/// replication commands. Fails on a NUL byte, which no identifier can hold.
+pub fn quote_ident(name: &str) -> Result<String, SessionError> {
+    if name.contains('\0') {
+        return Err(SessionError::InvalidOption {
+            option: "identifier",
+            reason: format!("{name:?} contains a NUL byte"),
+        });
+    }
+    Ok(quote_ident_lossy(name))
+}
+
+/// [`quote_ident`] for messages: NUL bytes are dropped.
+pub(crate) fn quote_ident_lossy(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 2);
+    s.push('"');
+    for c in name.chars().filter(|&c| c != '\0') {
+        if c == '"' {
+            s.push('"');
+        }
+        s.push(c);
+    }
+    s.push('"');
+    s
+}
+
+/// Quotes `value` as an SQL string literal, independent of `standard_conforming_strings`:
+/// `'it''s'`, or `E'a\\b'` when it holds a backslash (as PostgreSQL's `quote_literal`). Fails
+/// on a NUL byte.
+pub fn quote_literal(value: &str) -> Result<String, SessionError> {
+    reject_nul(value)?;
+    let mut s = String::with_capacity(value.len() + 3);
+    if value.contains('\\') {
+        s.push('E');
+    }
+    s.push('\'');
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            s.push(c);
+        }
+        s.push(c);
+    }
+    s.push('\'');
+    Ok(s)
+}
+
+/// Quotes `value` as a string constant of the replication command grammar, which knows only
+/// `''` doubling (no backslash escapes, no `E''`).
+pub(crate) fn quote_command_literal(value: &str) -> Result<String, SessionError> {
+    reject_nul(value)?;
+    Ok(format!("'{}'", value.replace('\'', "''")))
+}
+
+fn reject_nul(value: &str) -> Result<(), SessionError> {
+    if value.contains('\0') {
+        return Err(SessionError::InvalidOption {
+            option: "string value",
+            reason: format!("{value:?} contains a NUL byte"),
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------- table names
+
+/// A table as `schema.name`, both parts unquoted (exact, case-sensitive).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableName {
+    /// The schema.
+    pub schema: String,
+    /// The table.
+    pub name: String,
+}
+
+impl TableName {
+    /// Parses a configured table: `table` (in `public`) or `schema.table`. A part may be
+    /// double-quoted (`"My.Schema"."T"`, `""` for a quote) to hold dots; otherwise it is taken
+    /// literally — not folded to lower case.
+    pub fn parse(s: &str) -> Result<TableName, SessionError> {
+        let invalid = |reason: &str| SessionError::InvalidOption {
+            option: "tables",
+            reason: format!("{s:?}: {reason}; write \"table\" or \"schema.table\""),
+        };
+        reject_nul(s)?;
+        let mut parts = Vec::new();
+        let mut cur = String::new();
+        let mut chars = s.trim().chars().peekable();
+        let mut quoted_part = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if cur.is_empty() && !quoted_part => {
+                    quoted_part = true;
+                    loop {
+                        match chars.next() {
+                            Some('"') if chars.peek() == Some(&'"') => {
+                                chars.next();
+                                cur.push('"');
+                            }
+                            Some('"') => break,
+                            Some(c) => cur.push(c),
+                            None => return Err(invalid("unterminated quote")),
+                        }
+                    }
+                    if !matches!(chars.peek(), None | Some('.')) {
+                        return Err(invalid("text after a closing quote"));
+                    }
+                }
+                '.' => {
+                    parts.push(std::mem::take(&mut cur));
+                    quoted_part = false;
+                }
+                c => {
+                    if quoted_part {
+                        return Err(invalid("text after a closing quote"));
+                    }
+                    cur.push(c);
+                }
+            }
+        }
+        parts.push(cur);
+        if parts.iter().any(String::is_empty) {
+            return Err(invalid("empty name"));
+        }
+        let mut it = parts.into_iter();
+        match (it.next(), it.next(), it.next()) {
+            (Some(name), None, None) => Ok(TableName {
+                schema: "public".to_owned(),
+                name,
+            }),
+            (Some(schema), Some(name), None) => Ok(TableName { schema, name }),
+            _ => Err(invalid("too many dots")),
+        }
+    }
+
+    /// `"schema"."name"`.
+    pub fn quoted(&self) -> String {
+        format!(
+            "{}.{}",
+            quote_ident_lossy(&self.schema),
+            quote_ident_lossy(&self.name)
+        )
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// `"s"."t", "public"."u"` for `s.t, u` (the display form, split at the first dot).
+pub(crate) fn quote_table_list(tables: &[String]) -> String {
+    tables
+        .iter()
+        .map(|t| match t.split_once('.') {
+            Some((s, n)) => format!("{}.{}", quote_ident_lossy(s), quote_ident_lossy(n)),
+            None => quote_ident_lossy(t),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// ------------------------------------------------------------------------------ SQL text
+
+/// `wal_level` and `wal_sender_timeout`.
+pub(crate) const SETTINGS_QUERY: &str = "SELECT name, setting FROM pg_catalog.pg_settings \
+     WHERE name IN ('wal_level', 'wal_sender_timeout')";
+
+/// Which of `tables` exist (as tables or partitioned tables).
+pub(crate) fn tables_exist_query(tables: &[TableName]) -> Result<String, SessionError> {
+    let mut list = Vec::with_capacity(tables.len());
+    for t in tables {
+        list.push(format!(
+            "({}, {})",
+            quote_literal(&t.schema)?,
+            quote_literal(&t.name)?
+        ));
+    }
+    Ok(format!(
+        "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND (n.nspname, c.relname) IN ({})",
+        list.join(", ")
+    ))
+}
+
+/// The publication, if it exists.
+pub(crate) fn publication_query(publication: &str) -> Result<String, SessionError> {
+    Ok(format!(
+        "SELECT pubname, puballtables FROM pg_catalog.pg_publication WHERE pubname = {}",
+        quote_literal(publication)?
+    ))
+}
+
+/// `CREATE PUBLICATION` for `tables`, or `FOR ALL TABLES` when there are none.
+pub(crate) fn create_publication(
+    publication: &str,
+    tables: &[TableName],
+) -> Result<String, SessionError> {
+    let target = if tables.is_empty() {
+        "ALL TABLES".to_owned()
+    } else {
+        format!(
+            "TABLE {}",
+            tables
+                .iter()
+                .map(TableName::quoted)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Ok(format!(
+        "CREATE PUBLICATION {} FOR {target}",
+        quote_ident(publication)?
+    ))
+}
+
+/// The tables of the publication.
+pub(crate) fn publication_tables_query(publication: &str) -> Result<String, SessionError> {
+    Ok(format!(
+        "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = {}",
+        quote_literal(publication)?
+    ))
+}
+
+/// The primary-key columns of the publication's tables, in key order.
+pub(crate) fn primary_keys_query(publication: &str) -> Result<String, SessionError> {
+    Ok(format!(
+        "SELECT n.nspname, c.relname, a.attname \
+         FROM pg_catalog.pg_publication_tables p \
+         JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname \
+         JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
+         JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
+         WHERE p.pubname = {} ORDER BY n.nspname, c.relname, k.ord",
+        quote_literal(publication)?
+    ))
+}
+
+/// The slot, if it exists.
+pub(crate) fn slot_query(slot: &str) -> Result<String, SessionError> {
+    Ok(format!(
+        "SELECT slot_name, plugin, slot_type, database, active, active_pid, confirmed_flush_lsn \
+         FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
+        quote_literal(slot)?
+    ))
+}
+
+/// `CREATE_REPLICATION_SLOT` in the syntax of the server version: the parenthesized options
+/// from PostgreSQL 15, the old keywords before.
+pub(crate) fn create_slot_command(
+    slot: &str,
+    temporary: bool,
+    export_snapshot: bool,
+    two_phase: bool,
+    server_version: u32,
+) -> Result<String, SessionError> {
+    let mut s = format!("CREATE_REPLICATION_SLOT {}", quote_ident(slot)?);
+    if temporary {
+        s.push_str(" TEMPORARY");
+    }
+    s.push_str(" LOGICAL pgoutput");
+    if server_version >= 150_000 {
+        s.push_str(if export_snapshot {
+            " (SNAPSHOT 'export'"
+        } else {
+            " (SNAPSHOT 'nothing'"
+        });
+        if two_phase {
+            s.push_str(", TWO_PHASE true");
+        }
+        s.push(')');
+    } else {
+        // two_phase is refused before 15 (options check), so only the snapshot keyword.
+        s.push_str(if export_snapshot {
+            " EXPORT_SNAPSHOT"
+        } else {
+            " NOEXPORT_SNAPSHOT"
+        });
+    }
+    Ok(s)
+}
+
+/// `DROP_REPLICATION_SLOT` (without WAIT: the slot was seen inactive).
+pub(crate) fn drop_slot_command(slot: &str) -> Result<String, SessionError> {
+    Ok(format!("DROP_REPLICATION_SLOT {}", quote_ident(slot)?))
+}
+
+/// `START_REPLICATION SLOT "s" LOGICAL X/X (name 'value', …)`.
+pub(crate) fn start_replication_command(
+    slot: &str,
+    lsn: Lsn,
+    options: &[(&'static str, String)],
+) -> Result<String, SessionError> {
+    let mut s = format!(
+        "START_REPLICATION SLOT {} LOGICAL {lsn}",
+        quote_ident(slot)?
+    );
+    if !options.is_empty() {
+        let mut parts = Vec::with_capacity(options.len());
+        for (name, value) in options {
+            parts.push(format!("{name} {}", quote_command_literal(value)?));
+        }
+        s.push_str(" (");
+        s.push_str(&parts.join(", "));
+        s.push(')');
+    }
+    Ok(s)
+}
+
+// -------------------------------------------------------------------------- result parsing
+
+fn bad_result(what: &str, e: ResultError) -> SessionError {
+    SessionError::Protocol(format!("unexpected result of the {what} query: {e}"))
+}
+
+/// `wal_level` and `wal_sender_timeout` as read from `pg_settings`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) wal_level: Option<String>,
+    /// `None` when unknown; `Some(ZERO)` when disabled.
+    pub(crate) wal_sender_timeout: Option<Duration>,
+}
+
+pub(crate) fn parse_settings(r: &QueryResult) -> Result<Settings, SessionError> {
+    let mut s = Settings::default();
+    for row in 0..r.rows.len() {
+        let name = r.text(row, "name").map_err(|e| bad_result("settings", e))?;
+        let value = r
+            .text(row, "setting")
+            .map_err(|e| bad_result("settings", e))?;
+        match (name, value) {
+            (Some("wal_level"), Some(v)) => s.wal_level = Some(v.to_owned()),
+            (Some("wal_sender_timeout"), Some(v)) => {
+                let ms: u64 = v.trim().parse().map_err(|_| {
+                    SessionError::Protocol(format!(
+                        "wal_sender_timeout setting {v:?} is not a number of milliseconds"
+                    ))
+                })?;
+                s.wal_sender_timeout = Some(Duration::from_millis(ms));
+            }
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+/// Rows of `(schema, table)` under the given column names.
+pub(crate) fn parse_tables(
+    r: &QueryResult,
+    schema_col: &str,
+    table_col: &str,
+    what: &str,
+) -> Result<Vec<TableName>, SessionError> {
+    let mut out = Vec::with_capacity(r.rows.len());
+    for row in 0..r.rows.len() {
+        let schema = r.text(row, schema_col).map_err(|e| bad_result(what, e))?;
+        let name = r.text(row, table_col).map_err(|e| bad_result(what, e))?;
+        if let (Some(schema), Some(name)) = (schema, name) {
+            out.push(TableName {
+                schema: schema.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `Some(puballtables)` when the publication exists.
+pub(crate) fn parse_publication(r: &QueryResult) -> Result<Option<bool>, SessionError> {
+    if r.rows.is_empty() {
+        return Ok(None);
+    }
+    let all = r
+        .text(0, "puballtables")
+        .map_err(|e| bad_result("publication", e))?;
+    Ok(Some(all == Some("t")))
+}
+
+/// Primary keys per table, columns in key order (rows are ordered by table, then key
+/// position).
+pub(crate) fn parse_primary_keys(
+    r: &QueryResult,
+) -> Result<Vec<(TableName, Vec<String>)>, SessionError> {
+    let mut out: Vec<(TableName, Vec<String>)> = Vec::new();
+    for row in 0..r.rows.len() {
+        let get = |col| {
+            r.text(row, col)
+                .map_err(|e| bad_result("primary key", e))
+                .map(|v| v.unwrap_or_default().to_owned())
+        };
+        let table = TableName {
+            schema: get("nspname")?,
+            name: get("relname")?,
+        };
+        let column = get("attname")?;
+        match out.last_mut() {
+            Some((t, cols)) if *t == table => cols.push(column),
+            _ => out.push((table, vec![column])),
+        }
+    }
+    Ok(out)
+}
+
+/// A row of `pg_replication_slots`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SlotInfo {
+    pub(crate) plugin: Option<String>,
+    pub(crate) slot_type: String,
+    pub(crate) database: Option<String>,
+    pub(crate) active: bool,
+    pub(crate) active_pid: Option<i32>,
+    pub(crate) confirmed_flush: Option<Lsn>,
+}
+
+pub(crate) fn parse_slot(r: &QueryResult) -> Result<Option<SlotInfo>, SessionError> {
+    if r.rows.is_empty() {
+        return Ok(None);
+    }
+    let text = |col| {
+        r.text(0, col)
+            .map_err(|e| bad_result("replication slot", e))
+            .map(|v| v.map(str::to_owned))
+    };
+    let active_pid = match text("active_pid")? {
+        Some(p) => Some(
+            p.parse()
+                .map_err(|_| SessionError::Protocol(format!("active_pid {p:?} is not a PID")))?,
+        ),
+        None => None,
+    };
+    let confirmed_flush = match text("confirmed_flush_lsn")? {
+        Some(l) => Some(l.parse().map_err(|_| {
+            SessionError::Protocol(format!("confirmed_flush_lsn {l:?} is not an LSN"))
+        })?),
+        None => None,
+    };
+    Ok(Some(SlotInfo {
+        plugin: text("plugin")?,
+        slot_type: text("slot_type")?.unwrap_or_default(),
+        database: text("database")?,
+        active: text("active")?.as_deref() == Some("t"),
+        active_pid,
+        confirmed_flush,
+    }))
+}
+
+/// The result of `CREATE_REPLICATION_SLOT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CreatedSlot {
+    pub(crate) slot_name: String,
+    pub(crate) consistent_point: Lsn,
+    pub(crate) snapshot_name: Option<String>,
+}
+
+pub(crate) fn parse_created_slot(r: &QueryResult) -> Result<CreatedSlot, SessionError> {
+    let bad = |e| bad_result("CREATE_REPLICATION_SLOT", e);
+    Ok(CreatedSlot {
+        slot_name: r
+            .text(0, "slot_name")
+            .map_err(bad)?
+            .unwrap_or_default()
+            .to_owned(),
+        consistent_point: r.parse(0, "consistent_point", "LSN").map_err(bad)?,
+        snapshot_name: r.text(0, "snapshot_name").map_err(bad)?.map(str::to_owned),
+    })
+}
+
+/// The PID in `replication slot "s" is active for PID 13852`.
+pub(crate) fn pid_from_message(message: &str) -> Option<i32> {
+    let tail = message.rsplit_once("PID ")?.1;
+    let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a\"b").unwrap(), "\"a\"\"b\"");
+        assert_eq!(quote_ident("Slot").unwrap(), "\"Slot\"");
+        assert!(quote_ident("a\0").is_err());
+        assert_eq!(quote_literal("it's").unwrap(), "'it''s'");
+        assert_eq!(quote_literal("a\\b'").unwrap(), "E'a\\\\b'''");
+        assert!(quote_literal("\0").is_err());
+        assert_eq!(quote_command_literal("a'b\\").unwrap(), "'a''b\\'");
+        assert!(quote_command_literal("x\0").is_err());
+    }
+
+    #[test]
+    fn table_names() {
+        let t = |s: &str| TableName::parse(s).map(|t| (t.schema, t.name));
+        assert_eq!(t("users").unwrap(), ("public".into(), "users".into()));
+        assert_eq!(t("s.Users").unwrap(), ("s".into(), "Users".into()));
+        assert_eq!(
+            t("\"a.b\".\"c\"\"d\"").unwrap(),
+            ("a.b".into(), "c\"d".into())
+        );
+        for bad in ["", "a.", ".a", "a.b.c", "\"a", "\"a\"b", "a\0"] {
+            assert!(TableName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            TableName::parse("s.t").unwrap().quoted(),
+            "\"s\".\"t\"".to_owned()
+        );
+        assert_eq!(
+            quote_table_list(&["s.t".into(), "u".into()]),
+            "\"s\".\"t\", \"u\""
+        );
+    }
+
+    #[test]
+    fn slot_commands_by_version() {
+        assert_eq!(
+            create_slot_command("s", false, false, false, 160000).unwrap(),
+            "CREATE_REPLICATION_SLOT \"s\" LOGICAL pgoutput (SNAPSHOT 'nothing')"
+        );
+        assert_eq!(
+            create_slot_command("s", true, true, true, 150000).unwrap(),
+            "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export', TWO_PHASE true)"
+        );
+        assert_eq!(
+            create_slot_command("s", false, false, false, 140010).unwrap(),
+            "CREATE_REPLICATION_SLOT \"s\" LOGICAL pgoutput NOEXPORT_SNAPSHOT"
+        );
+        assert_eq!(
+            create_slot_command("s", true, true, false, 130000).unwrap(),
+            "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT"
+        );
+    }
+
+    #[test]
+    fn pid_parsing() {
+        assert_eq!(
+            pid_from_message("replication slot \"s\" is active for PID 13852"),
+            Some(13852)
+        );
+        assert_eq!(pid_from_message("no pid here"), None);
+    }
+}

@@ -1,0 +1,598 @@
+//! The replication session state machine: its type, events, getters and run-loop methods.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+
+use crate::assemble::Pipeline;
+use crate::commands::IdentifySystem;
+use crate::connection::{Connection, ConnectionError, Event, State};
+use crate::lsn::Lsn;
+use crate::model::PG_EPOCH_UNIX_MICROS;
+use crate::pgoutput::StandbyStatusUpdate;
+
+use super::catalog::TableName;
+use super::feedback::{Dedupe, Feedback};
+use super::{Phase, ReplicationOptions, SessionError, SessionEvent, SessionStats};
+
+/// The shortest spacing between a status update and one triggered by an acknowledgement (or
+/// by an idle keepalive) that moved the flush LSN.
+pub const ACK_UPDATE_DELAY: Duration = Duration::from_millis(100);
+
+/// The command in flight, or what the connection is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    Idle,
+    Identify,
+    Settings,
+    TablesExist,
+    Publication,
+    CreatePublication,
+    PublicationTables,
+    PrimaryKeys,
+    SlotLookup,
+    DropSlot,
+    CreateSlot,
+    StartReplication,
+    Streaming,
+    Stopping,
+}
+
+impl Step {
+    pub(super) fn phase(self) -> Phase {
+        match self {
+            Step::Idle => Phase::Detached,
+            Step::CreateSlot => Phase::CreatingSlot,
+            Step::StartReplication => Phase::StartingStream,
+            Step::Streaming => Phase::Streaming,
+            Step::Stopping => Phase::Stopping,
+            _ => Phase::Checking,
+        }
+    }
+
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            Step::Idle => "idle",
+            Step::Identify => "running IDENTIFY_SYSTEM",
+            Step::Settings => "reading wal_level and wal_sender_timeout",
+            Step::TablesExist => "checking that the configured tables exist",
+            Step::Publication => "looking up the publication",
+            Step::CreatePublication => "creating the publication",
+            Step::PublicationTables => "checking the publication's tables",
+            Step::PrimaryKeys => "reading primary keys",
+            Step::SlotLookup => "looking up the replication slot",
+            Step::DropSlot => "dropping the replication slot",
+            Step::CreateSlot => "creating the replication slot",
+            Step::StartReplication => "starting replication",
+            Step::Streaming => "streaming",
+            Step::Stopping => "stopping",
+        }
+    }
+}
+
+/// What one attempt (one attached connection) has learned and decided.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Attempt {
+    pub(super) proto_version: u32,
+    pub(super) start_options: Vec<(&'static str, String)>,
+    pub(super) tables: Vec<TableName>,
+    pub(super) dbname: Option<String>,
+    pub(super) publication_all_tables: bool,
+    pub(super) slot_confirmed: Option<Lsn>,
+    pub(super) slot_retries: u8,
+    /// This attempt creates the slot with an exported snapshot.
+    pub(super) export: bool,
+    pub(super) held_consistent_point: Option<Lsn>,
+    pub(super) requested: Lsn,
+    pub(super) command_deadline: Option<Instant>,
+    pub(super) streaming_since: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Counters {
+    pub(super) bytes_received: u64,
+    pub(super) xlog_messages: u64,
+    pub(super) keepalives: u64,
+    pub(super) status_updates_sent: u64,
+    pub(super) transactions: u64,
+    pub(super) changes: u64,
+    pub(super) duplicates_dropped: u64,
+    pub(super) attempts: u32,
+}
+
+/// A logical replication session over one connection at a time, as a sans-IO state machine.
+///
+/// It runs the setup (IDENTIFY_SYSTEM, catalog checks, slot, START_REPLICATION), feeds every
+/// XLogData to its [`Pipeline`], answers keepalives, sends standby status updates with the
+/// acknowledged flush LSN, and survives reconnects: the driver attaches a new connection
+/// and the session resumes after the last transaction it delivered. See the
+/// [module docs](super) for the run loop and the guarantees.
+pub struct ReplicationSession {
+    pub(super) options: ReplicationOptions,
+    pub(super) pipeline: Pipeline,
+    pub(super) wall_clock: Box<dyn FnMut() -> SystemTime + Send>,
+    pub(super) conn: Option<Connection>,
+    pub(super) phase: Phase,
+    pub(super) step: Step,
+    pub(super) attempt: Attempt,
+    pub(super) events: VecDeque<SessionEvent>,
+    pub(super) system_id: Option<u64>,
+    pub(super) timeline: Option<u64>,
+    pub(super) server_version: Option<u32>,
+    pub(super) status_interval: Duration,
+    pub(super) next_status_at: Option<Instant>,
+    pub(super) feedback: Feedback,
+    pub(super) dedupe: Dedupe,
+    /// The exported snapshot was released: later attempts never export again.
+    pub(super) snapshot_done: bool,
+    pub(super) stop_deadline: Option<Instant>,
+    /// The oldest held prepare before the XLogData being handled.
+    pub(super) prepare_floor: Option<Lsn>,
+    pub(super) counters: Counters,
+    scratch: BytesMut,
+}
+
+impl fmt::Debug for ReplicationSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicationSession")
+            .field("phase", &self.phase)
+            .field("step", &self.step)
+            .field("options", &self.options)
+            .field("system_id", &self.system_id)
+            .field("server_version", &self.server_version)
+            .field("feedback", &self.feedback)
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplicationSession {
+    /// A detached session. `pipeline` is the assembler the session feeds; `wall_clock`
+    /// returns the current wall-clock time for standby status updates (the core reads no
+    /// clock itself).
+    pub fn new(
+        options: ReplicationOptions,
+        pipeline: Pipeline,
+        wall_clock: Box<dyn FnMut() -> SystemTime + Send>,
+    ) -> Self {
+        let status_interval = options.effective_status_interval(None);
+        ReplicationSession {
+            feedback: Feedback::new(options.start_lsn),
+            options,
+            pipeline,
+            wall_clock,
+            conn: None,
+            phase: Phase::Detached,
+            step: Step::Idle,
+            attempt: Attempt::default(),
+            events: VecDeque::new(),
+            system_id: None,
+            timeline: None,
+            server_version: None,
+            status_interval,
+            next_status_at: None,
+            dedupe: Dedupe::default(),
+            snapshot_done: false,
+            stop_deadline: None,
+            prepare_floor: None,
+            counters: Counters::default(),
+            scratch: BytesMut::with_capacity(StandbyStatusUpdate::LEN),
+        }
+    }
+
+    // ------------------------------------------------------------------------------ getters
+
+    /// Where the session is.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Counters and positions.
+    pub fn stats(&self) -> SessionStats {
+        let flush = self.feedback.flush_sent();
+        let server_wal_end = self.feedback.received();
+        let c = self.counters;
+        SessionStats {
+            received_lsn: self.pipeline.last_received_lsn(),
+            acked_lsn: self.feedback.acked(),
+            flush_lsn: flush,
+            server_wal_end,
+            lag_bytes: server_wal_end.0.saturating_sub(flush.0),
+            bytes_received: c.bytes_received,
+            xlog_messages: c.xlog_messages,
+            keepalives: c.keepalives,
+            status_updates_sent: c.status_updates_sent,
+            transactions: c.transactions,
+            changes: c.changes,
+            duplicates_dropped: c.duplicates_dropped,
+            attempts: c.attempts,
+        }
+    }
+
+    /// `server_version_num` of the server of the last attach.
+    pub fn server_version_num(&self) -> Option<u32> {
+        self.server_version
+    }
+
+    /// The cluster's system identifier, once identified.
+    pub fn system_id(&self) -> Option<u64> {
+        self.system_id
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The pipeline, to configure it (keys, types).
+    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ReplicationOptions {
+        &self.options
+    }
+
+    /// The status interval in use (shortened to a third of the server's
+    /// `wal_sender_timeout` once read).
+    pub fn status_interval(&self) -> Duration {
+        self.status_interval
+    }
+
+    /// Where the next attempt will start: the end LSN of the last transaction delivered (or
+    /// the start position), `0/0` for the slot's confirmed position.
+    pub fn resume_lsn(&self) -> Lsn {
+        self.feedback.resume_lsn()
+    }
+
+    /// The connection, while attached.
+    pub fn connection(&self) -> Option<&Connection> {
+        self.conn.as_ref()
+    }
+
+    // -------------------------------------------------------------------------------- input
+
+    /// Starts a new attempt on a connection the driver established (in state Ready, after
+    /// [`Event::Ready`]; opened with `replication=database`, i.e.
+    /// [`ConnectParams::replication(true)`](crate::startup::ConnectParams::replication) and a
+    /// database). Resets the pipeline and sends IDENTIFY_SYSTEM.
+    ///
+    /// Fails, dropping `conn`, when a connection is already attached, the connection is not
+    /// a ready logical-replication connection, or an option cannot work on this server.
+    pub fn attach(&mut self, conn: Connection, now: Instant) -> Result<(), SessionError> {
+        if self.conn.is_some() {
+            return Err(SessionError::Usage(
+                "attach while a connection is attached: call detach first",
+            ));
+        }
+        if !conn.is_ready() {
+            return Err(SessionError::Usage(
+                "attach needs a connection in state Ready (after Event::Ready)",
+            ));
+        }
+        if !conn.params().replication || conn.params().database.is_none() {
+            return Err(SessionError::Usage(
+                "the connection must be opened with replication=database \
+                 (ConnectParams::replication(true) and a database)",
+            ));
+        }
+        let version = conn.server_params().server_version_num().ok_or_else(|| {
+            SessionError::Protocol("the server did not report server_version".to_owned())
+        })?;
+        self.options.validate()?;
+        let plan = self.options.plan(version)?;
+        let tables = self.options.table_names()?;
+
+        self.pipeline.reset();
+        self.drain_pipeline();
+        self.counters.attempts = self.counters.attempts.saturating_add(1);
+        self.server_version = Some(version);
+        self.attempt = Attempt {
+            proto_version: plan.proto_version,
+            start_options: plan.options,
+            tables,
+            dbname: conn.params().database.clone(),
+            export: self.options.export_snapshot && !self.snapshot_done,
+            ..Attempt::default()
+        };
+        self.stop_deadline = None;
+        self.next_status_at = None;
+        self.conn = Some(conn);
+        self.send(Step::Identify, IdentifySystem::COMMAND, now)
+    }
+
+    /// Feeds bytes read from the socket, consuming whole messages, and processes what they
+    /// carry. Events received before a failure are still processed (delivered).
+    pub fn handle_input(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), SessionError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(SessionError::Usage("input without an attached connection"));
+        };
+        let before = input.len();
+        let result = conn.handle_input(input, now);
+        let consumed = before.saturating_sub(input.len());
+        self.counters.bytes_received = self
+            .counters
+            .bytes_received
+            .saturating_add(u64::try_from(consumed).unwrap_or(u64::MAX));
+        let processed = self.process_events(now);
+        result?;
+        processed?;
+        self.drive_timers(now)
+    }
+
+    /// Reports that time passed (safe to call early): sends due status updates, ends a stop
+    /// that timed out, fails a command that timed out.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.handle_timeout(now)?;
+        }
+        if self.stop_deadline.is_some_and(|d| now >= d) {
+            self.finish_stop();
+            return Ok(());
+        }
+        if self.attempt.command_deadline.is_some_and(|d| now >= d) {
+            self.attempt.command_deadline = None;
+            return Err(SessionError::Timeout {
+                phase: self.step.describe(),
+            });
+        }
+        self.drive_timers(now)
+    }
+
+    /// Reports that the socket closed; returns the error to hand to the reconnect logic.
+    /// During [`stop`](Self::stop) this completes the stop ([`SessionEvent::Stopped`]).
+    pub fn handle_eof(&mut self) -> SessionError {
+        let err = match self.conn.as_mut() {
+            Some(c) => c.handle_eof(),
+            None => ConnectionError::Closed { phase: "detached" },
+        };
+        if self.phase == Phase::Stopping {
+            self.finish_stop();
+        }
+        SessionError::Connection(err)
+    }
+
+    // ----------------------------------------------------------------------------- mutators
+
+    /// The driver dropped the connection (after any error). LSN and acknowledgement state
+    /// are kept for the next [`attach`](Self::attach); the pipeline is reset (a transaction
+    /// cut short is reported as a [`SessionEvent::Warning`]; its chunks are not repeated).
+    pub fn detach(&mut self) {
+        self.conn = None;
+        self.step = Step::Idle;
+        self.attempt.command_deadline = None;
+        self.attempt.held_consistent_point = None;
+        self.next_status_at = None;
+        self.feedback.detach();
+        match self.phase {
+            Phase::Stopping => self.finish_stop(),
+            Phase::Stopped => {}
+            _ => self.phase = Phase::Detached,
+        }
+        self.pipeline.reset();
+        self.drain_pipeline();
+    }
+
+    /// The application processed everything up to `lsn`, a batch's
+    /// [`ack_lsn`](crate::assemble::TransactionBatch::ack_lsn). The flush LSN moves to the end of the highest
+    /// delivered transaction at or below it; a status update follows within
+    /// [`ACK_UPDATE_DELAY`] (on the next [`handle_timeout`](Self::handle_timeout) at
+    /// [`poll_timeout`](Self::poll_timeout)).
+    pub fn ack(&mut self, lsn: Lsn) {
+        if self.feedback.ack(lsn) {
+            let target = self.flush_target();
+            self.feedback.mark_dirty_if(target);
+        }
+    }
+
+    /// Ends the snapshot hold: starts streaming at the slot's consistent point.
+    pub fn release_snapshot(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.phase != Phase::SnapshotHeld {
+            return Err(SessionError::Usage(
+                "release_snapshot called while no snapshot is held",
+            ));
+        }
+        if let Some(cp) = self.attempt.held_consistent_point.take() {
+            self.feedback.raise_base(cp);
+        }
+        self.snapshot_done = true;
+        self.start_replication(now)
+    }
+
+    /// Stops cleanly: while streaming, a final status update and CopyDone, then waits (at
+    /// most `stop_timeout`) for the server's end of the stream and ReadyForQuery, sends
+    /// Terminate and emits [`SessionEvent::Stopped`]. In any other phase it sends Terminate
+    /// (if attached) and stops at once. XLogData arriving after this is not delivered.
+    pub fn stop(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Stopped | Phase::Stopping => {}
+            Phase::Streaming => {
+                // Best effort: a failure means the copy already ended.
+                let _ = self.send_status(now, false);
+                let copy_done = self
+                    .conn
+                    .as_mut()
+                    .is_some_and(|c| c.send_copy_done().is_ok());
+                if copy_done {
+                    self.step = Step::Stopping;
+                    self.phase = Phase::Stopping;
+                    self.next_status_at = None;
+                    self.stop_deadline = now.checked_add(self.options.stop_timeout);
+                } else {
+                    self.finish_stop();
+                }
+            }
+            _ => self.finish_stop(),
+        }
+    }
+
+    // ------------------------------------------------------------------------------- output
+
+    /// Moves pending outbound bytes into `out`; returns whether anything was added.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) -> bool {
+        self.conn.as_mut().is_some_and(|c| c.poll_transmit(out))
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next deadline: a status update, an acknowledgement's update, a command or stop
+    /// timeout, the connection's own deadline. Call
+    /// [`handle_timeout`](Self::handle_timeout) then — also while not reading the socket
+    /// because the consumer is slow, so status updates keep going out.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let streaming = self.phase == Phase::Streaming;
+        [
+            self.conn.as_ref().and_then(Connection::poll_timeout),
+            self.attempt.command_deadline,
+            self.stop_deadline,
+            self.next_status_at.filter(|_| streaming),
+            self.ack_update_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ----------------------------------------------------------------------------- internal
+
+    /// Sends a command and records it as the step in flight.
+    pub(super) fn send(&mut self, step: Step, sql: &str, now: Instant) -> Result<(), SessionError> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or(SessionError::Usage("no connection attached"))?;
+        conn.send_query(sql)?;
+        self.step = step;
+        self.phase = step.phase();
+        self.attempt.command_deadline = match step {
+            Step::CreateSlot => None,
+            _ => self
+                .options
+                .command_timeout
+                .and_then(|t| now.checked_add(t)),
+        };
+        Ok(())
+    }
+
+    fn process_events(&mut self, now: Instant) -> Result<(), SessionError> {
+        while let Some(ev) = self.conn.as_mut().and_then(Connection::poll_event) {
+            self.on_event(ev, now)?;
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: Event, now: Instant) -> Result<(), SessionError> {
+        match ev {
+            Event::Notice(n) => {
+                self.events.push_back(SessionEvent::Notice(Box::new(n)));
+                Ok(())
+            }
+            Event::QueryComplete(results) => self.on_query_complete(results, now),
+            Event::QueryFailed(e) => self.on_query_failed(e, now),
+            Event::CopyStarted(_) => self.on_copy_started(now),
+            Event::CopyData(data) => self.on_copy_data(data, now),
+            Event::CopyDone => self.on_server_copy_done(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends the session: Terminate (if attached), phase Stopped, [`SessionEvent::Stopped`].
+    pub(super) fn finish_stop(&mut self) {
+        if let Some(c) = self.conn.as_mut() {
+            c.close();
+        }
+        self.phase = Phase::Stopped;
+        self.step = Step::Idle;
+        self.stop_deadline = None;
+        self.next_status_at = None;
+        self.attempt.command_deadline = None;
+        self.events.push_back(SessionEvent::Stopped);
+    }
+
+    /// The flush LSN a status update would report now.
+    pub(super) fn flush_target(&self) -> Lsn {
+        self.feedback
+            .flush_target(self.is_idle(), self.pipeline.oldest_pending_prepare_lsn())
+    }
+
+    /// Nothing open or buffered: no transaction, stream block, prepared transaction or
+    /// partly delivered transaction.
+    pub(super) fn is_idle(&self) -> bool {
+        !self.pipeline.in_transaction()
+            && self.pipeline.open_streams() == 0
+            && self.pipeline.pending_events() == 0
+            && self.pipeline.oldest_pending_prepare_lsn().is_none()
+            && !self.dedupe.has_partial()
+    }
+
+    /// Sends a standby status update (streaming only). Does nothing once the server ended
+    /// the copy (shutdown: `COPY 0`, then EOF).
+    pub(super) fn send_status(
+        &mut self,
+        now: Instant,
+        reply_requested: bool,
+    ) -> Result<(), SessionError> {
+        if self.conn.as_ref().map(Connection::state) != Some(State::Copy) {
+            self.next_status_at = None;
+            return Ok(());
+        }
+        let flush = self.flush_target();
+        let update = StandbyStatusUpdate {
+            write: self.feedback.received().max(flush),
+            flush,
+            apply: flush,
+            client_time: pg_micros((self.wall_clock)()),
+            reply_requested,
+        };
+        self.scratch.clear();
+        update.encode(&mut self.scratch);
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or(SessionError::Usage("no connection attached"))?;
+        conn.send_copy_data(&self.scratch)?;
+        self.feedback.sent(flush, now);
+        self.next_status_at = now.checked_add(self.status_interval);
+        self.counters.status_updates_sent = self.counters.status_updates_sent.saturating_add(1);
+        Ok(())
+    }
+
+    fn ack_update_at(&self) -> Option<Instant> {
+        if self.phase != Phase::Streaming || !self.feedback.is_dirty() {
+            return None;
+        }
+        let base = self
+            .feedback
+            .last_sent_at()
+            .or(self.attempt.streaming_since)?;
+        base.checked_add(ACK_UPDATE_DELAY)
+    }
+
+    /// Sends the status updates that are due.
+    pub(super) fn drive_timers(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.phase != Phase::Streaming {
+            return Ok(());
+        }
+        let periodic = self.next_status_at.is_some_and(|t| now >= t);
+        let ack = self.ack_update_at().is_some_and(|t| now >= t);
+        if periodic || ack {
+            self.send_status(now, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// Microseconds since 2000-01-01 (PostgreSQL's epoch), saturating.
+pub(super) fn pg_micros(t: SystemTime) -> i64 {
+    let unix = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |m| -m),
+    };
+    unix.saturating_sub(PG_EPOCH_UNIX_MICROS)
+}

@@ -1,0 +1,405 @@
+//! The setup sequence: IDENTIFY_SYSTEM, catalog checks, slot, START_REPLICATION.
+//!
+//! ```text
+//! IDENTIFY_SYSTEM → pg_settings → [tables exist] → publication → [CREATE PUBLICATION]
+//!   → [publication tables] → primary keys → slot lookup → [DROP_REPLICATION_SLOT]
+//!   → [CREATE_REPLICATION_SLOT] → [snapshot held] → START_REPLICATION → streaming
+//! ```
+
+use std::time::Instant;
+
+use crate::assemble::TableRef;
+use crate::commands::IdentifySystem;
+use crate::error::{ServerError, SqlState};
+use crate::query::QueryResult;
+
+use super::catalog::{
+    self, SETTINGS_QUERY, TableName, create_slot_command, parse_created_slot, parse_primary_keys,
+    parse_publication, parse_settings, parse_slot, parse_tables, pid_from_message,
+    start_replication_command,
+};
+use super::session::{ReplicationSession, Step};
+use super::{Phase, SessionError, SessionEvent};
+
+/// How often a raced slot creation (42710) is retried with a new lookup.
+const MAX_SLOT_RETRIES: u8 = 3;
+
+impl ReplicationSession {
+    pub(super) fn on_query_complete(
+        &mut self,
+        results: Vec<QueryResult>,
+        now: Instant,
+    ) -> Result<(), SessionError> {
+        self.attempt.command_deadline = None;
+        match self.step {
+            Step::Stopping => {
+                self.finish_stop();
+                return Ok(());
+            }
+            Step::Streaming => return Err(SessionError::ServerEndedStream),
+            _ => {}
+        }
+        let r = results.into_iter().next().unwrap_or_default();
+        match self.step {
+            Step::Identify => self.after_identify(&r, now),
+            Step::Settings => self.after_settings(&r, now),
+            Step::TablesExist => self.after_tables_exist(&r, now),
+            Step::Publication => self.after_publication(&r, now),
+            Step::CreatePublication => {
+                self.attempt.publication_all_tables = self.attempt.tables.is_empty();
+                self.events.push_back(SessionEvent::Warning(format!(
+                    "created publication {} ({})",
+                    self.options.publication_name,
+                    if self.attempt.publication_all_tables {
+                        "FOR ALL TABLES".to_owned()
+                    } else {
+                        format!("FOR TABLE {}", display_tables(&self.attempt.tables))
+                    }
+                )));
+                self.check_publication_tables(now)
+            }
+            Step::PublicationTables => self.after_publication_tables(&r, now),
+            Step::PrimaryKeys => self.after_primary_keys(&r, now),
+            Step::SlotLookup => self.after_slot_lookup(&r, now),
+            Step::DropSlot => self.create_slot(now),
+            Step::CreateSlot => self.after_create_slot(&r, now),
+            Step::StartReplication => Err(SessionError::Protocol(
+                "START_REPLICATION completed without starting a stream".to_owned(),
+            )),
+            Step::Idle | Step::Streaming | Step::Stopping => Err(SessionError::Protocol(
+                "a query result arrived while no command was running".to_owned(),
+            )),
+        }
+    }
+
+    pub(super) fn on_query_failed(
+        &mut self,
+        e: ServerError,
+        now: Instant,
+    ) -> Result<(), SessionError> {
+        self.attempt.command_deadline = None;
+        match self.step {
+            Step::Stopping => {
+                self.finish_stop();
+                Ok(())
+            }
+            Step::CreateSlot
+                if e.code == Some(SqlState::DUPLICATE_OBJECT)
+                    && self.attempt.slot_retries < MAX_SLOT_RETRIES =>
+            {
+                // Another session created it meanwhile: look again.
+                self.attempt.slot_retries += 1;
+                self.lookup_slot(now)
+            }
+            Step::StartReplication | Step::DropSlot if e.code == Some(SqlState::OBJECT_IN_USE) => {
+                Err(SessionError::SlotActive {
+                    slot: self.options.slot_name.clone(),
+                    pid: pid_from_message(&e.message),
+                })
+            }
+            _ => Err(SessionError::Server(Box::new(e))),
+        }
+    }
+
+    pub(super) fn on_copy_started(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.step != Step::StartReplication {
+            return Err(SessionError::Protocol(format!(
+                "the server started a COPY while {}",
+                self.step.describe()
+            )));
+        }
+        self.step = Step::Streaming;
+        self.phase = Phase::Streaming;
+        self.attempt.command_deadline = None;
+        self.attempt.streaming_since = Some(now);
+        self.next_status_at = now.checked_add(self.status_interval);
+        self.events.push_back(SessionEvent::StreamingStarted {
+            requested_lsn: self.attempt.requested,
+            slot_confirmed_lsn: self.attempt.slot_confirmed,
+            proto_version: self.attempt.proto_version,
+        });
+        Ok(())
+    }
+
+    pub(super) fn on_server_copy_done(&mut self) -> Result<(), SessionError> {
+        match self.step {
+            // The stream ends; CommandComplete and ReadyForQuery (or EOF) follow.
+            Step::Streaming | Step::Stopping => Ok(()),
+            _ => Err(SessionError::Protocol(format!(
+                "the server sent CopyDone while {}",
+                self.step.describe()
+            ))),
+        }
+    }
+
+    fn after_identify(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
+        let id = IdentifySystem::from_result(r).map_err(|e| {
+            SessionError::Protocol(format!("unexpected IDENTIFY_SYSTEM result: {e}"))
+        })?;
+        if let Some(expected) = self.system_id
+            && expected != id.system_id
+        {
+            return Err(SessionError::SystemIdentifierChanged {
+                expected,
+                found: id.system_id,
+            });
+        }
+        if let Some(tl) = self.timeline
+            && tl != id.timeline
+        {
+            self.events.push_back(SessionEvent::Warning(format!(
+                "the server's timeline changed from {tl} to {} (a failover or a point-in-time \
+                 recovery); resuming from the slot on the new timeline",
+                id.timeline
+            )));
+        }
+        self.system_id = Some(id.system_id);
+        self.timeline = Some(id.timeline);
+        if let Some(db) = id.dbname {
+            self.attempt.dbname = Some(db);
+        }
+        self.events.push_back(SessionEvent::Identified {
+            system_id: id.system_id,
+            timeline: id.timeline,
+            xlogpos: id.xlogpos,
+            server_version_num: self.server_version.unwrap_or_default(),
+        });
+        self.send(Step::Settings, SETTINGS_QUERY, now)
+    }
+
+    fn after_settings(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
+        let s = parse_settings(r)?;
+        match s.wal_level.as_deref() {
+            Some("logical") => {}
+            Some(other) => {
+                return Err(SessionError::WalLevel {
+                    actual: other.to_owned(),
+                });
+            }
+            None => {
+                return Err(SessionError::Protocol(
+                    "pg_settings did not report wal_level".to_owned(),
+                ));
+            }
+        }
+        self.status_interval = self.options.effective_status_interval(s.wal_sender_timeout);
+        if self.options.check_tables && !self.attempt.tables.is_empty() {
+            let sql = catalog::tables_exist_query(&self.attempt.tables)?;
+            self.send(Step::TablesExist, &sql, now)
+        } else {
+            self.lookup_publication(now)
+        }
+    }
+
+    fn after_tables_exist(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
+        let found = parse_tables(r, "nspname", "relname", "table")?;
+        let missing = missing_tables(&self.attempt.tables, &found);
+        if !missing.is_empty() {
+            return Err(SessionError::TableMissing { tables: missing });
+        }
+        self.lookup_publication(now)
+    }
+
+    fn lookup_publication(&mut self, now: Instant) -> Result<(), SessionError> {
+        let sql = catalog::publication_query(&self.options.publication_name)?;
+        self.send(Step::Publication, &sql, now)
+    }
+
+    fn after_publication(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
+        match parse_publication(r)? {
+            Some(all_tables) => {
+                self.attempt.publication_all_tables = all_tables;
+                self.check_publication_tables(now)
+            }
+            None if self.options.create_publication => {
+                let sql = catalog::create_publication(
+                    &self.options.publication_name,
+                    &self.attempt.tables,
+                )?;
+                self.send(Step::CreatePublication, &sql, now)
+            }
+            None => Err(SessionError::PublicationMissing {
+                name: self.options.publication_name.clone(),
+            }),
+        }
+    }
+
+    fn check_publication_tables(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.options.check_tables
+            && !self.attempt.tables.is_empty()
+            && !self.attempt.publication_all_tables
+        {
+            let sql = catalog::publication_tables_query(&self.options.publication_name)?;
+            self.send(Step::PublicationTables, &sql, now)
+        } else {
+            self.read_primary_keys(now)
+        }
+    }
+
+    fn after_publication_tables(
+        &mut self,
+        r: &QueryResult,
+        now: Instant,
+    ) -> Result<(), SessionError> {
+        let published = parse_tables(r, "schemaname", "tablename", "publication tables")?;
+        let missing = missing_tables(&self.attempt.tables, &published);
+        if !missing.is_empty() {
+            return Err(SessionError::TablesNotInPublication {
+                publication: self.options.publication_name.clone(),
+                tables: missing,
+            });
+        }
+        self.read_primary_keys(now)
+    }
+
+    fn read_primary_keys(&mut self, now: Instant) -> Result<(), SessionError> {
+        let sql = catalog::primary_keys_query(&self.options.publication_name)?;
+        self.send(Step::PrimaryKeys, &sql, now)
+    }
+
+    fn after_primary_keys(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
+        for (table, columns) in parse_primary_keys(r)? {
+            self.pipeline
+                .set_primary_key(TableRef::Name(table.to_string()), columns);
+        }
+        self.drain_pipeline();
+        self.lookup_slot(now)
+    }
+
+    fn lookup_slot(&mut self, now: Instant) -> Result<(), SessionError> {
+        let sql = catalog::slot_query(&self.options.slot_name)?;
+        self.send(Step::SlotLookup, &sql, now)
+    }
+
+    fn after_slot_lookup(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
+        let slot = self.options.slot_name.clone();
+        let Some(info) = parse_slot(r)? else {
+            if self.options.create_slot || self.attempt.export {
+                return self.create_slot(now);
+            }
+            return Err(SessionError::SlotMissing { slot });
+        };
+        if info.slot_type != "logical" {
+            return Err(SessionError::SlotWrongType {
+                slot,
+                slot_type: info.slot_type,
+            });
+        }
+        if let (Some(db), Some(ours)) = (&info.database, &self.attempt.dbname)
+            && db != ours
+        {
+            return Err(SessionError::SlotWrongDatabase {
+                slot,
+                database: db.clone(),
+                expected: ours.clone(),
+            });
+        }
+        if info.plugin.as_deref() != Some("pgoutput") {
+            return Err(SessionError::SlotWrongPlugin {
+                slot,
+                plugin: info.plugin.unwrap_or_default(),
+            });
+        }
+        if info.active {
+            return Err(SessionError::SlotActive {
+                slot,
+                pid: info.active_pid,
+            });
+        }
+        self.attempt.slot_confirmed = info.confirmed_flush;
+        if self.attempt.export {
+            self.events.push_back(SessionEvent::Warning(format!(
+                "dropping replication slot {slot} (confirmed at {}) to recreate it with an \
+                 exported snapshot for the initial snapshot",
+                info.confirmed_flush
+                    .map_or_else(|| "an unknown position".to_owned(), |l| l.to_string())
+            )));
+            let sql = catalog::drop_slot_command(&slot)?;
+            self.send(Step::DropSlot, &sql, now)
+        } else {
+            self.start_replication(now)
+        }
+    }
+
+    fn create_slot(&mut self, now: Instant) -> Result<(), SessionError> {
+        let sql = create_slot_command(
+            &self.options.slot_name,
+            self.options.temporary_slot,
+            self.attempt.export,
+            self.options.two_phase,
+            self.server_version.unwrap_or_default(),
+        )?;
+        self.send(Step::CreateSlot, &sql, now)
+    }
+
+    fn after_create_slot(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
+        let created = parse_created_slot(r)?;
+        let cp = created.consistent_point;
+        self.attempt.slot_confirmed = Some(cp);
+        let slot_name = if created.slot_name.is_empty() {
+            self.options.slot_name.clone()
+        } else {
+            created.slot_name
+        };
+        self.events.push_back(SessionEvent::SlotCreated {
+            slot_name,
+            consistent_point: cp,
+            snapshot_name: created.snapshot_name.clone(),
+        });
+        if !self.attempt.export {
+            return self.start_replication(now);
+        }
+        let Some(snapshot_name) = created.snapshot_name else {
+            return Err(SessionError::Protocol(
+                "CREATE_REPLICATION_SLOT with an exported snapshot returned no snapshot name"
+                    .to_owned(),
+            ));
+        };
+        self.attempt.held_consistent_point = Some(cp);
+        self.step = Step::Idle;
+        self.phase = Phase::SnapshotHeld;
+        self.events.push_back(SessionEvent::SnapshotHeld {
+            snapshot_name,
+            consistent_point: cp,
+        });
+        Ok(())
+    }
+
+    /// Sends START_REPLICATION from the resume position.
+    pub(super) fn start_replication(&mut self, now: Instant) -> Result<(), SessionError> {
+        let requested = self.feedback.resume_lsn();
+        self.attempt.requested = requested;
+        if let Some(confirmed) = self.attempt.slot_confirmed
+            && !requested.is_zero()
+            && confirmed > requested
+        {
+            self.events.push_back(SessionEvent::ResumeGap {
+                requested,
+                server_start: confirmed,
+            });
+        }
+        let sql = start_replication_command(
+            &self.options.slot_name,
+            requested,
+            &self.attempt.start_options,
+        )?;
+        self.send(Step::StartReplication, &sql, now)
+    }
+}
+
+/// The configured tables not in `found`, as `schema.table`.
+fn missing_tables(wanted: &[TableName], found: &[TableName]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|t| !found.contains(t))
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn display_tables(tables: &[TableName]) -> String {
+    tables
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

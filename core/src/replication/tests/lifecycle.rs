@@ -1,0 +1,384 @@
+//! Reconnects, resume positions, dedupe, snapshot hold, stop.
+
+use std::time::Duration;
+
+use super::*;
+use crate::connection::ConnectionError;
+use crate::replication::Phase;
+
+fn start_lsn_of(queries: &[String]) -> String {
+    let start = queries
+        .iter()
+        .find(|q| q.starts_with("START_REPLICATION"))
+        .expect("START_REPLICATION sent");
+    start.split(' ').nth(4).unwrap().to_owned()
+}
+
+#[test]
+fn reconnect_resumes_after_the_last_delivered_transaction() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    h.feed(&txn(700, 0x2100, 0x2130, &[1])).unwrap();
+    h.feed(&txn(701, 0x2200, 0x2230, &[2])).unwrap();
+    assert_eq!(h.batches().len(), 2);
+    h.session.ack(Lsn(0x2130));
+    // The connection breaks; nothing of 701 was acknowledged, but it was delivered.
+    let e = h.session.handle_eof();
+    assert!(e.is_retryable(), "{e}");
+    h.session.detach();
+    assert_eq!(h.session.phase(), Phase::Detached);
+    assert_eq!(h.session.resume_lsn(), Lsn(0x2230));
+    h.server.slot.as_mut().unwrap().confirmed = Lsn(0x2130);
+    h.connect().unwrap();
+    let q = h.queries();
+    assert_eq!(start_lsn_of(&q), "0/2230");
+    let evs = h.events();
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, SessionEvent::ResumeGap { .. })),
+        "the slot is behind the resume point, not past it: {evs:?}"
+    );
+    // A server that re-sends anyway: dropped; the next one is delivered.
+    h.feed(&txn(701, 0x2200, 0x2230, &[2])).unwrap();
+    h.feed(&txn(702, 0x2300, 0x2330, &[3])).unwrap();
+    assert_eq!(h.batches(), [(702, 0, true, Some(Lsn(0x2330)))]);
+    assert_eq!(h.session.stats().duplicates_dropped, 1);
+    assert_eq!(h.session.stats().attempts, 2);
+    // Acknowledgement state survived: 701 is still pending.
+    h.feed(&keepalive(Lsn(0x2330), true)).unwrap();
+    let u = h.status_updates();
+    assert_eq!(u[0].flush, Lsn(0x2130));
+    h.session.ack(Lsn(0x2330));
+    h.feed(&keepalive(Lsn(0x2400), true)).unwrap();
+    assert_eq!(h.status_updates()[0].flush, Lsn(0x2400));
+}
+
+#[test]
+fn reconnect_inside_a_chunked_transaction_continues_with_the_next_chunk() {
+    let mut h = Harness::with_pipeline(
+        ReplicationOptions::default(),
+        FakeServer::new("15.18"),
+        PipelineConfig::default().with_max_batch_changes(2),
+    );
+    h.stream();
+    h.feed(&txn(699, 0x1F00, 0x1F30, &[9])).unwrap();
+    assert_eq!(h.batches().len(), 1);
+    let whole = txn(700, 0x2100, 0x2130, &[1, 2, 3, 4, 5]);
+    // Begin, Relation, four inserts: the first chunk (1, 2) goes out at insert 3.
+    let cut = {
+        let mut v = xlog(
+            Lsn(0x2000),
+            &PgOutputMessage::Begin {
+                final_lsn: Lsn(0x2100),
+                commit_time: 0,
+                xid: Xid(700),
+            },
+        );
+        v.extend(xlog(Lsn::ZERO, &relation()));
+        v.len() + 3 * xlog(Lsn(0x2008), &insert(1)).len()
+    };
+    h.feed(&whole[..cut]).unwrap();
+    assert_eq!(h.batches(), [(700, 0, false, None)]);
+    h.session.handle_eof();
+    h.session.detach();
+    let evs = h.events();
+    assert!(
+        evs.iter().any(
+            |e| matches!(e, SessionEvent::Warning(w) if w.contains("transaction 700 after 1 chunk"))
+        ),
+        "{evs:?}"
+    );
+    h.connect().unwrap();
+    assert_eq!(start_lsn_of(&h.queries()), "0/1F30");
+    // The server sends the whole transaction again; chunk 0 is not repeated.
+    h.feed(&whole).unwrap();
+    let evs = h.events();
+    let chunks: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Transaction(b) => Some((b.chunk_index, b.last_chunk, b.changes.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chunks, [(1, false, 2), (2, true, 1)]);
+    h.session.ack(Lsn(0x2130));
+    h.feed(&keepalive(Lsn(0x3000), true)).unwrap();
+    assert_eq!(h.status_updates()[0].flush, Lsn(0x3000));
+}
+
+#[test]
+fn resume_after_idle_flush_uses_the_flushed_position() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    h.feed(&keepalive(Lsn(0x5000), true)).unwrap();
+    assert_eq!(h.status_updates()[0].flush, Lsn(0x5000));
+    h.session.detach();
+    h.server.slot.as_mut().unwrap().confirmed = Lsn(0x5000);
+    h.connect().unwrap();
+    assert_eq!(start_lsn_of(&h.queries()), "0/5000");
+    assert!(
+        !h.events()
+            .iter()
+            .any(|e| matches!(e, SessionEvent::ResumeGap { .. }))
+    );
+}
+
+#[test]
+fn start_lsn_and_resume_gap() {
+    let o = ReplicationOptions {
+        start_lsn: Some(Lsn(0x3000)),
+        ..ReplicationOptions::default()
+    };
+    let mut server = FakeServer::new("16.4");
+    server.slot = Some(Slot::pgoutput(0x5000));
+    let mut h = Harness::new(o.clone(), server);
+    h.connect().unwrap();
+    assert_eq!(start_lsn_of(&h.queries()), "0/3000");
+    let evs = h.events();
+    assert!(
+        evs.contains(&SessionEvent::ResumeGap {
+            requested: Lsn(0x3000),
+            server_start: Lsn(0x5000)
+        }),
+        "{evs:?}"
+    );
+
+    // The slot behind the start position: no gap, and old transactions are dropped.
+    let mut server = FakeServer::new("16.4");
+    server.slot = Some(Slot::pgoutput(0x1000));
+    let mut h = Harness::new(o, server);
+    h.connect().unwrap();
+    assert!(
+        !h.events()
+            .iter()
+            .any(|e| matches!(e, SessionEvent::ResumeGap { .. }))
+    );
+    h.feed(&txn(700, 0x2F00, 0x3000, &[1])).unwrap();
+    h.feed(&txn(701, 0x3000, 0x3030, &[2])).unwrap();
+    assert_eq!(h.batches(), [(701, 0, true, Some(Lsn(0x3030)))]);
+}
+
+#[test]
+fn lost_temporary_slot_reports_a_gap() {
+    let o = ReplicationOptions {
+        temporary_slot: true,
+        ..ReplicationOptions::default()
+    };
+    let mut h = Harness::new(o, FakeServer::new("15.18"));
+    h.stream();
+    h.feed(&txn(700, 0x2100, 0x2130, &[1])).unwrap();
+    h.session.detach();
+    // The temporary slot died with the connection; the new one starts later.
+    h.server.slot = None;
+    h.server.next_consistent_point = Lsn(0x8000);
+    h.connect().unwrap();
+    let evs = h.events();
+    assert!(
+        evs.contains(&SessionEvent::ResumeGap {
+            requested: Lsn(0x2130),
+            server_start: Lsn(0x8000)
+        }),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn snapshot_hold_sends_nothing_until_release() {
+    let o = ReplicationOptions {
+        export_snapshot: true,
+        ..ReplicationOptions::default()
+    };
+    let mut h = Harness::new(o, FakeServer::new("15.18"));
+    h.connect().unwrap();
+    let q = h.queries();
+    assert_eq!(
+        q.last().unwrap(),
+        "CREATE_REPLICATION_SLOT \"drasi_slot\" LOGICAL pgoutput (SNAPSHOT 'export')"
+    );
+    let evs = h.events();
+    assert!(
+        evs.contains(&SessionEvent::SnapshotHeld {
+            snapshot_name: "00000003-0000000D-1".into(),
+            consistent_point: Lsn(0x1000),
+        }),
+        "{evs:?}"
+    );
+    assert_eq!(h.session.phase(), Phase::SnapshotHeld);
+    assert_eq!(h.session.poll_timeout(), None);
+    h.advance(Duration::from_secs(3600)).unwrap();
+    assert!(h.take_sent().is_empty());
+    assert!(h.queries().is_empty());
+
+    h.session.release_snapshot(h.now).unwrap();
+    h.pump().unwrap();
+    let q = h.queries();
+    assert_eq!(q.len(), 1);
+    assert_eq!(start_lsn_of(&q), "0/1000");
+    assert!(h.events().contains(&SessionEvent::StreamingStarted {
+        requested_lsn: Lsn(0x1000),
+        slot_confirmed_lsn: Some(Lsn(0x1000)),
+        proto_version: 3,
+    }));
+
+    // A later reconnect does not export again.
+    h.session.detach();
+    h.connect().unwrap();
+    let q = h.queries();
+    assert!(
+        !q.iter()
+            .any(|q| q.starts_with("DROP") || q.starts_with("CREATE_REPLICATION")),
+        "{q:?}"
+    );
+    assert_eq!(h.session.phase(), Phase::Streaming);
+}
+
+#[test]
+fn snapshot_export_recreates_an_existing_slot() {
+    let o = ReplicationOptions {
+        export_snapshot: true,
+        ..ReplicationOptions::default()
+    };
+    let mut server = FakeServer::new("14.12");
+    server.slot = Some(Slot::pgoutput(0x500));
+    let mut h = Harness::new(o, server);
+    h.connect().unwrap();
+    let q = h.queries();
+    let n = q.len();
+    assert_eq!(
+        q[n - 2..],
+        [
+            "DROP_REPLICATION_SLOT \"drasi_slot\"".to_owned(),
+            "CREATE_REPLICATION_SLOT \"drasi_slot\" LOGICAL pgoutput EXPORT_SNAPSHOT".to_owned(),
+        ]
+    );
+    assert_eq!(h.session.phase(), Phase::SnapshotHeld);
+}
+
+#[test]
+fn clean_stop() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    h.feed(&txn(700, 0x2100, 0x2130, &[1])).unwrap();
+    h.batches();
+    h.session.ack(Lsn(0x2130));
+    h.session.stop(h.now);
+    h.pump().unwrap();
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let Sent::CopyData(p) = &sent[0] else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(
+        decode_status(p).unwrap().flush,
+        Lsn(0x2130),
+        "final status first"
+    );
+    assert_eq!(sent[1], Sent::CopyDone);
+    assert_eq!(h.session.phase(), Phase::Stopping);
+    assert!(
+        h.events().is_empty(),
+        "not stopped before the server finishes"
+    );
+
+    // Data after stop() is not delivered.
+    h.feed(&txn(701, 0x2200, 0x2230, &[2])).unwrap();
+    h.feed(&copy_done()).unwrap();
+    h.feed(&keepalive(Lsn(0x2230), true)).unwrap();
+    assert!(h.events().is_empty());
+    assert!(h.take_sent().is_empty(), "no reply after CopyDone");
+    let mut end = complete("COPY 0");
+    end.extend(complete("START_REPLICATION"));
+    end.extend(ready());
+    h.feed(&end).unwrap();
+    assert_eq!(h.take_sent(), [Sent::Terminate]);
+    assert_eq!(h.events(), [SessionEvent::Stopped]);
+    assert_eq!(h.session.phase(), Phase::Stopped);
+    assert_eq!(h.session.poll_timeout(), None);
+}
+
+#[test]
+fn stop_times_out_and_other_phases_stop_at_once() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    h.session.stop(h.now);
+    h.pump().unwrap();
+    h.take_sent();
+    assert_eq!(
+        h.session.poll_timeout(),
+        Some(h.now + Duration::from_secs(5))
+    );
+    h.advance(Duration::from_secs(5)).unwrap();
+    assert_eq!(h.take_sent(), [Sent::Terminate]);
+    assert_eq!(h.events(), [SessionEvent::Stopped]);
+
+    // Detached: stopped at once.
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.session.stop(h.now);
+    assert_eq!(h.events(), [SessionEvent::Stopped]);
+    assert_eq!(h.session.phase(), Phase::Stopped);
+
+    // During the checks: Terminate, stopped.
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    let c = h.ready_connection();
+    h.session.attach(c, h.now).unwrap();
+    h.session.stop(h.now);
+    let mut out = BytesMut::new();
+    while h.session.poll_transmit(&mut out) {}
+    assert_eq!(parse_frontend(&out).last(), Some(&Sent::Terminate));
+    assert_eq!(h.events(), [SessionEvent::Stopped]);
+
+    // The server closes during the stop (shutdown path): stopped too.
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    h.session.stop(h.now);
+    h.feed(&complete("COPY 0")).unwrap();
+    let e = h.session.handle_eof();
+    assert!(matches!(
+        e,
+        SessionError::Connection(ConnectionError::Closed { .. })
+    ));
+    assert_eq!(h.session.phase(), Phase::Stopped);
+    assert_eq!(h.events(), [SessionEvent::Stopped]);
+}
+
+#[test]
+fn server_ending_the_stream_is_retryable() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    let mut end = copy_done();
+    end.extend(complete("COPY 0"));
+    end.extend(complete("START_REPLICATION"));
+    end.extend(ready());
+    let e = h.feed(&end).unwrap_err();
+    assert!(matches!(e, SessionError::ServerEndedStream), "{e}");
+    assert!(e.is_retryable());
+
+    // An ERROR while streaming (publication dropped, ≤ PG 17) is the server's error.
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    let mut err = error("42704", "publication \"drasi_publication\" does not exist");
+    err.extend(ready());
+    let e = h.feed(&err).unwrap_err();
+    assert!(matches!(e, SessionError::Server(_)), "{e}");
+    assert!(!e.is_retryable());
+}
+
+#[test]
+fn server_shutdown_handshake() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    h.feed(&txn(700, 0x2100, 0x2130, &[1])).unwrap();
+    h.session.ack(Lsn(0x2130));
+    // The walsender drains and asks until the flush reaches its sent position.
+    h.feed(&keepalive(Lsn(0x2200), true)).unwrap();
+    assert_eq!(h.status_updates()[0].flush, Lsn(0x2200));
+    // Then COPY 0 and EOF, with no CopyDone and no ReadyForQuery.
+    h.feed(&complete("COPY 0")).unwrap();
+    h.run_for(Duration::from_secs(30)).unwrap();
+    assert!(h.take_sent().is_empty());
+    let e = h.session.handle_eof();
+    assert!(e.is_retryable(), "{e}");
+    h.session.detach();
+    h.connect().unwrap();
+    assert_eq!(start_lsn_of(&h.queries()), "0/2200");
+}

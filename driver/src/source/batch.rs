@@ -1,0 +1,102 @@
+//! What subscribers receive, and how they acknowledge it.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use pgcdc_core::Lsn;
+use pgcdc_core::assemble::{TransactionBatch, TransactionKind};
+use pgcdc_core::model::{LogicalMessage, SourceChange, TxInfo};
+use pgcdc_core::pgoutput::Xid;
+
+/// A committed transaction, or one chunk of a large one, as delivered to subscribers.
+///
+/// It dereferences to [`TransactionBatch`]: `changes`, `xid`, `commit_lsn`, `end_lsn`,
+/// `commit_time_ns`, `first_chunk`, `last_chunk`, `chunk_index`. Cloning is cheap (the batch
+/// is shared between subscribers).
+///
+/// A non-transactional logical message (`pg_logical_emit_message(false, …)`) arrives as a
+/// batch of its own holding one [`SourceChange::Message`], with xid 0, its LSN as
+/// `commit_lsn`, no `end_lsn` and nothing to acknowledge.
+#[derive(Clone, Debug)]
+pub struct ChangeBatch {
+    inner: Arc<TransactionBatch>,
+    acker: AckHandle,
+}
+
+impl ChangeBatch {
+    pub(crate) fn new(batch: TransactionBatch, acker: AckHandle) -> Self {
+        ChangeBatch {
+            inner: Arc::new(batch),
+            acker,
+        }
+    }
+
+    pub(crate) fn from_message(message: LogicalMessage, acker: AckHandle) -> Self {
+        let tx = TxInfo {
+            xid: Xid(0),
+            commit_lsn: message.lsn,
+            end_lsn: None,
+            commit_time_ns: 0,
+        };
+        let batch = TransactionBatch {
+            xid: Xid(0),
+            commit_lsn: message.lsn,
+            end_lsn: None,
+            commit_time_ns: 0,
+            origin: None,
+            kind: TransactionKind::Plain,
+            gid: None,
+            prepare_missing: false,
+            changes: vec![SourceChange::Message { message, tx }],
+            first_chunk: true,
+            last_chunk: true,
+            chunk_index: 0,
+        };
+        ChangeBatch::new(batch, acker)
+    }
+
+    /// The shared batch.
+    pub fn batch(&self) -> &Arc<TransactionBatch> {
+        &self.inner
+    }
+
+    /// Acknowledges this batch: with [`AckMode::Manual`](pgcdc_core::source_config::AckMode),
+    /// the source may then confirm the transaction to PostgreSQL, which frees its WAL. A
+    /// chunk that is not the last of its transaction acknowledges nothing; acknowledge the
+    /// last one once every chunk is processed. Acknowledging is idempotent, and acknowledging
+    /// a later batch covers earlier ones.
+    pub fn ack(&self) {
+        if let Some(lsn) = self.inner.ack_lsn() {
+            self.acker.ack(lsn);
+        }
+    }
+}
+
+impl Deref for ChangeBatch {
+    type Target = TransactionBatch;
+
+    fn deref(&self) -> &TransactionBatch {
+        &self.inner
+    }
+}
+
+/// Acknowledges transactions by their end LSN ([`TransactionBatch::ack_lsn`]) from anywhere:
+/// cheap to clone, `Send`, never blocks.
+#[derive(Clone, Debug)]
+pub struct AckHandle {
+    tx: async_channel::Sender<super::run::Command>,
+}
+
+impl AckHandle {
+    pub(crate) fn new(tx: async_channel::Sender<super::run::Command>) -> Self {
+        AckHandle { tx }
+    }
+
+    /// Everything up to and including the transaction ending at `lsn` is processed. Acking
+    /// an LSN that was not delivered yet is clamped to what was delivered.
+    pub fn ack(&self, lsn: Lsn) {
+        // Unbounded: never fails but when the source is gone, and then there is nothing to
+        // acknowledge to.
+        let _ = self.tx.try_send(super::run::Command::Ack(lsn));
+    }
+}

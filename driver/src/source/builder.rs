@@ -1,0 +1,308 @@
+//! The builder, with the seed's method names, and the translation of a validated
+//! configuration into what the run loop needs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pgcdc_core::replication::{ReconnectPolicy, ReplicationOptions, Streaming};
+use pgcdc_core::source_config::{
+    AckMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
+};
+use pgcdc_core::{ChannelBinding, Lsn, Password, SslMode};
+
+use super::Source;
+use super::run::RunConfig;
+use crate::conn::ConnectOptions;
+use crate::error::Error;
+use crate::runtime::Runtime;
+use crate::tls::RootCerts;
+
+/// Builds a [`Source`]. Every setter has the seed's name; [`build`](Self::build) validates
+/// the whole configuration and names the first invalid field.
+#[derive(Debug)]
+pub struct SourceBuilder<R: Runtime> {
+    id: String,
+    rt: R,
+    config: PostgresSourceConfig,
+    errors: Vec<String>,
+}
+
+impl<R: Runtime> SourceBuilder<R> {
+    pub(crate) fn new(id: impl Into<String>, rt: R) -> Self {
+        SourceBuilder {
+            id: id.into(),
+            rt,
+            config: PostgresSourceConfig::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Starts from a complete configuration instead of the defaults.
+    pub fn with_config(mut self, config: PostgresSourceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Applies a `postgres://user:password@host:port/database?sslmode=…` URL.
+    pub fn with_url(mut self, url: &str) -> Self {
+        if let Err(e) = self.config.apply_url(url) {
+            self.errors.push(e.to_string());
+        }
+        self
+    }
+
+    /// Applies libpq's `PG*` environment variables (PGHOST, PGPORT, PGDATABASE, PGUSER,
+    /// PGPASSWORD, PGSSLMODE, …) of this process.
+    pub fn with_env(mut self) -> Self {
+        if let Err(e) = self.config.apply_env(|k| std::env::var(k).ok()) {
+            self.errors.push(e.to_string());
+        }
+        self
+    }
+
+    /// Server host name or address.
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.config.host = host.into();
+        self
+    }
+
+    /// Server port (5432).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.config.port = port;
+        self
+    }
+
+    /// Database to stream from.
+    pub fn with_database(mut self, database: impl Into<String>) -> Self {
+        self.config.database = database.into();
+        self
+    }
+
+    /// User (needs the REPLICATION attribute, or superuser).
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.config.user = user.into();
+        self
+    }
+
+    /// Password (never shown in `Debug` or logs).
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.config.password = Password::new(password.into());
+        self
+    }
+
+    /// Tables to stream (`table` or `schema.table`); they must be in the publication.
+    /// Empty: every table of the publication.
+    pub fn with_tables(mut self, tables: Vec<String>) -> Self {
+        self.config.tables = tables;
+        self
+    }
+
+    /// Adds one table.
+    pub fn add_table(mut self, table: impl Into<String>) -> Self {
+        self.config.tables.push(table.into());
+        self
+    }
+
+    /// Replication slot name (`drasi_slot`).
+    pub fn with_slot_name(mut self, name: impl Into<String>) -> Self {
+        self.config.slot_name = name.into();
+        self
+    }
+
+    /// Publication name (`drasi_publication`).
+    pub fn with_publication_name(mut self, name: impl Into<String>) -> Self {
+        self.config.publication_name = name.into();
+        self
+    }
+
+    /// TLS mode (`Prefer`).
+    pub fn with_ssl_mode(mut self, mode: SslMode) -> Self {
+        self.config.ssl_mode = mode;
+        self
+    }
+
+    /// Channel binding policy for SCRAM over TLS (`Prefer`).
+    pub fn with_channel_binding(mut self, cb: ChannelBinding) -> Self {
+        self.config.channel_binding = cb;
+        self
+    }
+
+    /// PEM file of trusted roots for `verify-ca`/`verify-full` (default: the platform's).
+    pub fn with_ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// Element-id key columns of a table, overriding its primary key.
+    pub fn add_table_key(mut self, key: TableKeyConfig) -> Self {
+        self.config.table_keys.push(key);
+        self
+    }
+
+    /// Per-subscriber queues or one shared queue (`Channel`).
+    pub fn with_dispatch_mode(mut self, mode: DispatchMode) -> Self {
+        self.config.dispatch_mode = mode;
+        self
+    }
+
+    /// Batches each queue holds before delivery waits (and the socket stops being read).
+    pub fn with_dispatch_buffer_capacity(mut self, capacity: usize) -> Self {
+        self.config.dispatch_buffer_capacity = capacity;
+        self
+    }
+
+    /// Start on the first subscription (`true`).
+    pub fn with_auto_start(mut self, auto_start: bool) -> Self {
+        self.config.auto_start = auto_start;
+        self
+    }
+
+    /// Acknowledge on delivery (default) or only when the application says so.
+    pub fn with_ack_mode(mut self, mode: AckMode) -> Self {
+        self.config.ack_mode = mode;
+        self
+    }
+
+    /// Create the slot when it does not exist (`true`).
+    pub fn with_create_slot(mut self, create: bool) -> Self {
+        self.config.create_slot = create;
+        self
+    }
+
+    /// Create the publication when it does not exist (`false`).
+    pub fn with_create_publication(mut self, create: bool) -> Self {
+        self.config.create_publication = create;
+        self
+    }
+
+    /// Resume from this LSN on the first start instead of the slot's confirmed position.
+    pub fn with_start_lsn(mut self, lsn: Lsn) -> Self {
+        self.config.start_lsn = Some(lsn);
+        self
+    }
+
+    /// Ask for binary column values.
+    pub fn with_binary(mut self, binary: bool) -> Self {
+        self.config.binary = binary;
+        self
+    }
+
+    /// Receive large in-progress transactions as they happen (`Off`).
+    pub fn with_streaming(mut self, mode: StreamingMode) -> Self {
+        self.config.streaming = mode;
+        self
+    }
+
+    /// Decode prepared transactions at PREPARE (`false`).
+    pub fn with_two_phase(mut self, two_phase: bool) -> Self {
+        self.config.two_phase = two_phase;
+        self
+    }
+
+    /// Changes per delivered batch at most (1000); larger transactions arrive in chunks.
+    pub fn with_max_batch_changes(mut self, n: usize) -> Self {
+        self.config.max_batch_changes = n;
+        self
+    }
+
+    /// Standby status update interval (10 s).
+    pub fn with_status_interval(mut self, interval: Duration) -> Self {
+        self.config.status_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// First reconnect delay (5 s); later ones back off to `max`.
+    pub fn with_reconnect_delay(mut self, initial: Duration, max: Duration) -> Self {
+        self.config.reconnect.initial_delay_ms =
+            u64::try_from(initial.as_millis()).unwrap_or(u64::MAX);
+        self.config.reconnect.max_delay_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Give up after this many failed attempts in a row (default: never).
+    pub fn with_max_reconnect_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.config.reconnect.max_attempts = attempts;
+        self
+    }
+
+    /// TCP connect and startup deadline (10 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// `application_name` shown in `pg_stat_activity`.
+    pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
+        self.config.application_name = name.into();
+        self
+    }
+
+    /// The configuration as built so far.
+    pub fn config(&self) -> &PostgresSourceConfig {
+        &self.config
+    }
+
+    /// Validates and builds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first invalid field and how to fix it.
+    pub fn build(self) -> Result<Source<R>, Error> {
+        if let Some(e) = self.errors.into_iter().next() {
+            return Err(Error::Config(e));
+        }
+        let source = Source::with_runtime(self.id, self.config, self.rt)?;
+        // Catch what only the translation can see (an unreadable root certificate file …).
+        run_config(source.id(), source.config())?;
+        Ok(source)
+    }
+}
+
+/// The run loop's settings for a validated configuration.
+pub(crate) fn run_config(id: &str, cfg: &PostgresSourceConfig) -> Result<RunConfig, Error> {
+    let mut connect = ConnectOptions::new(cfg.host.clone(), cfg.port, cfg.connect_params(true));
+    if let Some(addr) = cfg.hostaddr {
+        connect = connect.hostaddr(addr.to_string());
+    }
+    if let Some(timeout) = cfg.connect_timeout() {
+        connect.connect_timeout = timeout;
+    }
+    if let Some(path) = &cfg.ssl_root_cert {
+        connect = connect.root_certs(RootCerts::File(path.clone()));
+    }
+    let replication = ReplicationOptions {
+        slot_name: cfg.slot_name.clone(),
+        publication_name: cfg.publication_name.clone(),
+        tables: cfg.tables.clone(),
+        create_slot: cfg.create_slot,
+        temporary_slot: cfg.temporary_slot,
+        create_publication: cfg.create_publication,
+        start_lsn: cfg.start_lsn,
+        proto_version: cfg.proto_version,
+        binary: cfg.binary,
+        streaming: match cfg.streaming {
+            StreamingMode::Off => Streaming::Off,
+            StreamingMode::On => Streaming::On,
+            _ => Streaming::Parallel,
+        },
+        two_phase: cfg.two_phase,
+        origin: cfg.origin.clone(),
+        messages: cfg.messages,
+        status_interval: cfg.status_interval(),
+        ..ReplicationOptions::default()
+    };
+    let reconnect = ReconnectPolicy {
+        initial_delay: Duration::from_millis(cfg.reconnect.initial_delay_ms),
+        max_delay: Duration::from_millis(cfg.reconnect.max_delay_ms),
+        max_attempts: cfg.reconnect.max_attempts,
+        ..ReconnectPolicy::default()
+    };
+    Ok(RunConfig {
+        connect,
+        replication,
+        pipeline: cfg.pipeline_config(),
+        source_id: id.to_owned(),
+        reconnect,
+        ack_mode: cfg.ack_mode,
+    })
+}

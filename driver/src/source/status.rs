@@ -1,0 +1,89 @@
+//! The source's observable state and counters.
+
+use std::time::SystemTime;
+
+use pgcdc_core::Lsn;
+
+/// Where the source is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SourceState {
+    /// Not started, or stopped cleanly.
+    Stopped,
+    /// Connecting, checking the configuration against the server, preparing the slot.
+    Starting,
+    /// Copying the initial snapshot.
+    Bootstrapping,
+    /// Streaming changes.
+    Running,
+    /// The connection failed with a transient error; the next attempt is scheduled.
+    Reconnecting {
+        /// Failed attempts in a row.
+        attempt: u32,
+        /// Milliseconds until the next attempt (as of the failure).
+        delay_ms: u64,
+    },
+    /// Stopping: final status update and clean close in progress.
+    Stopping,
+    /// Ended by a fatal error (or after too many failed attempts); the message says what to do.
+    Failed(String),
+}
+
+/// A snapshot of the source's state and counters ([`Source::status`](super::Source::status)).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct SourceStatus {
+    /// Where the source is.
+    pub state: SourceState,
+    /// The highest WAL position received from the server.
+    pub last_received_lsn: Lsn,
+    /// The end LSN of the last transaction delivered to subscribers.
+    pub last_delivered_lsn: Lsn,
+    /// The highest transaction end LSN acknowledged by the application.
+    pub acked_lsn: Lsn,
+    /// The flush position last reported to PostgreSQL (what the slot may free up to).
+    pub flush_lsn: Lsn,
+    /// The server's WAL end, as of its last message.
+    pub server_wal_end: Lsn,
+    /// `server_wal_end - flush_lsn`: WAL the slot still retains because of this source.
+    pub lag_bytes: u64,
+    /// Changes delivered.
+    pub changes: u64,
+    /// Transactions delivered (counted at their last chunk).
+    pub transactions: u64,
+    /// Bytes received from the replication connection.
+    pub bytes_received: u64,
+    /// Connections lost and re-established (or attempted).
+    pub reconnects: u64,
+    /// Number of subscribers.
+    pub subscribers: usize,
+    /// The last error, transient or fatal.
+    pub last_error: Option<String>,
+    /// Set when PostgreSQL started streaming later than the position asked for: the changes
+    /// in between were confirmed earlier and will not arrive (`(requested, server_start)`).
+    pub resume_gap: Option<(Lsn, Lsn)>,
+    /// When the last change was delivered.
+    pub last_change_at: Option<SystemTime>,
+}
+
+impl Default for SourceStatus {
+    fn default() -> Self {
+        SourceStatus {
+            state: SourceState::Stopped,
+            last_received_lsn: Lsn(0),
+            last_delivered_lsn: Lsn(0),
+            acked_lsn: Lsn(0),
+            flush_lsn: Lsn(0),
+            server_wal_end: Lsn(0),
+            lag_bytes: 0,
+            changes: 0,
+            transactions: 0,
+            bytes_received: 0,
+            reconnects: 0,
+            subscribers: 0,
+            last_error: None,
+            resume_gap: None,
+            last_change_at: None,
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Change capture: operations, identities, keys, transactions, TOAST, truncate, schema
+//! changes, messages, stop/start, acknowledgement and idle publications.
+
+use std::time::Duration;
+
+use pgcdc_core::Lsn;
+use pgcdc_core::model::SourceChange;
+use pgcdc_core::source_config::{AckMode, DispatchMode, TableKeyConfig};
+use pgcdc_driver::Runtime;
+
+use super::{Ctx, assert_quiet, collect, eventually, int_prop, render};
+
+const T: Duration = Duration::from_secs(30);
+
+/// INSERT, UPDATE, DELETE under REPLICA IDENTITY DEFAULT and FULL.
+pub async fn insert_update_delete<R: Runtime + Default>() {
+    let ctx = Ctx::new("iud");
+    ctx.sql("CREATE TABLE users (id int PRIMARY KEY, name text, age int)");
+    ctx.sql("CREATE TABLE audit (id int PRIMARY KEY, note text)");
+    ctx.sql("ALTER TABLE audit REPLICA IDENTITY FULL");
+    ctx.publish(&["users", "audit"]);
+    let source = ctx.builder::<R>().build().unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+
+    ctx.sql("INSERT INTO users VALUES (1, 'ann', 30)");
+    ctx.sql("UPDATE users SET age = 31 WHERE id = 1");
+    ctx.sql("DELETE FROM users WHERE id = 1");
+    ctx.sql("INSERT INTO audit VALUES (7, 'x')");
+    ctx.sql("UPDATE audit SET note = 'y' WHERE id = 7");
+    ctx.sql("DELETE FROM audit WHERE id = 7");
+    let batches = collect::<R>(&mut sub, 6, T).await;
+    assert_eq!(
+        render(&batches),
+        [
+            "insert users:1 {age=30, id=1, name=ann}",
+            "update users:1 {age=31, id=1, name=ann}",
+            "delete users:1",
+            "insert audit:7 {id=7, note=x}",
+            "update audit:7 {id=7, note=y}",
+            "delete audit:7",
+        ]
+    );
+    // Old values: FULL sends the whole old row, DEFAULT only the key on delete.
+    match &batches[4].changes[0] {
+        SourceChange::Update { old: Some(old), .. } => {
+            assert_eq!(old.get("note").map(|v| v.to_string()).as_deref(), Some("x"));
+        }
+        other => panic!("expected an update with the old row: {other:?}"),
+    }
+    match &batches[2].changes[0] {
+        SourceChange::Delete { old, metadata, .. } => {
+            assert_eq!(old.len(), 1, "DEFAULT identity sends only the key");
+            assert_eq!(&*metadata.labels[0], "users");
+            assert!(metadata.effective_from > 1_600_000_000_000_000_000);
+        }
+        other => panic!("expected a delete: {other:?}"),
+    }
+    for b in &batches {
+        assert!(b.is_whole());
+        let end = b.end_lsn.unwrap();
+        assert!(end > b.commit_lsn);
+        for c in &b.changes {
+            assert_eq!(c.tx().end_lsn, Some(end));
+            assert_eq!(c.tx().xid, b.xid);
+        }
+    }
+    source.stop().await.unwrap();
+}
+
+/// A transaction touching two tables arrives as one batch, transactions in commit order;
+/// composite keys, auto-detected keys and configured keys; labels outside `public`.
+pub async fn transactions_and_keys<R: Runtime + Default>() {
+    let ctx = Ctx::new("txkeys");
+    ctx.sql(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE pairs (x int, y text, v int, PRIMARY KEY (x, y));
+         CREATE TABLE nokey (code text NOT NULL, v int);
+         CREATE UNIQUE INDEX nokey_code ON nokey (code);
+         ALTER TABLE nokey REPLICA IDENTITY USING INDEX nokey_code;
+         CREATE TABLE custom (id int PRIMARY KEY, email text);
+         CREATE SCHEMA inv;
+         CREATE TABLE inv.items (sku text PRIMARY KEY);",
+    );
+    ctx.publish(&["a", "pairs", "nokey", "custom", "inv.items"]);
+    let source = ctx
+        .builder::<R>()
+        .add_table_key(TableKeyConfig {
+            table: "custom".into(),
+            key_columns: vec!["email".into()],
+        })
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+
+    ctx.sql(
+        "BEGIN;
+         INSERT INTO a VALUES (1, 'one'), (2, 'two');
+         INSERT INTO pairs VALUES (1, 'a_b', 5);
+         COMMIT;",
+    );
+    ctx.sql("INSERT INTO nokey VALUES ('k:1', 1)");
+    ctx.sql("INSERT INTO custom VALUES (1, 'ann@example.com')");
+    ctx.sql("INSERT INTO inv.items VALUES ('X-1')");
+    ctx.sql("UPDATE a SET id = 3 WHERE id = 2");
+    let batches = collect::<R>(&mut sub, 8, T).await;
+    assert_eq!(batches[0].changes.len(), 3, "one transaction, one batch");
+    let rendered = render(&batches);
+    assert_eq!(
+        rendered,
+        [
+            "insert a:1 {id=1, v=one}",
+            "insert a:2 {id=2, v=two}",
+            "insert pairs:1_a\\_b {v=5, x=1, y=a_b}",
+            "insert nokey:k\\:1 {code=k:1, v=1}",
+            "insert custom:ann@example.com {email=ann@example.com, id=1}",
+            "insert inv.items:X-1 {sku=X-1}",
+            "delete a:2",
+            "insert a:3 {id=3, v=two}",
+        ]
+    );
+    let lsns: Vec<Lsn> = batches.iter().map(|b| b.end_lsn.unwrap()).collect();
+    let mut sorted = lsns.clone();
+    sorted.sort();
+    assert_eq!(lsns, sorted, "commit order");
+    source.stop().await.unwrap();
+}
+
+/// Unchanged TOAST values: omitted and listed (DEFAULT), filled from the old row (FULL).
+pub async fn unchanged_toast<R: Runtime + Default>() {
+    let ctx = Ctx::new("toast");
+    ctx.sql(
+        "CREATE TABLE docs (id int PRIMARY KEY, body text, n int);
+         ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+         CREATE TABLE docs_full (id int PRIMARY KEY, body text, n int);
+         ALTER TABLE docs_full ALTER COLUMN body SET STORAGE EXTERNAL;
+         ALTER TABLE docs_full REPLICA IDENTITY FULL;",
+    );
+    ctx.publish(&["docs", "docs_full"]);
+    let source = ctx.builder::<R>().build().unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO docs SELECT 1, repeat('abc', 10000), 1");
+    ctx.sql("INSERT INTO docs_full SELECT 1, repeat('xyz', 10000), 1");
+    ctx.sql("UPDATE docs SET n = 2");
+    ctx.sql("UPDATE docs_full SET n = 2");
+    let batches = collect::<R>(&mut sub, 4, T).await;
+    match &batches[2].changes[0] {
+        SourceChange::Update {
+            element,
+            unchanged_toast,
+            ..
+        } => {
+            assert!(
+                element.properties().get("body").is_none(),
+                "omitted, never NULL"
+            );
+            assert_eq!(unchanged_toast.len(), 1);
+            assert_eq!(&*unchanged_toast[0], "body");
+            assert_eq!(int_prop(&batches[2].changes[0], "n"), Some(2));
+        }
+        other => panic!("expected an update: {other:?}"),
+    }
+    match &batches[3].changes[0] {
+        SourceChange::Update {
+            element,
+            unchanged_toast,
+            ..
+        } => {
+            assert!(unchanged_toast.is_empty());
+            let body = element.properties().get("body").unwrap().to_string();
+            assert_eq!(body.len(), 30000);
+            assert!(body.starts_with("xyzxyz"));
+        }
+        other => panic!("expected an update: {other:?}"),
+    }
+    source.stop().await.unwrap();
+}
+
+/// TRUNCATE, ALTER TABLE while streaming (no restart), logical messages.
+pub async fn truncate_schema_messages<R: Runtime + Default>() {
+    let ctx = Ctx::new("tsm");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY, a text)");
+    ctx.publish(&["t"]);
+    let source = ctx.builder::<R>().build().unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO t VALUES (1, 'x')");
+    ctx.sql("ALTER TABLE t ADD COLUMN b int DEFAULT 7");
+    ctx.sql("INSERT INTO t VALUES (2, 'y', 8)");
+    ctx.sql("ALTER TABLE t DROP COLUMN a");
+    ctx.sql("INSERT INTO t VALUES (3, 9)");
+    ctx.sql("TRUNCATE t");
+    ctx.sql("SELECT pg_logical_emit_message(true, 'app', 'in-tx')");
+    ctx.sql("SELECT pg_logical_emit_message(false, 'app', 'now')");
+    let batches = collect::<R>(&mut sub, 8, T).await;
+    let r = render(&batches);
+    assert_eq!(r[0], "insert t:1 {a=x, id=1}");
+    assert!(
+        r[1].starts_with("schema t ") && r[1].contains("added: [\"b\"]"),
+        "{r:?}"
+    );
+    assert_eq!(r[2], "insert t:2 {a=y, b=8, id=2}");
+    assert!(
+        r[3].starts_with("schema t ") && r[3].contains("dropped: [\"a\"]"),
+        "{r:?}"
+    );
+    assert_eq!(r[4], "insert t:3 {b=9, id=3}");
+    assert_eq!(r[5], "truncate [\"t\"]");
+    assert_eq!(r[6], "message app in-tx");
+    assert_eq!(r[7], "message app now");
+    assert!(batches.last().unwrap().ack_lsn().is_none());
+    source.stop().await.unwrap();
+}
+
+/// Changes made while the source is stopped arrive after it starts again, exactly once;
+/// a manual-ack source resends what was not acknowledged.
+pub async fn stop_start_and_manual_ack<R: Runtime + Default>() {
+    let ctx = Ctx::new("stopstart");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx
+        .builder::<R>()
+        .with_ack_mode(AckMode::Manual)
+        .with_status_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO t VALUES (1)");
+    ctx.sql("INSERT INTO t VALUES (2)");
+    let b = collect::<R>(&mut sub, 2, T).await;
+    b[0].ack(); // only the first
+    let first_end = b[0].end_lsn.unwrap();
+    eventually::<R>(T, "the ack to reach the slot", || {
+        ctx.confirmed_flush().parse::<Lsn>().unwrap() >= first_end
+    })
+    .await;
+    source.stop().await.unwrap();
+    assert!(sub.recv().await.is_none(), "stop ends the subscription");
+    assert!(
+        ctx.confirmed_flush().parse::<Lsn>().unwrap() < b[1].end_lsn.unwrap(),
+        "the unacknowledged transaction is not confirmed"
+    );
+
+    ctx.sql("INSERT INTO t VALUES (3)");
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    let b = collect::<R>(&mut sub, 2, T).await;
+    assert_eq!(render(&b), ["insert t:2 {id=2}", "insert t:3 {id=3}"]);
+    b[1].ack();
+    assert_quiet::<R>(&mut sub, Duration::from_millis(500)).await;
+    source.stop().await.unwrap();
+}
+
+/// An idle publication while a table outside it is busy: the slot's position still moves.
+pub async fn idle_publication_advances<R: Runtime + Default>() {
+    let ctx = Ctx::new("idlepub");
+    ctx.sql("CREATE TABLE published (id int PRIMARY KEY); CREATE TABLE busy (id int)");
+    ctx.publish(&["published"]);
+    let source = ctx
+        .builder::<R>()
+        .with_status_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    let before: Lsn = ctx.confirmed_flush().parse().unwrap();
+    for i in 0..20 {
+        ctx.sql(&format!(
+            "INSERT INTO busy SELECT generate_series(1, 100) + {i}"
+        ));
+    }
+    let wal: Lsn = ctx.sql("SELECT pg_current_wal_lsn()").parse().unwrap();
+    eventually::<R>(
+        T,
+        "confirmed_flush_lsn to pass the busy table's WAL",
+        || ctx.confirmed_flush().parse::<Lsn>().unwrap() >= wal,
+    )
+    .await;
+    assert!(ctx.confirmed_flush().parse::<Lsn>().unwrap() > before);
+    assert_quiet::<R>(&mut sub, Duration::from_millis(300)).await;
+    let st = source.status();
+    assert!(st.flush_lsn >= wal, "{st:?}");
+    source.stop().await.unwrap();
+}
+
+/// Broadcast dispatch: every subscriber sees every batch.
+pub async fn broadcast_two_subscribers<R: Runtime + Default>() {
+    let ctx = Ctx::new("bcast");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx
+        .builder::<R>()
+        .with_dispatch_mode(DispatchMode::Broadcast)
+        .with_dispatch_buffer_capacity(2)
+        .build()
+        .unwrap();
+    let mut a = source.subscribe();
+    let mut b = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO t SELECT generate_series(1, 5)");
+    let ra = collect::<R>(&mut a, 5, T).await;
+    let rb = collect::<R>(&mut b, 5, T).await;
+    assert_eq!(render(&ra), render(&rb));
+    assert_eq!(source.status().subscribers, 2);
+    source.stop().await.unwrap();
+}
+
+/// A 1,000,000-row transaction arrives in chunks of `max_batch_changes`, with bounded memory.
+pub async fn million_row_transaction<R: Runtime + Default>() {
+    let ctx = Ctx::new("million");
+    ctx.sql("CREATE TABLE big (id bigint PRIMARY KEY, v int, note text)");
+    ctx.publish(&["big"]);
+    let source = ctx
+        .builder::<R>()
+        .with_max_batch_changes(5000)
+        .with_dispatch_buffer_capacity(4)
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    let rss_before = super::peak_rss_kib();
+    ctx.sql("INSERT INTO big SELECT g, g % 97, 'row ' || g FROM generate_series(1, 1000000) g");
+    let mut seen = 0u64;
+    let mut chunks = 0u32;
+    let mut expect_id = 1i64;
+    loop {
+        let b = super::next_batch::<R>(&mut sub, Duration::from_secs(120))
+            .await
+            .expect("chunks keep coming");
+        assert_eq!(b.chunk_index, chunks);
+        assert_eq!(b.first_chunk, chunks == 0);
+        for c in &b.changes {
+            assert_eq!(int_prop(c, "id"), Some(expect_id));
+            expect_id += 1;
+        }
+        seen += b.changes.len() as u64;
+        chunks += 1;
+        assert!(b.changes.len() <= 5000);
+        if b.last_chunk {
+            assert!(b.end_lsn.is_some());
+            break;
+        }
+        assert!(b.ack_lsn().is_none());
+    }
+    assert_eq!(seen, 1_000_000);
+    assert_eq!(chunks, 200);
+    let peak = super::peak_rss_kib();
+    eprintln!(
+        "million_row_transaction: {seen} changes in {chunks} chunks; peak RSS {:?} KiB (before the workload {:?} KiB)",
+        peak, rss_before
+    );
+    source.stop().await.unwrap();
+}

@@ -1,0 +1,124 @@
+//! Fatal errors end the source at once with an actionable message; invalid configurations
+//! are refused by `build()` naming the field.
+
+use std::time::{Duration, Instant};
+
+use pgcdc_driver::{Error, Runtime, SourceState};
+use pgcdc_testkit::{Cluster, NOREPL_USER};
+
+use super::Ctx;
+
+async fn expect_fatal<R: Runtime + Default>(
+    source: pgcdc_driver::Source<R>,
+    needles: &[&str],
+) -> String {
+    let t0 = Instant::now();
+    let err = source.start().await.expect_err("start must fail");
+    let msg = err.to_string();
+    for n in needles {
+        assert!(msg.contains(n), "error {msg:?} lacks {n:?}");
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "a fatal error must not be retried"
+    );
+    let st = source.status();
+    assert!(matches!(st.state, SourceState::Failed(_)), "{st:?}");
+    assert_eq!(st.reconnects, 0, "{st:?}");
+    assert!(!source.is_running());
+    msg
+}
+
+/// A wrong password is fatal and says so.
+pub async fn wrong_password<R: Runtime + Default>() {
+    let ctx = Ctx::new("badpw");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx.builder::<R>().with_password("nope").build().unwrap();
+    expect_fatal(source, &["28P01", "password"]).await;
+}
+
+/// A missing publication is fatal, with the statement that creates it.
+pub async fn missing_publication<R: Runtime + Default>() {
+    let ctx = Ctx::new("nopub");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    let source = ctx.builder::<R>().build().unwrap();
+    expect_fatal(source, &["pub_nopub", "CREATE PUBLICATION"]).await;
+}
+
+/// A configured table outside the publication is fatal, with the fix.
+pub async fn table_not_in_publication<R: Runtime + Default>() {
+    let ctx = Ctx::new("notinpub");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx
+        .builder::<R>()
+        .with_tables(vec!["t".into(), "other".into()])
+        .build()
+        .unwrap();
+    expect_fatal(source, &["other", "ALTER PUBLICATION"]).await;
+}
+
+/// A user without the REPLICATION attribute is fatal, with the fix.
+pub async fn user_without_replication<R: Runtime + Default>() {
+    let ctx = Ctx::new("norepl");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx
+        .builder::<R>()
+        .with_user(NOREPL_USER.name)
+        .with_password(NOREPL_USER.password.unwrap_or_default())
+        .build()
+        .unwrap();
+    expect_fatal(source, &["REPLICATION"]).await;
+}
+
+/// wal_level=replica is fatal, with the fix (a cluster of its own).
+pub async fn wal_level_replica<R: Runtime + Default>() {
+    let cluster: &'static Cluster = Box::leak(Box::new(
+        Cluster::builder().wal_level("replica").start().unwrap(),
+    ));
+    let ctx = Ctx::on(cluster, "walreplica");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx.builder::<R>().build().unwrap();
+    expect_fatal(source, &["wal_level", "logical"]).await;
+}
+
+/// `build()` names the invalid field.
+pub async fn invalid_config<R: Runtime + Default>() {
+    let ctx = Ctx::new("badcfg");
+    let cases: Vec<(pgcdc_driver::SourceBuilder<R>, &str)> = vec![
+        (ctx.builder::<R>().with_slot_name("Bad-Slot"), "slot_name"),
+        (ctx.builder::<R>().with_port(0), "port"),
+        (ctx.builder::<R>().with_host(""), "host"),
+        (ctx.builder::<R>().with_database(""), "database"),
+        (
+            ctx.builder::<R>().with_publication_name(""),
+            "publication_name",
+        ),
+        (
+            ctx.builder::<R>().with_dispatch_buffer_capacity(0),
+            "dispatch_buffer_capacity",
+        ),
+        (
+            ctx.builder::<R>().with_max_batch_changes(0),
+            "max_batch_changes",
+        ),
+        (
+            ctx.builder::<R>()
+                .add_table_key(pgcdc_core::source_config::TableKeyConfig {
+                    table: "t".into(),
+                    key_columns: vec![],
+                }),
+            "table_keys",
+        ),
+        (ctx.builder::<R>().with_url("mysql://x"), "url"),
+    ];
+    for (builder, field) in cases {
+        match builder.build() {
+            Err(Error::Config(msg)) => assert!(msg.contains(field), "{msg:?} should name {field}"),
+            other => panic!("expected a config error naming {field}, got {other:?}"),
+        }
+    }
+}

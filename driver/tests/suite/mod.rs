@@ -1,0 +1,230 @@
+//! The source's integration tests, written once and run by every runtime crate against a
+//! real PostgreSQL (`pgcdc-testkit`). A runtime's test file includes this module with
+//! `#[path]` and instantiates each test with its [`Harness`].
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod basic;
+pub mod failures;
+pub mod faults;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_util::future::{Either, select};
+use pgcdc_core::model::SourceChange;
+use pgcdc_core::value::Value;
+use pgcdc_driver::{ChangeBatch, Runtime, Source, SourceBuilder, Subscription};
+use pgcdc_testkit::{Cluster, SCRAM_USER};
+
+/// What a runtime crate supplies to run the suite.
+pub trait Harness {
+    /// The runtime under test.
+    type Rt: Runtime + Default;
+    /// Runs a future to completion on that runtime.
+    fn block_on<F: Future>(f: F) -> F::Output;
+}
+
+/// One test's database, slot and publication on a cluster.
+pub struct Ctx {
+    pub cluster: &'static Cluster,
+    pub name: String,
+    pub db: String,
+    pub slot: String,
+    pub publication: String,
+}
+
+impl Ctx {
+    /// A fresh database named after the test on the binary's shared cluster.
+    pub fn new(name: &str) -> Ctx {
+        Self::on(Cluster::shared(), name)
+    }
+
+    /// A fresh database on `cluster`.
+    pub fn on(cluster: &'static Cluster, name: &str) -> Ctx {
+        let db = format!("db_{name}");
+        cluster.create_database(&db).unwrap();
+        Ctx {
+            cluster,
+            name: name.to_owned(),
+            db,
+            slot: format!("slot_{name}"),
+            publication: format!("pub_{name}"),
+        }
+    }
+
+    /// Runs SQL as the superuser in the test's database.
+    pub fn sql(&self, sql: &str) -> String {
+        self.cluster
+            .psql(&self.db, sql)
+            .unwrap_or_else(|e| panic!("SQL failed: {sql}: {e}"))
+    }
+
+    /// Creates the publication for `tables` (`FOR ALL TABLES` when empty).
+    pub fn publish(&self, tables: &[&str]) {
+        if tables.is_empty() {
+            self.sql(&format!(
+                "CREATE PUBLICATION {} FOR ALL TABLES",
+                self.publication
+            ));
+        } else {
+            self.sql(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                self.publication,
+                tables.join(", ")
+            ));
+        }
+    }
+
+    /// A builder for the test's source: the SCRAM user, the test's slot and publication,
+    /// no auto-start, fast reconnects.
+    pub fn builder<R: Runtime + Default>(&self) -> SourceBuilder<R> {
+        Source::<R>::builder(format!("src-{}", self.name))
+            .with_host(self.cluster.host())
+            .with_port(self.cluster.port())
+            .with_database(&self.db)
+            .with_user(SCRAM_USER.name)
+            .with_password(SCRAM_USER.password.unwrap_or_default())
+            .with_slot_name(&self.slot)
+            .with_publication_name(&self.publication)
+            .with_auto_start(false)
+            .with_reconnect_delay(Duration::from_millis(200), Duration::from_secs(1))
+    }
+
+    /// The slot's `confirmed_flush_lsn`, as text.
+    pub fn confirmed_flush(&self) -> String {
+        self.sql(&format!(
+            "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{}'",
+            self.slot
+        ))
+    }
+}
+
+/// Waits for the next batch, failing the test after `limit`.
+pub async fn next_batch<R: Runtime + Default>(
+    sub: &mut Subscription,
+    limit: Duration,
+) -> Option<ChangeBatch> {
+    let rt = R::default();
+    match select(Box::pin(sub.recv()), rt.sleep(limit)).await {
+        Either::Left((b, _)) => b,
+        Either::Right(_) => None,
+    }
+}
+
+/// Collects batches until `changes` changes have arrived (messages included), or panics after
+/// `limit`.
+pub async fn collect<R: Runtime + Default>(
+    sub: &mut Subscription,
+    changes: usize,
+    limit: Duration,
+) -> Vec<ChangeBatch> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut n = 0;
+    while n < changes {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(b) = next_batch::<R>(sub, left).await else {
+            panic!(
+                "timed out after {limit:?} with {n} of {changes} changes: {:#?}",
+                render(&out)
+            );
+        };
+        n += b.changes.len();
+        out.push(b);
+    }
+    out
+}
+
+/// Asserts that nothing more arrives within `wait`.
+pub async fn assert_quiet<R: Runtime + Default>(sub: &mut Subscription, wait: Duration) {
+    if let Some(b) = next_batch::<R>(sub, wait).await {
+        panic!("unexpected batch: {:#?}", render(&[b]));
+    }
+}
+
+/// A compact text form of a change: `insert users:1 {id=1, name=ann}`.
+pub fn render_change(c: &SourceChange) -> String {
+    fn props(p: &pgcdc_core::model::ElementPropertyMap) -> String {
+        let mut v: Vec<String> = p.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        v.sort();
+        format!("{{{}}}", v.join(", "))
+    }
+    match c {
+        SourceChange::Insert { element, .. } => format!(
+            "insert {} {}",
+            element.metadata().reference.element_id,
+            props(element.properties())
+        ),
+        SourceChange::Update {
+            element,
+            unchanged_toast,
+            ..
+        } => {
+            let mut s = format!(
+                "update {} {}",
+                element.metadata().reference.element_id,
+                props(element.properties())
+            );
+            if !unchanged_toast.is_empty() {
+                s.push_str(&format!(" unchanged={unchanged_toast:?}"));
+            }
+            s
+        }
+        SourceChange::Delete { metadata, .. } => {
+            format!("delete {}", metadata.reference.element_id)
+        }
+        SourceChange::Truncate { labels, .. } => format!("truncate {labels:?}"),
+        SourceChange::SchemaChange { label, diff, .. } => format!("schema {label} {diff:?}"),
+        SourceChange::Message { message, .. } => format!(
+            "message {} {}",
+            message.prefix,
+            String::from_utf8_lossy(&message.content)
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every change of `batches`, rendered.
+pub fn render(batches: &[ChangeBatch]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| b.changes.iter().map(render_change))
+        .collect()
+}
+
+/// The integer value of column `col` of an insert or update, if any.
+pub fn int_prop(c: &SourceChange, col: &str) -> Option<i64> {
+    let element = match c {
+        SourceChange::Insert { element, .. } | SourceChange::Update { element, .. } => element,
+        _ => return None,
+    };
+    match element.properties().get(col)? {
+        Value::Int2(v) => Some(i64::from(*v)),
+        Value::Int4(v) => Some(i64::from(*v)),
+        Value::Int8(v) => Some(*v),
+        _ => None,
+    }
+}
+
+/// The process's peak resident set size in KiB (Linux), for reports.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes.
+pub async fn eventually<R: Runtime + Default>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> bool,
+) {
+    let rt = R::default();
+    let deadline = Instant::now() + limit;
+    while !check() {
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        rt.sleep(Duration::from_millis(100)).await;
+    }
+}
