@@ -16,6 +16,7 @@
 //! | [`lsn`] | log sequence numbers |
 //! | [`model`] | the change model: `SourceChange`, `Element`, element ids, labels |
 //! | [`assemble`] | pgoutput messages → transactions of changes: the sans-IO `Pipeline` |
+//! | [`snapshot`] | the bootstrap plan: table list, COPY statements, copied rows → inserts, JSONL |
 //! | [`replication`] | the replication session: catalog checks, slot, streaming, acknowledgements, reconnect policy |
 //! | [`source_config`] | `PostgresSourceConfig`: serde, URLs, `PG*` variables, validation |
 #![forbid(unsafe_code)]
@@ -41,6 +42,7 @@ pub mod model;
 pub mod pgoutput;
 pub mod query;
 pub mod replication;
+pub mod snapshot;
 pub mod source_config;
 pub mod startup;
 pub mod value;

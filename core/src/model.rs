@@ -132,12 +132,71 @@ pub struct ElementMetadata {
 
 /// A row's column values by column name, in the relation's column order.
 ///
-/// Names are `Arc<str>`s shared with the relation, so building a map costs one allocation for
-/// its entries and none per name. Lookups are linear, which beats hashing for the tens of
-/// columns tables have. Inserting an existing name replaces its value in place.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Names are `Arc<str>`s shared with the relation. A map built by the pipeline shares the
+/// relation's whole list of names too, so building one costs a single allocation (its values)
+/// and one reference-count increment, however many columns the row has. Lookups are linear,
+/// which beats hashing for the tens of columns tables have. Inserting an existing name replaces
+/// its value in place.
+#[derive(Clone, Default)]
 pub struct ElementPropertyMap {
-    entries: Vec<(Arc<str>, ElementValue)>,
+    names: Names,
+    /// Parallel to `names`.
+    values: Vec<ElementValue>,
+}
+
+/// The names of an [`ElementPropertyMap`]: a list shared with the relation (copied on the
+/// first change), or the map's own.
+#[derive(Clone)]
+enum Names {
+    Shared(Arc<[Arc<str>]>),
+    Owned(Vec<Arc<str>>),
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::Owned(Vec::new())
+    }
+}
+
+impl Names {
+    #[inline]
+    fn as_slice(&self) -> &[Arc<str>] {
+        match self {
+            Names::Shared(n) => n,
+            Names::Owned(n) => n,
+        }
+    }
+
+    fn push(&mut self, name: Arc<str>) {
+        match self {
+            Names::Owned(v) => v.push(name),
+            Names::Shared(shared) => {
+                let mut v = Vec::with_capacity(shared.len() + 1);
+                v.extend(shared.iter().cloned());
+                v.push(name);
+                *self = Names::Owned(v);
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        match self {
+            Names::Owned(v) => {
+                if i < v.len() {
+                    v.remove(i);
+                }
+            }
+            Names::Shared(shared) => {
+                let v = shared
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, k)| k.clone())
+                    .collect();
+                *self = Names::Owned(v);
+            }
+        }
+    }
 }
 
 impl ElementPropertyMap {
@@ -149,29 +208,52 @@ impl ElementPropertyMap {
     /// An empty map with room for `n` properties.
     pub fn with_capacity(n: usize) -> Self {
         ElementPropertyMap {
-            entries: Vec::with_capacity(n),
+            names: Names::Owned(Vec::with_capacity(n)),
+            values: Vec::with_capacity(n),
         }
+    }
+
+    /// A map of `values` named by `names` (the same length, distinct names), sharing the list
+    /// of names.
+    pub(crate) fn from_shared(names: Arc<[Arc<str>]>, values: Vec<ElementValue>) -> Self {
+        debug_assert_eq!(names.len(), values.len());
+        ElementPropertyMap {
+            names: Names::Shared(names),
+            values,
+        }
+    }
+
+    /// A map of `values` named by `names` (the same length, distinct names).
+    pub(crate) fn from_owned(names: Vec<Arc<str>>, values: Vec<ElementValue>) -> Self {
+        debug_assert_eq!(names.len(), values.len());
+        ElementPropertyMap {
+            names: Names::Owned(names),
+            values,
+        }
+    }
+
+    #[inline]
+    fn position(&self, name: &str) -> Option<usize> {
+        self.names.as_slice().iter().position(|k| &**k == name)
     }
 
     /// The value of property `name`.
     pub fn get(&self, name: &str) -> Option<&ElementValue> {
-        self.entries
-            .iter()
-            .find(|(k, _)| &**k == name)
-            .map(|(_, v)| v)
+        self.values.get(self.position(name)?)
     }
 
     /// Whether property `name` is present.
     pub fn contains_key(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.position(name).is_some()
     }
 
     /// Sets property `name`, returning its previous value. A new name goes last.
     pub fn insert(&mut self, name: Arc<str>, value: ElementValue) -> Option<ElementValue> {
-        match self.entries.iter_mut().find(|(k, _)| *k == name) {
-            Some((_, v)) => Some(std::mem::replace(v, value)),
+        match self.position(&name).and_then(|i| self.values.get_mut(i)) {
+            Some(v) => Some(std::mem::replace(v, value)),
             None => {
-                self.entries.push((name, value));
+                self.names.push(name);
+                self.values.push(value);
                 None
             }
         }
@@ -179,34 +261,52 @@ impl ElementPropertyMap {
 
     /// Removes property `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<ElementValue> {
-        let i = self.entries.iter().position(|(k, _)| &**k == name)?;
-        Some(self.entries.remove(i).1)
+        let i = self.position(name)?;
+        if i >= self.values.len() {
+            return None;
+        }
+        self.names.remove(i);
+        Some(self.values.remove(i))
     }
 
     /// The number of properties.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.values.len()
     }
 
     /// Whether there are no properties.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.values.is_empty()
     }
 
     /// The properties in column order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Arc<str>, &ElementValue)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+        self.names.as_slice().iter().zip(&self.values)
     }
 
     /// The property names in column order.
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &Arc<str>> {
-        self.entries.iter().map(|(k, _)| k)
+        self.names.as_slice().iter()
     }
+}
 
-    /// Appends a property without checking for an existing one (the caller guarantees
-    /// distinct names, as a relation's columns are).
-    pub(crate) fn push_unchecked(&mut self, name: Arc<str>, value: ElementValue) {
-        self.entries.push((name, value));
+impl PartialEq for ElementPropertyMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.names.as_slice() == other.names.as_slice() && self.values == other.values
+    }
+}
+
+impl fmt::Debug for ElementPropertyMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Entries<'a>(&'a ElementPropertyMap);
+        impl fmt::Debug for Entries<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries(self.0.iter()).finish()
+            }
+        }
+        f.debug_struct("ElementPropertyMap")
+            .field("entries", &Entries(self))
+            .finish()
     }
 }
 
@@ -225,7 +325,11 @@ impl IntoIterator for ElementPropertyMap {
     type IntoIter = std::vec::IntoIter<(Arc<str>, ElementValue)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
+        let pairs: Vec<(Arc<str>, ElementValue)> = match self.names {
+            Names::Owned(names) => names.into_iter().zip(self.values).collect(),
+            Names::Shared(names) => names.iter().cloned().zip(self.values).collect(),
+        };
+        pairs.into_iter()
     }
 }
 
@@ -478,5 +582,73 @@ mod tests {
         assert_eq!(m.keys().map(|k| &**k).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(m.remove("a"), Some(ElementValue::Int4(2)));
         assert_eq!(m.len(), 1);
+    }
+
+    mod property_map_props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Insert(usize, i32),
+            Remove(usize),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..NAMES.len(), any::<i32>()).prop_map(|(n, v)| Op::Insert(n, v)),
+                (0..NAMES.len()).prop_map(Op::Remove),
+            ]
+        }
+
+        /// The map as a plain list of pairs, the model the real map must match.
+        fn pairs(m: &ElementPropertyMap) -> Vec<(String, ElementValue)> {
+            m.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        }
+
+        proptest! {
+            /// A map sharing its names with a relation behaves exactly like one built by
+            /// inserting the same properties, through any inserts and removes.
+            #[test]
+            fn shared_names_behave_like_owned(
+                start in 0..=NAMES.len(),
+                ops in prop::collection::vec(op(), 0..12),
+            ) {
+                let names: Arc<[Arc<str>]> = NAMES.iter().map(|&n| Arc::from(n)).collect();
+                let values: Vec<ElementValue> =
+                    (0..start).map(|i| ElementValue::Int4(i as i32)).collect();
+                let mut shared = ElementPropertyMap::from_shared(
+                    names.get(..start).unwrap_or_default().into(),
+                    values.clone(),
+                );
+                let mut owned: ElementPropertyMap =
+                    names.iter().cloned().zip(values).collect();
+                prop_assert_eq!(&shared, &owned);
+                for op in ops {
+                    match op {
+                        Op::Insert(n, v) => prop_assert_eq!(
+                            shared.insert(NAMES[n].into(), ElementValue::Int4(v)),
+                            owned.insert(NAMES[n].into(), ElementValue::Int4(v))
+                        ),
+                        Op::Remove(n) => {
+                            prop_assert_eq!(shared.remove(NAMES[n]), owned.remove(NAMES[n]))
+                        }
+                    }
+                    prop_assert_eq!(pairs(&shared), pairs(&owned));
+                    prop_assert_eq!(&shared, &owned);
+                    prop_assert_eq!(shared.len(), owned.len());
+                    for n in NAMES {
+                        prop_assert_eq!(shared.get(n), owned.get(n));
+                        prop_assert_eq!(shared.contains_key(n), owned.contains_key(n));
+                    }
+                    prop_assert_eq!(format!("{shared:?}"), format!("{owned:?}"));
+                }
+                let a: Vec<_> = shared.into_iter().collect();
+                let b: Vec<_> = owned.into_iter().collect();
+                prop_assert_eq!(a, b);
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use pgcdc_core::auth::tls_server_end_point;
@@ -234,6 +234,47 @@ impl<R: Runtime> PgConnection<R> {
                     ));
                 }
                 other => tracing::debug!(?other, "ignoring event during query"),
+            }
+        }
+    }
+
+    /// Starts a `COPY … TO STDOUT`; read its rows with [`copy_out_next`](Self::copy_out_next).
+    ///
+    /// # Errors
+    ///
+    /// The server's error when the statement fails, [`Error::Config`] when it is not a
+    /// COPY to the client.
+    pub async fn copy_out_start(&mut self, sql: &str) -> Result<(), Error> {
+        self.conn.send_query(sql)?;
+        loop {
+            match self.next_event().await? {
+                Event::CopyStarted(_) => return Ok(()),
+                Event::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
+                Event::QueryComplete(_) => {
+                    return Err(Error::Config(format!(
+                        "expected COPY … TO STDOUT, but the statement returned no copy data: {sql}"
+                    )));
+                }
+                other => tracing::debug!(?other, "ignoring event before COPY"),
+            }
+        }
+    }
+
+    /// The next CopyData payload of a COPY started with
+    /// [`copy_out_start`](Self::copy_out_start) (in text format: one row), or `None` once
+    /// the COPY is complete and the connection is ready again.
+    ///
+    /// # Errors
+    ///
+    /// The server's error when the COPY fails part-way.
+    pub async fn copy_out_next(&mut self) -> Result<Option<Bytes>, Error> {
+        loop {
+            match self.next_event().await? {
+                Event::CopyData(row) => return Ok(Some(row)),
+                Event::CopyDone => {}
+                Event::QueryComplete(_) => return Ok(None),
+                Event::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
+                other => tracing::debug!(?other, "ignoring event during COPY"),
             }
         }
     }

@@ -26,19 +26,4 @@ macro_rules! tests {
     };
 }
 
-tests!(
-    basic::insert_update_delete,
-    basic::transactions_and_keys,
-    basic::unchanged_toast,
-    basic::truncate_schema_messages,
-    basic::stop_start_and_manual_ack,
-    basic::idle_publication_advances,
-    basic::broadcast_two_subscribers,
-    faults::walsender_killed,
-    faults::connection_cut,
-    failures::wrong_password,
-    failures::missing_publication,
-    failures::table_not_in_publication,
-    failures::user_without_replication,
-    failures::invalid_config,
-);
+shared_cluster_tests!(tests);

@@ -27,9 +27,4 @@ macro_rules! tests {
     };
 }
 
-tests!(
-    faults::server_restarted,
-    faults::stalled_consumer,
-    failures::wal_level_replica,
-    basic::million_row_transaction,
-);
+isolated_tests!(tests);

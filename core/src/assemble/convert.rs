@@ -61,7 +61,7 @@ impl Converter<'_> {
         new: &TupleData,
         old_full: Option<&TupleData>,
     ) -> (ElementPropertyMap, Vec<Arc<str>>) {
-        let mut props = ElementPropertyMap::with_capacity(rel.columns.len());
+        let mut props = RowBuilder::new(rel.columns.len());
         let mut unchanged = Vec::new();
         for (i, (col, v)) in rel.columns.iter().zip(new.iter()).enumerate() {
             let v = if v.is_unchanged_toast() {
@@ -70,11 +70,14 @@ impl Converter<'_> {
                 v
             };
             match self.value(col, v) {
-                Some(value) => props.push_unchecked(col.name.clone(), value),
-                None => unchanged.push(col.name.clone()),
+                Some(value) => props.push(&col.name, value),
+                None => {
+                    props.skip(&rel.names);
+                    unchanged.push(col.name.clone());
+                }
             }
         }
-        (props, unchanged)
+        (props.finish(&rel.names), unchanged)
     }
 
     /// The properties of an old row as sent: every column of an `O` tuple, only the
@@ -82,20 +85,71 @@ impl Converter<'_> {
     /// Unchanged-TOAST values (never sent in old tuples in practice) are left out.
     pub(crate) fn old_row(&mut self, rel: &RelInfo, old: &OldTuple) -> ElementPropertyMap {
         let key_only = matches!(old, OldTuple::Key(_));
-        let tuple = old.tuple();
-        let mut props = ElementPropertyMap::with_capacity(if key_only {
-            rel.columns.iter().filter(|c| c.ri_key).count()
+        let names = if key_only {
+            &rel.ri_key_names
         } else {
-            rel.columns.len()
-        });
-        for (col, v) in rel.columns.iter().zip(tuple.iter()) {
+            &rel.names
+        };
+        let mut props = RowBuilder::new(names.len());
+        for (col, v) in rel.columns.iter().zip(old.tuple().iter()) {
             if key_only && !col.ri_key {
                 continue;
             }
-            if let Some(value) = self.value(col, v) {
-                props.push_unchecked(col.name.clone(), value);
+            match self.value(col, v) {
+                Some(value) => props.push(&col.name, value),
+                None => props.skip(names),
             }
         }
-        props
+        props.finish(names)
+    }
+}
+
+/// Collects a row's values. While every column has a value the names are those of the
+/// relation, shared; once one is left out the map gets its own list.
+struct RowBuilder {
+    values: Vec<ElementValue>,
+    own_names: Option<Vec<Arc<str>>>,
+}
+
+impl RowBuilder {
+    #[inline]
+    fn new(n: usize) -> Self {
+        RowBuilder {
+            values: Vec::with_capacity(n),
+            own_names: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, name: &Arc<str>, value: ElementValue) {
+        if let Some(names) = &mut self.own_names {
+            names.push(name.clone());
+        }
+        self.values.push(value);
+    }
+
+    /// A column of `shared` is left out: the values so far are those of its first columns.
+    #[cold]
+    fn skip(&mut self, shared: &[Arc<str>]) {
+        if self.own_names.is_none() {
+            let before = shared.get(..self.values.len()).unwrap_or(shared);
+            self.own_names = Some(before.to_vec());
+        }
+    }
+
+    #[inline]
+    fn finish(self, shared: &Arc<[Arc<str>]>) -> ElementPropertyMap {
+        match self.own_names {
+            None if self.values.len() == shared.len() => {
+                ElementPropertyMap::from_shared(shared.clone(), self.values)
+            }
+            None => {
+                let mut values = self.values;
+                values.truncate(shared.len());
+                let names = shared.get(..values.len()).unwrap_or_default().to_vec();
+                ElementPropertyMap::from_owned(names, values)
+            }
+            Some(names) => ElementPropertyMap::from_owned(names, self.values),
+        }
     }
 }

@@ -8,13 +8,18 @@ use crate::model::{LogicalMessage, SourceChange, TxInfo, pg_time_to_unix_nanos};
 use crate::pgoutput::{Oid, Xid};
 
 impl Pipeline {
-    pub(super) fn begin(&mut self, tx: OpenTx, message: &'static str) -> Result<(), AssembleError> {
+    pub(super) fn begin(
+        &mut self,
+        mut tx: OpenTx,
+        message: &'static str,
+    ) -> Result<(), AssembleError> {
         if self.current.is_some() {
             return Err(AssembleError::Unexpected {
                 message,
                 reason: "a transaction is already open",
             });
         }
+        tx.capacity_hint = self.tx_size_hint;
         self.current = Some(tx);
         Ok(())
     }
@@ -31,6 +36,11 @@ impl Pipeline {
                 reason: "no Begin is open",
             });
         };
+        if cur.chunk_index > 0 {
+            self.tx_size_hint = self.max_batch;
+        } else if !cur.changes.is_empty() {
+            self.tx_size_hint = cur.changes.len();
+        }
         self.complete(
             Completed {
                 info: TxInfo {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::model::{NULL_KEY_PART, escape_key_part, escape_label, table_label};
@@ -78,6 +79,35 @@ fn lookup_by_name<'m>(
         .or_else(|| map.get(label))
         .or_else(|| map.get(&rel.name))
         .map(Vec::as_slice)
+}
+
+/// A map keyed by relation OID, hashed cheaply: OIDs come from the server, not from an
+/// adversary choosing collisions.
+pub(crate) type OidMap<V> = HashMap<Oid, V, BuildHasherDefault<OidHasher>>;
+
+/// A multiplicative hash (as in rustc's FxHash) for [`OidMap`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct OidHasher(u64);
+
+const HASH_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for OidHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(HASH_SEED);
+        }
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(HASH_SEED);
+    }
 }
 
 /// A table named by relation OID or by name (qualified `schema.table` or bare).
@@ -194,6 +224,11 @@ pub(crate) struct RelInfo {
     /// The escaped label and `:`.
     pub(crate) id_prefix: Box<str>,
     pub(crate) columns: Vec<ColInfo>,
+    /// The column names, in order: the names of every full row's property map.
+    pub(crate) names: Arc<[Arc<str>]>,
+    /// The names of the replica-identity key columns, in order: the names of an old-key
+    /// (`K`) tuple's property map.
+    pub(crate) ri_key_names: Arc<[Arc<str>]>,
     pub(crate) key_source: KeySource,
     pub(crate) key_columns: Vec<usize>,
     /// Whether an old-key (`K`) tuple holds every key column, so an old id can be computed
@@ -279,8 +314,16 @@ impl RelInfo {
             }
             _ => {}
         }
+        let names: Arc<[Arc<str>]> = columns.iter().map(|c| c.name.clone()).collect();
+        let ri_key_names: Arc<[Arc<str>]> = columns
+            .iter()
+            .filter(|c| c.ri_key)
+            .map(|c| c.name.clone())
+            .collect();
         RelInfo {
             labels: Arc::from(vec![label.clone()]),
+            names,
+            ri_key_names,
             label,
             id_prefix: prefix.into_boxed_str(),
             columns,
@@ -423,7 +466,10 @@ fn push_key_part(buf: &mut String, ty: TypeOid, v: ColumnValue<'_>, registry: &T
         ColumnValue::UnchangedToast => buf.push_str(UNAVAILABLE_KEY_PART),
         ColumnValue::Text(b) => escape_key_part(&String::from_utf8_lossy(b), buf),
         ColumnValue::Binary(b) => match decode_binary(ty, b, registry) {
-            Ok(value) => escape_key_part(&value.to_string(), buf),
+            Ok(value) => {
+                // Printed straight into the id, escaped on the way.
+                let _ = write!(KeyPartWriter(buf), "{value}");
+            }
             Err(_) => {
                 buf.push_str("\\\\x");
                 for x in b {
@@ -431,6 +477,17 @@ fn push_key_part(buf: &mut String, ty: TypeOid, v: ColumnValue<'_>, registry: &T
                 }
             }
         },
+    }
+}
+
+/// Escapes what is written to it as one element-id key value ([`escape_key_part`]).
+struct KeyPartWriter<'a>(&'a mut String);
+
+impl fmt::Write for KeyPartWriter<'_> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_key_part(s, self.0);
+        Ok(())
     }
 }
 
@@ -446,5 +503,15 @@ mod tests {
         s.clear();
         write_uuid(0, &mut s);
         assert_eq!(s, "00000000-0000-4000-8000-000000000000");
+    }
+
+    #[test]
+    fn key_part_writer_escapes_like_escape_key_part() {
+        let mut direct = String::new();
+        escape_key_part("a_b:c\\d", &mut direct);
+        let mut written = String::new();
+        let (a, b) = ("a_b", ":c\\d");
+        let _ = write!(KeyPartWriter(&mut written), "{a}{b}");
+        assert_eq!(written, direct);
     }
 }

@@ -97,11 +97,11 @@ pub use types::{
     TransactionBatch, TransactionKind,
 };
 
-use keys::{IdBuilder, IdGen, PrimaryKeys, RelInfo, table_matches};
+use keys::{IdBuilder, IdGen, OidMap, PrimaryKeys, RelInfo, table_matches};
 use txn::{OpenTx, PreparedTx, StreamTx};
 
 use crate::lsn::Lsn;
-use crate::model::{ElementMetadata, ElementReference, LogicalMessage, SourceChange, TxInfo};
+use crate::model::{LogicalMessage, SourceChange, TxInfo};
 use crate::pgoutput::{Decoder, Oid, PgOutputMessage, RelationCache, TupleData, Xid};
 use crate::value::{TypeOid, TypeRegistry};
 
@@ -188,7 +188,7 @@ pub struct Pipeline {
     max_batch: usize,
     decoder: Decoder,
     relations: RelationCache,
-    rel_info: HashMap<Oid, Arc<RelInfo>>,
+    rel_info: OidMap<Arc<RelInfo>>,
     registry: TypeRegistry,
     primary_keys: PrimaryKeys,
     ids: IdBuilder,
@@ -200,6 +200,9 @@ pub struct Pipeline {
     last_end_lsn: Option<Lsn>,
     last_received: Lsn,
     stats: PipelineStats,
+    /// The number of changes of the last non-empty plain transaction (at most a chunk): room
+    /// made in the next one's buffer.
+    tx_size_hint: usize,
 }
 
 impl fmt::Debug for Pipeline {
@@ -231,7 +234,7 @@ impl Pipeline {
             config,
             decoder: Decoder::new(),
             relations: RelationCache::new(),
-            rel_info: HashMap::new(),
+            rel_info: OidMap::default(),
             registry: TypeRegistry::new(),
             primary_keys: PrimaryKeys::default(),
             ids: IdBuilder::new(IdGen::deterministic()),
@@ -243,6 +246,7 @@ impl Pipeline {
             last_end_lsn: None,
             last_received: Lsn::ZERO,
             stats: PipelineStats::default(),
+            tx_size_hint: 0,
         }
     }
 
@@ -503,17 +507,6 @@ impl Pipeline {
     fn emit_change(&mut self, sub: Option<Xid>, change: SourceChange) {
         self.stats.changes += 1;
         self.push(sub, change);
-    }
-
-    fn metadata(&self, rel: &RelInfo, element_id: Arc<str>, tx: &TxInfo) -> ElementMetadata {
-        ElementMetadata {
-            reference: ElementReference {
-                source_id: self.source_id.clone(),
-                element_id,
-            },
-            labels: rel.labels.clone(),
-            effective_from: tx.commit_time_ns,
-        }
     }
 
     fn handle_message(&mut self, msg: PgOutputMessage) -> Result<(), AssembleError> {

@@ -1,9 +1,11 @@
 //! Relations and row changes.
 
+use std::sync::Arc;
+
 use super::convert::Converter;
-use super::keys::KeySource;
+use super::keys::{KeySource, RelInfo};
 use super::{AssembleError, Pipeline};
-use crate::model::{Element, SourceChange};
+use crate::model::{Element, ElementMetadata, ElementReference, SourceChange, TxInfo};
 use crate::pgoutput::{Oid, OldTuple, RelationBody, SchemaChange, TupleData, Xid};
 
 impl Pipeline {
@@ -46,14 +48,36 @@ impl Pipeline {
         oid: Oid,
         new: TupleData,
     ) -> Result<(), AssembleError> {
+        let result = self.insert_row(sub, oid, &new);
+        self.decoder.recycle(new);
+        result
+    }
+
+    fn insert_row(
+        &mut self,
+        sub: Option<Xid>,
+        oid: Oid,
+        new: &TupleData,
+    ) -> Result<(), AssembleError> {
         let tx = self.target("Insert")?;
-        let rel = self.relation(oid, "Insert")?;
-        Self::check_width(&rel, &new, "Insert")?;
-        let (properties, unchanged_toast) = self.converter().row(&rel, &new, None);
-        let id = self.ids.element_id(&rel, &new, None, &self.registry);
+        // Field by field, so that the relation stays borrowed from the map.
+        let rel = self
+            .rel_info
+            .get(&oid)
+            .ok_or(AssembleError::UnknownRelation {
+                message: "Insert",
+                oid,
+            })?;
+        Self::check_width(rel, new, "Insert")?;
+        let (properties, unchanged_toast) = Converter {
+            registry: &self.registry,
+            fallbacks: &mut self.stats.fallback_values,
+        }
+        .row(rel, new, None);
+        let id = self.ids.element_id(rel, new, None, &self.registry);
         let change = SourceChange::Insert {
             element: Element::Node {
-                metadata: self.metadata(&rel, id, &tx),
+                metadata: metadata(&self.source_id, rel, id, &tx),
                 properties,
             },
             unchanged_toast,
@@ -70,61 +94,81 @@ impl Pipeline {
         old: Option<OldTuple>,
         new: TupleData,
     ) -> Result<(), AssembleError> {
-        let tx = self.target("Update")?;
-        let rel = self.relation(oid, "Update")?;
-        Self::check_width(&rel, &new, "Update")?;
-        if let Some(o) = &old {
-            Self::check_width(&rel, o.tuple(), "Update")?;
+        let result = self.update_row(sub, oid, old.as_ref(), &new);
+        if let Some(old) = old {
+            self.decoder.recycle(old.into_tuple());
         }
-        let full_old = match &old {
+        self.decoder.recycle(new);
+        result
+    }
+
+    fn update_row(
+        &mut self,
+        sub: Option<Xid>,
+        oid: Oid,
+        old: Option<&OldTuple>,
+        new: &TupleData,
+    ) -> Result<(), AssembleError> {
+        let tx = self.target("Update")?;
+        let rel = self
+            .rel_info
+            .get(&oid)
+            .ok_or(AssembleError::UnknownRelation {
+                message: "Update",
+                oid,
+            })?;
+        Self::check_width(rel, new, "Update")?;
+        if let Some(o) = old {
+            Self::check_width(rel, o.tuple(), "Update")?;
+        }
+        let full_old = match old {
             Some(OldTuple::Full(t)) => Some(t),
             _ => None,
         };
-        let (properties, unchanged_toast) = self.converter().row(&rel, &new, full_old);
-        let new_id = self.ids.element_id(
-            &rel,
-            &new,
-            old.as_ref().map(OldTuple::tuple),
-            &self.registry,
-        );
-        let old_id = match &old {
+        let mut converter = Converter {
+            registry: &self.registry,
+            fallbacks: &mut self.stats.fallback_values,
+        };
+        let (properties, unchanged_toast) = converter.row(rel, new, full_old);
+        let new_id = self
+            .ids
+            .element_id(rel, new, old.map(OldTuple::tuple), &self.registry);
+        let old_id = match old {
             Some(o)
                 if rel.key_source != KeySource::Generated
                     && (matches!(o, OldTuple::Full(_)) || rel.key_in_identity) =>
             {
-                Some(self.ids.element_id(&rel, o.tuple(), None, &self.registry))
+                Some(self.ids.element_id(rel, o.tuple(), None, &self.registry))
             }
             _ => None,
         };
         match (old, old_id) {
             (Some(old), Some(old_id)) if old_id != new_id => {
-                let old_props = self.converter().old_row(&rel, &old);
+                let old_props = converter.old_row(rel, old);
                 let delete = SourceChange::Delete {
-                    metadata: self.metadata(&rel, old_id, &tx),
+                    metadata: metadata(&self.source_id, rel, old_id, &tx),
                     old: old_props,
                     tx,
                 };
-                self.emit_change(sub, delete);
                 let insert = SourceChange::Insert {
                     element: Element::Node {
-                        metadata: self.metadata(&rel, new_id, &tx),
+                        metadata: metadata(&self.source_id, rel, new_id, &tx),
                         properties,
                     },
                     unchanged_toast,
                     tx,
                 };
+                self.emit_change(sub, delete);
                 self.emit_change(sub, insert);
             }
             (old, _) => {
                 let old = match old {
-                    Some(o) if self.config.include_old_values => {
-                        Some(self.converter().old_row(&rel, &o))
-                    }
+                    Some(o) if self.config.include_old_values => Some(converter.old_row(rel, o)),
                     _ => None,
                 };
                 let update = SourceChange::Update {
                     element: Element::Node {
-                        metadata: self.metadata(&rel, new_id, &tx),
+                        metadata: metadata(&self.source_id, rel, new_id, &tx),
                         properties,
                     },
                     old,
@@ -143,24 +187,56 @@ impl Pipeline {
         oid: Oid,
         old: OldTuple,
     ) -> Result<(), AssembleError> {
+        let result = self.delete_row(sub, oid, &old);
+        self.decoder.recycle(old.into_tuple());
+        result
+    }
+
+    fn delete_row(
+        &mut self,
+        sub: Option<Xid>,
+        oid: Oid,
+        old: &OldTuple,
+    ) -> Result<(), AssembleError> {
         let tx = self.target("Delete")?;
-        let rel = self.relation(oid, "Delete")?;
-        Self::check_width(&rel, old.tuple(), "Delete")?;
-        let id = self.ids.element_id(&rel, old.tuple(), None, &self.registry);
-        let old_props = self.converter().old_row(&rel, &old);
+        let rel = self
+            .rel_info
+            .get(&oid)
+            .ok_or(AssembleError::UnknownRelation {
+                message: "Delete",
+                oid,
+            })?;
+        Self::check_width(rel, old.tuple(), "Delete")?;
+        let id = self.ids.element_id(rel, old.tuple(), None, &self.registry);
+        let old_props = Converter {
+            registry: &self.registry,
+            fallbacks: &mut self.stats.fallback_values,
+        }
+        .old_row(rel, old);
         let change = SourceChange::Delete {
-            metadata: self.metadata(&rel, id, &tx),
+            metadata: metadata(&self.source_id, rel, id, &tx),
             old: old_props,
             tx,
         };
         self.emit_change(sub, change);
         Ok(())
     }
+}
 
-    fn converter(&mut self) -> Converter<'_> {
-        Converter {
-            registry: &self.registry,
-            fallbacks: &mut self.stats.fallback_values,
-        }
+/// The metadata of an element of `rel` made in `tx`.
+#[inline]
+fn metadata(
+    source_id: &Arc<str>,
+    rel: &RelInfo,
+    element_id: Arc<str>,
+    tx: &TxInfo,
+) -> ElementMetadata {
+    ElementMetadata {
+        reference: ElementReference {
+            source_id: source_id.clone(),
+            element_id,
+        },
+        labels: rel.labels.clone(),
+        effective_from: tx.commit_time_ns,
     }
 }

@@ -22,6 +22,9 @@ pub(crate) struct OpenTx {
     /// `Some(gid)` for a two-phase transaction being prepared: held until Commit Prepared,
     /// never emitted early.
     pub(crate) gid: Option<String>,
+    /// How many changes to make room for at the first one (the size of the last transaction),
+    /// so that the buffer does not grow step by step.
+    pub(crate) capacity_hint: usize,
 }
 
 impl OpenTx {
@@ -34,6 +37,7 @@ impl OpenTx {
             changes: Vec::new(),
             chunk_index: 0,
             gid,
+            capacity_hint: 0,
         }
     }
 
@@ -73,9 +77,19 @@ impl OpenTx {
             }));
             self.chunk_index = self.chunk_index.saturating_add(1);
         }
+        if self.changes.capacity() == 0 {
+            // Not before the first change: empty transactions allocate nothing.
+            self.changes.reserve_exact(
+                self.capacity_hint
+                    .clamp(MIN_CAPACITY, max.max(MIN_CAPACITY)),
+            );
+        }
         self.changes.push(change);
     }
 }
+
+/// The least room made in a transaction's buffer.
+const MIN_CAPACITY: usize = 4;
 
 /// A streamed transaction's changes so far, each tagged with the (sub)transaction that made
 /// it.
@@ -162,6 +176,10 @@ pub(crate) fn emit_completed(
         changes,
     };
     if changes.len() <= max {
+        if changes.capacity() > 2 * changes.len() + 16 {
+            // Room was made for a larger transaction: give the consumer no waste to hold.
+            changes.shrink_to_fit();
+        }
         events.push_back(PipelineEvent::Transaction(batch(
             changes,
             done.first_index,

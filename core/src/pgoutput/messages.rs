@@ -317,6 +317,14 @@ impl OldTuple {
         }
     }
 
+    /// The tuple, whichever kind it is, by value.
+    #[inline]
+    pub(crate) fn into_tuple(self) -> TupleData {
+        match self {
+            OldTuple::Key(t) | OldTuple::Full(t) => t,
+        }
+    }
+
     /// The wire marker byte: `K` or `O`.
     #[inline]
     pub fn marker(&self) -> u8 {

@@ -10,7 +10,8 @@
 //!
 //! Row data is zero-copy: a [`TupleData`] keeps one reference-counted slice of the frame and a
 //! small table of column offsets, so decoding an Insert costs one `Vec` allocation and no
-//! string allocation. Relation and Type messages (rare) own their strings; feed them to a
+//! string allocation (none at all inside the [`Pipeline`](crate::assemble::Pipeline), which
+//! hands the offset tables back to its decoder for reuse). Relation and Type messages (rare) own their strings; feed them to a
 //! [`RelationCache`] and [`TypeCache`], which accept identical repeats as no change.
 //!
 //! ```

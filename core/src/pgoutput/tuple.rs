@@ -271,6 +271,58 @@ impl DoubleEndedIterator for TupleIter<'_> {
     }
 }
 
+/// Spare cell tables of tuples already handled, for the decoder to reuse instead of
+/// allocating one per tuple (the assembly pipeline gives them back).
+#[derive(Default)]
+pub(crate) struct CellPool {
+    spare: Vec<Vec<Cell>>,
+}
+
+impl CellPool {
+    /// Tables kept at most.
+    const MAX_SPARE: usize = 4;
+    /// Larger tables (in cells) are freed rather than kept.
+    const MAX_CELLS: usize = 1024;
+
+    /// An empty table with room for at least `n` cells.
+    #[inline]
+    fn take(&mut self, n: usize) -> Vec<Cell> {
+        match self.spare.pop() {
+            Some(mut cells) => {
+                cells.reserve(n);
+                cells
+            }
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    /// Keeps the cell table of `tuple` for reuse.
+    #[inline]
+    pub(crate) fn put(&mut self, tuple: TupleData) {
+        let mut cells = tuple.cells;
+        if self.spare.len() < Self::MAX_SPARE
+            && cells.capacity() > 0
+            && cells.capacity() <= Self::MAX_CELLS
+        {
+            cells.clear();
+            self.spare.push(cells);
+        }
+    }
+}
+
+impl Clone for CellPool {
+    /// A clone starts with no spare tables.
+    fn clone(&self) -> Self {
+        CellPool::default()
+    }
+}
+
+impl fmt::Debug for CellPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CellPool({} spare)", self.spare.len())
+    }
+}
+
 /// A parsed tuple not yet attached to its frame: the byte range of its encoding in the payload
 /// and the cells, with offsets relative to that range.
 pub(crate) struct RawTuple {
@@ -307,7 +359,10 @@ impl RawTuple {
 
 /// Parses a TupleData at the reader's position.
 #[inline]
-pub(crate) fn parse_tuple(r: &mut Reader<'_>) -> Result<RawTuple, DecodeError> {
+pub(crate) fn parse_tuple(
+    r: &mut Reader<'_>,
+    pool: &mut CellPool,
+) -> Result<RawTuple, DecodeError> {
     let start = r.pos();
     if r.remaining() > u32::MAX as usize {
         return Err(DecodeError::TooLarge {
@@ -321,7 +376,7 @@ pub(crate) fn parse_tuple(r: &mut Reader<'_>) -> Result<RawTuple, DecodeError> {
         Err(_) => return Err(r.negative("column count", i64::from(ncols), start)),
     };
     // Every column takes at least its kind byte, so a lying count cannot over-allocate.
-    let mut cells = Vec::with_capacity(ncols.min(r.remaining()));
+    let mut cells = pool.take(ncols.min(r.remaining()));
     for _ in 0..ncols {
         let at = r.pos();
         let kind = match r.u8()? {

@@ -70,6 +70,13 @@ pub enum SessionEvent {
         /// The LSN the stream starts at.
         consistent_point: Lsn,
     },
+    /// `export_snapshot` was asked for, but the slot already exists and
+    /// `snapshot_existing_slot` is off: no snapshot is taken (the bootstrap happened when the
+    /// slot was created) and streaming resumes from the slot.
+    SnapshotSkipped {
+        /// The slot's confirmed position.
+        slot_confirmed_lsn: Option<Lsn>,
+    },
     /// The server accepted START_REPLICATION.
     StreamingStarted {
         /// The start LSN sent (`0/0`: the slot's confirmed position).

@@ -89,9 +89,15 @@ pub struct ReplicationOptions {
     pub status_interval: Duration,
     /// Create the slot with an exported snapshot and hold the connection idle until
     /// [`release_snapshot`](super::ReplicationSession::release_snapshot) (for the bootstrap).
-    /// **An existing slot is dropped and recreated** so the snapshot and the stream meet
-    /// exactly. Only the first attempt that reaches streaming does this. Default false.
+    /// An existing slot is dropped and recreated (so the snapshot and the stream meet
+    /// exactly) when [`snapshot_existing_slot`](Self::snapshot_existing_slot) is set; otherwise
+    /// it is reused, no snapshot is taken, and [`SessionEvent::SnapshotSkipped`](super::SessionEvent::SnapshotSkipped)
+    /// says so. Only the first attempt that reaches streaming does this. Default false.
     pub export_snapshot: bool,
+    /// With [`export_snapshot`](Self::export_snapshot): drop and recreate an existing slot to
+    /// take a fresh snapshot (a forced re-bootstrap). Default false: an existing slot means
+    /// the bootstrap already happened, and streaming resumes from it.
+    pub snapshot_existing_slot: bool,
     /// Check that the configured tables exist and are in the publication. Default true.
     pub check_tables: bool,
     /// The longest wait for the answer to a command during setup (IDENTIFY_SYSTEM, catalog
@@ -121,6 +127,7 @@ impl Default for ReplicationOptions {
             messages: true,
             status_interval: Duration::from_secs(10),
             export_snapshot: false,
+            snapshot_existing_slot: false,
             check_tables: true,
             command_timeout: Some(Duration::from_secs(60)),
             stop_timeout: Duration::from_secs(5),

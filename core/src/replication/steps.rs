@@ -307,6 +307,13 @@ impl ReplicationSession {
             });
         }
         self.attempt.slot_confirmed = info.confirmed_flush;
+        if self.attempt.export && !self.options.snapshot_existing_slot {
+            self.attempt.export = false;
+            self.snapshot_done = true;
+            self.events.push_back(SessionEvent::SnapshotSkipped {
+                slot_confirmed_lsn: info.confirmed_flush,
+            });
+        }
         if self.attempt.export {
             self.events.push_back(SessionEvent::Warning(format!(
                 "dropping replication slot {slot} (confirmed at {}) to recreate it with an \

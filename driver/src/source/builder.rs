@@ -2,15 +2,17 @@
 //! configuration into what the run loop needs.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pgcdc_core::replication::{ReconnectPolicy, ReplicationOptions, Streaming};
 use pgcdc_core::source_config::{
-    AckMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
+    AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
 };
 use pgcdc_core::{ChannelBinding, Lsn, Password, SslMode};
 
 use super::Source;
+use super::bootstrap::{BootstrapProvider, JsonlBootstrap, PostgresBootstrap};
 use super::run::RunConfig;
 use crate::conn::ConnectOptions;
 use crate::error::Error;
@@ -19,12 +21,23 @@ use crate::tls::RootCerts;
 
 /// Builds a [`Source`]. Every setter has the seed's name; [`build`](Self::build) validates
 /// the whole configuration and names the first invalid field.
-#[derive(Debug)]
 pub struct SourceBuilder<R: Runtime> {
     id: String,
     rt: R,
     config: PostgresSourceConfig,
     errors: Vec<String>,
+    provider: Option<Arc<dyn BootstrapProvider<R>>>,
+    force_bootstrap: bool,
+}
+
+impl<R: Runtime> std::fmt::Debug for SourceBuilder<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceBuilder")
+            .field("id", &self.id)
+            .field("config", &self.config)
+            .field("provider", &self.provider.as_ref().map(|p| p.name().to_owned()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: Runtime> SourceBuilder<R> {
@@ -34,6 +47,8 @@ impl<R: Runtime> SourceBuilder<R> {
             rt,
             config: PostgresSourceConfig::default(),
             errors: Vec::new(),
+            provider: None,
+            force_bootstrap: false,
         }
     }
 
@@ -237,6 +252,26 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
+    /// Bootstrap with this provider when the slot is created (replaces the configured
+    /// `bootstrap` mode).
+    pub fn with_bootstrap_provider(mut self, provider: impl BootstrapProvider<R>) -> Self {
+        self.provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// Bootstrap from a PostgreSQL snapshot when the slot is created (the configuration's
+    /// `bootstrap = "postgres"`).
+    pub fn with_postgres_bootstrap(self) -> Self {
+        self.with_bootstrap_provider(PostgresBootstrap::default())
+    }
+
+    /// Bootstrap again even though the slot exists: the slot is dropped and recreated with a
+    /// fresh snapshot (its unconsumed changes are then part of the new snapshot).
+    pub fn with_force_bootstrap(mut self, force: bool) -> Self {
+        self.force_bootstrap = force;
+        self
+    }
+
     /// The configuration as built so far.
     pub fn config(&self) -> &PostgresSourceConfig {
         &self.config
@@ -251,15 +286,32 @@ impl<R: Runtime> SourceBuilder<R> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(Error::Config(e));
         }
-        let source = Source::with_runtime(self.id, self.config, self.rt)?;
+        let provider = self
+            .provider
+            .or_else(|| provider_from_config::<R>(&self.config));
+        let source = Source::assemble(self.id, self.config, self.rt, provider, self.force_bootstrap)?;
         // Catch what only the translation can see (an unreadable root certificate file …).
-        run_config(source.id(), source.config())?;
+        run_config::<R>(source.id(), source.config())?;
         Ok(source)
     }
 }
 
+/// The provider the configuration's `bootstrap` names.
+pub(crate) fn provider_from_config<R: Runtime>(
+    cfg: &PostgresSourceConfig,
+) -> Option<Arc<dyn BootstrapProvider<R>>> {
+    match &cfg.bootstrap {
+        BootstrapMode::Postgres => Some(Arc::new(PostgresBootstrap::default())),
+        BootstrapMode::Jsonl { paths } => Some(Arc::new(JsonlBootstrap::new(paths.clone()))),
+        _ => None,
+    }
+}
+
 /// The run loop's settings for a validated configuration.
-pub(crate) fn run_config(id: &str, cfg: &PostgresSourceConfig) -> Result<RunConfig, Error> {
+pub(crate) fn run_config<R: Runtime>(
+    id: &str,
+    cfg: &PostgresSourceConfig,
+) -> Result<RunConfig<R>, Error> {
     let mut connect = ConnectOptions::new(cfg.host.clone(), cfg.port, cfg.connect_params(true));
     if let Some(addr) = cfg.hostaddr {
         connect = connect.hostaddr(addr.to_string());
@@ -304,5 +356,7 @@ pub(crate) fn run_config(id: &str, cfg: &PostgresSourceConfig) -> Result<RunConf
         source_id: id.to_owned(),
         reconnect,
         ack_mode: cfg.ack_mode,
+        bootstrap: None,
+        config: cfg.clone(),
     })
 }

@@ -7,6 +7,7 @@
 //! and spawn.
 
 mod batch;
+pub mod bootstrap;
 mod builder;
 mod dispatch;
 mod run;
@@ -18,6 +19,10 @@ use pgcdc_core::Lsn;
 use pgcdc_core::source_config::PostgresSourceConfig;
 
 pub use batch::{AckHandle, ChangeBatch};
+pub use bootstrap::{
+    BootstrapContext, BootstrapPhase, BootstrapProgress, BootstrapProvider, JsonlBootstrap,
+    PostgresBootstrap, TableProgress,
+};
 pub use builder::SourceBuilder;
 pub use dispatch::Subscription;
 pub use status::{SourceState, SourceStatus};
@@ -74,6 +79,10 @@ struct Inner<R: Runtime> {
     running: Mutex<Option<async_channel::Receiver<()>>>,
     /// Serialises start/stop.
     lifecycle: async_lock::Mutex<()>,
+    /// The bootstrap provider, if any (from the configuration or the builder).
+    bootstrap: Option<Arc<dyn BootstrapProvider<R>>>,
+    /// Drop and recreate an existing slot to bootstrap again.
+    force_bootstrap: bool,
 }
 
 impl<R: Runtime> Drop for Inner<R> {
@@ -110,7 +119,17 @@ impl<R: Runtime> Source<R> {
         config: PostgresSourceConfig,
         rt: R,
     ) -> Result<Self, Error> {
-        let id = id.into();
+        let provider = builder::provider_from_config::<R>(&config);
+        Self::assemble(id.into(), config, rt, provider, false)
+    }
+
+    pub(crate) fn assemble(
+        id: String,
+        config: PostgresSourceConfig,
+        rt: R,
+        bootstrap: Option<Arc<dyn BootstrapProvider<R>>>,
+        force_bootstrap: bool,
+    ) -> Result<Self, Error> {
         if id.is_empty() {
             return Err(Error::Config(
                 "invalid config field `id`: the source id is empty; give the source a name".into(),
@@ -136,6 +155,8 @@ impl<R: Runtime> Source<R> {
                 commands: async_channel::unbounded(),
                 running: Mutex::new(None),
                 lifecycle: async_lock::Mutex::new(()),
+                bootstrap,
+                force_bootstrap,
             }),
         })
     }
@@ -215,7 +236,11 @@ impl<R: Runtime> Source<R> {
         // Acks left over from an earlier run refer to batches that run delivered; the new
         // run resumes from the slot, so they carry no information.
         while self.inner.commands.1.try_recv().is_ok() {}
-        let cfg = builder::run_config(&self.inner.id, &self.inner.config)?;
+        let mut cfg = builder::run_config(&self.inner.id, &self.inner.config)?;
+        cfg.bootstrap = self.inner.bootstrap.clone();
+        cfg.config = self.inner.config.clone();
+        cfg.replication.export_snapshot = cfg.bootstrap.is_some();
+        cfg.replication.snapshot_existing_slot = self.inner.force_bootstrap;
         let (started_tx, started_rx) = async_channel::bounded(1);
         let (done_tx, done_rx) = async_channel::bounded::<()>(1);
         *self

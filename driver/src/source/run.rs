@@ -18,9 +18,12 @@ use pgcdc_core::replication::{
     Decision, Failure, ReconnectPolicy, Reconnector, ReplicationOptions, ReplicationSession,
     SessionError, SessionEvent,
 };
-use pgcdc_core::source_config::AckMode;
+use pgcdc_core::source_config::{AckMode, PostgresSourceConfig};
 
 use super::batch::{AckHandle, ChangeBatch};
+use super::bootstrap::{
+    self, BootstrapContext, BootstrapPhase, BootstrapProgress, BootstrapProvider,
+};
 use super::dispatch::Dispatcher;
 use super::status::{SourceState, SourceStatus};
 use crate::conn::{ConnectOptions, PgConnection};
@@ -45,13 +48,15 @@ pub(crate) enum Command {
 type Cmds = Pin<Box<async_channel::Receiver<Command>>>;
 
 /// What the task needs, fixed for one start.
-pub(crate) struct RunConfig {
+pub(crate) struct RunConfig<R: Runtime> {
     pub(crate) connect: ConnectOptions,
     pub(crate) replication: ReplicationOptions,
     pub(crate) pipeline: pgcdc_core::assemble::PipelineConfig,
     pub(crate) source_id: String,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) ack_mode: AckMode,
+    pub(crate) bootstrap: Option<Arc<dyn BootstrapProvider<R>>>,
+    pub(crate) config: PostgresSourceConfig,
 }
 
 /// State shared between the handle and the task.
@@ -83,6 +88,8 @@ enum AttemptEnd {
 enum AttemptError {
     Driver(Error),
     Session(SessionError),
+    /// The bootstrap failed; its slot was dropped. Fatal: the start fails.
+    Bootstrap(String),
 }
 
 impl std::fmt::Display for AttemptError {
@@ -90,6 +97,7 @@ impl std::fmt::Display for AttemptError {
         match self {
             AttemptError::Driver(e) => e.fmt(f),
             AttemptError::Session(e) => e.fmt(f),
+            AttemptError::Bootstrap(e) => e.fmt(f),
         }
     }
 }
@@ -100,6 +108,7 @@ impl AttemptError {
         let server = match self {
             AttemptError::Driver(e) => e.server_error(),
             AttemptError::Session(e) => e.server_error(),
+            AttemptError::Bootstrap(_) => None,
         };
         match server.and_then(|e| e.advice()) {
             Some(advice) if server.is_some_and(|e| e.hint.is_none()) => {
@@ -126,6 +135,7 @@ impl AttemptError {
     /// The core's view of the failure; only socket-level facts are translated here.
     fn decide(&self, reconnector: &mut Reconnector, random: u64) -> Decision {
         match self {
+            AttemptError::Bootstrap(_) => Decision::Fatal,
             AttemptError::Session(e) => reconnector.on_failure(&Failure::Session(e), random),
             AttemptError::Driver(e) => match e {
                 Error::Connect { source, .. } | Error::Io { source, .. } => {
@@ -149,7 +159,7 @@ impl AttemptError {
 /// The background task of one `start()`.
 pub(crate) async fn run<R: Runtime>(
     rt: R,
-    cfg: RunConfig,
+    cfg: RunConfig<R>,
     shared: Arc<Shared>,
     commands: async_channel::Receiver<Command>,
     acker: AckHandle,
@@ -274,7 +284,7 @@ enum Wake {
 #[allow(clippy::too_many_arguments)]
 async fn attempt<R: Runtime>(
     rt: &R,
-    cfg: &RunConfig,
+    cfg: &RunConfig<R>,
     session: &mut ReplicationSession,
     shared: &Arc<Shared>,
     commands: &mut Cmds,
@@ -326,6 +336,7 @@ async fn attempt<R: Runtime>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .last_delivered_lsn;
+    let mut handed_lsn = delivered_lsn;
     if !rbuf.is_empty() {
         if let Err(e) = session.handle_input(&mut rbuf, Instant::now()) {
             return AttemptEnd::Failed(e.into());
@@ -375,11 +386,63 @@ async fn attempt<R: Runtime>(
                 } => {
                     tracing::info!(slot = %slot_name, %consistent_point, "replication slot created");
                 }
-                SessionEvent::SnapshotHeld { snapshot_name, .. } => {
-                    // Nothing copies the snapshot in this configuration: let it go.
-                    tracing::debug!(%snapshot_name, "releasing the exported snapshot");
+                SessionEvent::SnapshotHeld {
+                    snapshot_name,
+                    consistent_point,
+                } => {
+                    if let Some(provider) = cfg.bootstrap.as_deref() {
+                        shared.update(|s| s.state = SourceState::Bootstrapping);
+                        tracing::info!(provider = provider.name(), %snapshot_name, %consistent_point, "bootstrap: starting");
+                        let ctx = BootstrapContext {
+                            rt: rt.clone(),
+                            source_id: cfg.source_id.clone(),
+                            config: cfg.config.clone(),
+                            connect: cfg.connect.clone(),
+                            pipeline: cfg.pipeline.clone(),
+                            snapshot_name,
+                            consistent_point,
+                            shared: Arc::clone(shared),
+                            acker: acker.clone(),
+                        };
+                        let outcome = {
+                            let mut work = std::pin::pin!(bootstrap::run_provider(provider, &ctx));
+                            std::future::poll_fn(|cx| {
+                                if let Poll::Ready(Some(Command::Stop) | None) =
+                                    commands.as_mut().poll_next(cx)
+                                {
+                                    return Poll::Ready(Err(
+                                        "stopped during the bootstrap".to_owned()
+                                    ));
+                                }
+                                work.as_mut().poll(cx)
+                            })
+                            .await
+                        };
+                        if let Err(message) = outcome {
+                            // Streaming after a partial copy would lose rows: drop the slot so
+                            // the next start takes a new snapshot.
+                            let _ = io.close().await;
+                            bootstrap::drop_slot(rt, &cfg.connect, &cfg.replication.slot_name)
+                                .await;
+                            return AttemptEnd::Failed(AttemptError::Bootstrap(message));
+                        }
+                        shared.update(|s| s.state = SourceState::Starting);
+                    }
                     if let Err(e) = session.release_snapshot(Instant::now()) {
                         return AttemptEnd::Failed(e.into());
+                    }
+                }
+                SessionEvent::SnapshotSkipped { slot_confirmed_lsn } => {
+                    tracing::info!(?slot_confirmed_lsn, "the slot exists: no bootstrap, streaming resumes from it");
+                    if let Some(provider) = cfg.bootstrap.as_deref() {
+                        shared.update(|s| {
+                            s.bootstrap = Some(BootstrapProgress {
+                                provider: provider.name().to_owned(),
+                                phase: BootstrapPhase::Skipped,
+                                tables: Vec::new(),
+                                rows: 0,
+                            });
+                        });
                     }
                 }
                 SessionEvent::Warning(w) => tracing::warn!("{w}"),
@@ -399,6 +462,10 @@ async fn attempt<R: Runtime>(
         // 3. Hand the next batch to the dispatcher.
         if delivering.is_none() {
             if let Some(batch) = outbox.pop_front() {
+                // From here a subscriber may hold the batch and acknowledge it.
+                if let Some(lsn) = batch.ack_lsn() {
+                    handed_lsn = handed_lsn.max(lsn);
+                }
                 let fut = shared.dispatcher.deliver(rt, batch.clone());
                 delivering = Some((fut, batch));
             }
@@ -435,7 +502,8 @@ async fn attempt<R: Runtime>(
         let now = Instant::now();
         let result = match wake {
             Wake::Command(Some(Command::Ack(lsn))) => {
-                session.ack(lsn.min(delivered_lsn));
+                // Never past what a subscriber could have received.
+                session.ack(lsn.min(handed_lsn));
                 Ok(())
             }
             Wake::Command(Some(Command::Stop)) | Wake::Command(None) => {
@@ -549,6 +617,6 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn random_u128() -> u128 {
+pub(crate) fn random_u128() -> u128 {
     (u128::from(random_u64()) << 64) | u128::from(random_u64())
 }

@@ -64,6 +64,8 @@ pub struct SourceStatus {
     pub resume_gap: Option<(Lsn, Lsn)>,
     /// When the last change was delivered.
     pub last_change_at: Option<SystemTime>,
+    /// The bootstrap's progress, when one ran (or was skipped) in this start.
+    pub bootstrap: Option<super::bootstrap::BootstrapProgress>,
 }
 
 impl Default for SourceStatus {
@@ -84,6 +86,7 @@ impl Default for SourceStatus {
             last_error: None,
             resume_gap: None,
             last_change_at: None,
+            bootstrap: None,
         }
     }
 }

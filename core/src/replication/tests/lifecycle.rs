@@ -236,6 +236,7 @@ fn snapshot_hold_sends_nothing_until_release() {
 fn snapshot_export_recreates_an_existing_slot() {
     let o = ReplicationOptions {
         export_snapshot: true,
+        snapshot_existing_slot: true,
         ..ReplicationOptions::default()
     };
     let mut server = FakeServer::new("14.12");
@@ -252,6 +253,29 @@ fn snapshot_export_recreates_an_existing_slot() {
         ]
     );
     assert_eq!(h.session.phase(), Phase::SnapshotHeld);
+}
+
+#[test]
+fn snapshot_export_reuses_an_existing_slot_unless_asked() {
+    let o = ReplicationOptions {
+        export_snapshot: true,
+        ..ReplicationOptions::default()
+    };
+    let mut server = FakeServer::new("15.18");
+    server.slot = Some(Slot::pgoutput(0x500));
+    let mut h = Harness::new(o, server);
+    h.connect().unwrap();
+    let q = h.queries();
+    assert!(
+        q.iter().all(|c| !c.starts_with("DROP_REPLICATION_SLOT") && !c.starts_with("CREATE_REPLICATION_SLOT")),
+        "{q:?}"
+    );
+    assert!(q.last().unwrap().starts_with("START_REPLICATION"), "{q:?}");
+    let mut skipped = false;
+    while let Some(ev) = h.session.poll_event() {
+        skipped |= matches!(ev, SessionEvent::SnapshotSkipped { .. });
+    }
+    assert!(skipped);
 }
 
 #[test]

@@ -1,0 +1,20 @@
+//! The source's integration suite (shared with every runtime), the tests on the binary's shared cluster, on async-std.
+//! Each runtime has binaries of its own: the suite names databases after the test alone.
+
+#[path = "../../driver/tests/suite/mod.rs"]
+mod suite;
+
+use pgcdc_async_std::AsyncStdRuntime;
+
+macro_rules! tests {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                async_std::task::block_on(suite::$module::$name::<AsyncStdRuntime>());
+            }
+        )*
+    };
+}
+
+shared_cluster_tests!(tests);

@@ -1,0 +1,433 @@
+//! Command-line parsing (hand-written: a handful of flags does not need a parser crate) and the
+//! usage texts.
+
+use std::time::Duration;
+
+use pgcdc_tokio::Lsn;
+
+use crate::CliError;
+
+/// The top-level usage.
+pub const USAGE: &str = "\
+pgcdc: stream the changes of a PostgreSQL database as JSON lines
+
+Usage:
+  pgcdc stream --url URL --publication P --slot S [options]   stream changes to stdout
+  pgcdc demo [--url URL] [--format jsonl|pretty]              try it on a throwaway server
+  pgcdc slots [--url URL] [--drop NAME] [--format table|jsonl] list (or drop) replication slots
+  pgcdc help [COMMAND]                                        show help
+  pgcdc --version
+
+Connection settings come from --url (postgres://user:password@host:port/database?sslmode=…)
+and libpq's environment variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,
+PGSSLMODE, …); the URL wins. Logs go to stderr; RUST_LOG sets their level (default info).
+
+Run `pgcdc help stream` for the stream options.";
+
+/// `pgcdc stream --help`.
+pub const STREAM_USAGE: &str = "\
+Usage: pgcdc stream --url URL --publication P --slot S [options]
+
+Streams every change of the publication to stdout, one JSON object per line, and
+acknowledges a transaction to PostgreSQL only once its lines are written and flushed.
+Ctrl-C or SIGTERM stops cleanly: nothing written is lost, nothing unwritten is confirmed.
+
+Options:
+  --url URL               postgres://user:password@host:port/database[?sslmode=…]
+  --publication NAME      the publication to stream (required)
+  --slot NAME             the logical replication slot (required)
+  --create-slot           create the slot when it does not exist
+  --create-publication    create the publication when it does not exist (FOR TABLE the
+                          --tables, or FOR ALL TABLES without them)
+  --tables a,b,schema.c   stream only these tables (default: every table of the publication)
+  --snapshot              first emit the rows that exist (initial snapshot) [not implemented yet]
+  --from-lsn LSN          start at this position (X/X) instead of the slot's
+  --until-lsn LSN         end after the first transaction whose end LSN reaches LSN
+  --idle-exit SECONDS     end after SECONDS without a change
+  --max-changes N         end after N changes (a transaction cut short is not acknowledged)
+  --format jsonl|pretty   output format (default jsonl)
+  -h, --help              this help";
+
+/// `pgcdc demo --help`.
+pub const DEMO_USAGE: &str = "\
+Usage: pgcdc demo [--url URL] [--format jsonl|pretty]
+
+Without --url, starts a throwaway local PostgreSQL (the server binaries must be installed),
+creates a demo schema and publication, runs a small workload (inserts, updates, deletes, a
+multi-row transaction, a truncate), prints the changes as they stream, then removes everything.
+
+With --url, runs the same demo in the schema `pgcdc_demo` of that database (its user needs
+the REPLICATION attribute and the right to create schemas); the schema, the publication
+`pgcdc_demo_pub` and the slot `pgcdc_demo_slot` are removed afterwards.
+
+Options:
+  --url URL               use this database instead of a throwaway server
+  --format jsonl|pretty   output format (default jsonl)
+  -h, --help              this help";
+
+/// `pgcdc slots --help`.
+pub const SLOTS_USAGE: &str = "\
+Usage: pgcdc slots [--url URL] [--drop NAME] [--format table|jsonl]
+
+Lists the server's replication slots: plugin, type, database, whether a consumer is
+connected (active), positions, and the lag in bytes (WAL the slot retains). --drop NAME
+drops an inactive slot.
+
+Options:
+  --url URL               postgres://user:password@host:port/database
+  --drop NAME             drop this replication slot
+  --format table|jsonl    output format (default table)
+  -h, --help              this help";
+
+/// What the user asked for.
+#[derive(Debug)]
+pub enum Command {
+    /// `pgcdc stream`.
+    Stream(StreamArgs),
+    /// `pgcdc demo`.
+    Demo(DemoArgs),
+    /// `pgcdc slots`.
+    Slots(SlotsArgs),
+    /// Print this text on stdout and exit 0.
+    Help(&'static str),
+    /// `pgcdc --version`.
+    Version,
+}
+
+/// How changes are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// A transaction header and one readable line per change.
+    Pretty,
+}
+
+/// `pgcdc stream` options.
+#[derive(Debug, Default)]
+pub struct StreamArgs {
+    pub url: Option<String>,
+    pub publication: String,
+    pub slot: String,
+    pub create_slot: bool,
+    pub create_publication: bool,
+    pub tables: Vec<String>,
+    pub snapshot: bool,
+    pub from_lsn: Option<Lsn>,
+    pub until_lsn: Option<Lsn>,
+    pub idle_exit: Option<Duration>,
+    pub max_changes: Option<u64>,
+    pub format: Option<Format>,
+}
+
+/// `pgcdc demo` options.
+#[derive(Debug, Default)]
+pub struct DemoArgs {
+    pub url: Option<String>,
+    pub format: Option<Format>,
+}
+
+/// `pgcdc slots` options.
+#[derive(Debug, Default)]
+pub struct SlotsArgs {
+    pub url: Option<String>,
+    pub drop: Option<String>,
+    /// `--format jsonl` (the default is an aligned table).
+    pub jsonl: bool,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: Vec<String>) -> Result<Command, CliError> {
+    let mut it = args.into_iter();
+    let Some(cmd) = it.next() else {
+        return Err(CliError::usage(None, "no command given"));
+    };
+    let rest: Vec<String> = it.collect();
+    match cmd.as_str() {
+        "stream" => parse_stream(rest),
+        "demo" => parse_demo(rest),
+        "slots" => parse_slots(rest),
+        "help" | "-h" | "--help" => Ok(Command::Help(match rest.first().map(String::as_str) {
+            Some("stream") => STREAM_USAGE,
+            Some("demo") => DEMO_USAGE,
+            Some("slots") => SLOTS_USAGE,
+            None => USAGE,
+            Some(other) => {
+                return Err(CliError::usage(None, format!("unknown command {other:?}")));
+            }
+        })),
+        "-V" | "--version" | "version" => Ok(Command::Version),
+        other if other.starts_with('-') => Err(CliError::usage(
+            None,
+            format!("expected a command before {other:?}"),
+        )),
+        other => Err(CliError::usage(None, format!("unknown command {other:?}"))),
+    }
+}
+
+/// The flags of one command, as `(name, inline value)` pairs with their values on demand.
+struct Flags {
+    command: &'static str,
+    args: std::vec::IntoIter<String>,
+}
+
+/// One flag being parsed.
+struct Flag {
+    name: String,
+    inline: Option<String>,
+}
+
+impl Flags {
+    fn new(command: &'static str, args: Vec<String>) -> Self {
+        Flags {
+            command,
+            args: args.into_iter(),
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Flag>, CliError> {
+        let Some(arg) = self.args.next() else {
+            return Ok(None);
+        };
+        if !arg.starts_with('-') || arg == "-" {
+            return Err(self.err(format!("unexpected argument {arg:?}")));
+        }
+        Ok(Some(match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => Flag {
+                name: name.to_owned(),
+                inline: Some(value.to_owned()),
+            },
+            _ => Flag {
+                name: arg,
+                inline: None,
+            },
+        }))
+    }
+
+    /// The flag's value: after `=`, or the next argument.
+    fn value(&mut self, flag: &mut Flag, what: &str) -> Result<String, CliError> {
+        if let Some(v) = flag.inline.take() {
+            return Ok(v);
+        }
+        match self.args.next() {
+            Some(v) if !v.starts_with("--") => Ok(v),
+            _ => Err(self.err(format!("{} needs a value: {what}", flag.name))),
+        }
+    }
+
+    /// Checks that a switch was not given a value.
+    fn switch(&self, flag: &Flag) -> Result<bool, CliError> {
+        match flag.inline {
+            Some(_) => Err(self.err(format!("{} takes no value", flag.name))),
+            None => Ok(true),
+        }
+    }
+
+    fn unknown(&self, flag: &Flag) -> CliError {
+        self.err(format!("unknown option {:?}", flag.name))
+    }
+
+    fn err(&self, message: impl Into<String>) -> CliError {
+        CliError::usage(Some(self.command), message)
+    }
+
+    fn lsn(&mut self, flag: &mut Flag) -> Result<Lsn, CliError> {
+        let v = self.value(flag, "an LSN such as 0/16B3748")?;
+        v.parse().map_err(|_| {
+            self.err(format!(
+                "{} {v:?} is not an LSN (expected X/X, such as 0/16B3748)",
+                flag.name
+            ))
+        })
+    }
+
+    fn format(&mut self, flag: &mut Flag, allowed: &[&str]) -> Result<String, CliError> {
+        let v = self.value(flag, &allowed.join(" or "))?;
+        if allowed.contains(&v.as_str()) {
+            Ok(v)
+        } else {
+            Err(self.err(format!(
+                "--format {v:?} is not supported: use {}",
+                allowed.join(" or ")
+            )))
+        }
+    }
+}
+
+fn parse_format(s: &str) -> Format {
+    if s == "pretty" {
+        Format::Pretty
+    } else {
+        Format::Jsonl
+    }
+}
+
+fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
+    let mut f = Flags::new("stream", args);
+    let mut a = StreamArgs::default();
+    let mut publication = None;
+    let mut slot = None;
+    while let Some(mut flag) = f.next()? {
+        match flag.name.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(STREAM_USAGE)),
+            "--url" => a.url = Some(f.value(&mut flag, "a postgres:// URL")?),
+            "--publication" => publication = Some(f.value(&mut flag, "a publication name")?),
+            "--slot" => slot = Some(f.value(&mut flag, "a replication slot name")?),
+            "--create-slot" => a.create_slot = f.switch(&flag)?,
+            "--create-publication" => a.create_publication = f.switch(&flag)?,
+            "--snapshot" => a.snapshot = f.switch(&flag)?,
+            "--tables" => {
+                let v = f.value(&mut flag, "a comma-separated list of tables")?;
+                let tables: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if tables.is_empty() {
+                    return Err(f.err("--tables needs at least one table name"));
+                }
+                a.tables.extend(tables);
+            }
+            "--from-lsn" => a.from_lsn = Some(f.lsn(&mut flag)?),
+            "--until-lsn" => a.until_lsn = Some(f.lsn(&mut flag)?),
+            "--idle-exit" => {
+                let v = f.value(&mut flag, "a number of seconds")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)
+                    .ok_or_else(|| {
+                        f.err(format!(
+                            "--idle-exit {v:?} is not a positive number of seconds"
+                        ))
+                    })?;
+                a.idle_exit = Some(Duration::from_secs_f64(secs));
+            }
+            "--max-changes" => {
+                let v = f.value(&mut flag, "a number of changes")?;
+                let n: u64 = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    f.err(format!(
+                        "--max-changes {v:?} is not a positive whole number"
+                    ))
+                })?;
+                a.max_changes = Some(n);
+            }
+            "--format" => {
+                a.format = Some(parse_format(&f.format(&mut flag, &["jsonl", "pretty"])?))
+            }
+            _ => return Err(f.unknown(&flag)),
+        }
+    }
+    a.publication = publication.ok_or_else(|| f.err("--publication NAME is required"))?;
+    a.slot = slot.ok_or_else(|| f.err("--slot NAME is required"))?;
+    Ok(Command::Stream(a))
+}
+
+fn parse_demo(args: Vec<String>) -> Result<Command, CliError> {
+    let mut f = Flags::new("demo", args);
+    let mut a = DemoArgs::default();
+    while let Some(mut flag) = f.next()? {
+        match flag.name.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(DEMO_USAGE)),
+            "--url" => a.url = Some(f.value(&mut flag, "a postgres:// URL")?),
+            "--format" => {
+                a.format = Some(parse_format(&f.format(&mut flag, &["jsonl", "pretty"])?))
+            }
+            _ => return Err(f.unknown(&flag)),
+        }
+    }
+    Ok(Command::Demo(a))
+}
+
+fn parse_slots(args: Vec<String>) -> Result<Command, CliError> {
+    let mut f = Flags::new("slots", args);
+    let mut a = SlotsArgs::default();
+    while let Some(mut flag) = f.next()? {
+        match flag.name.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(SLOTS_USAGE)),
+            "--url" => a.url = Some(f.value(&mut flag, "a postgres:// URL")?),
+            "--drop" => a.drop = Some(f.value(&mut flag, "a replication slot name")?),
+            "--format" => a.jsonl = f.format(&mut flag, &["table", "jsonl"])? == "jsonl",
+            _ => return Err(f.unknown(&flag)),
+        }
+    }
+    Ok(Command::Slots(a))
+}
+
+/// The usage text of a command (the top-level one for `None`).
+pub fn usage_of(command: Option<&str>) -> &'static str {
+    match command {
+        Some("stream") => STREAM_USAGE,
+        Some("demo") => DEMO_USAGE,
+        Some("slots") => SLOTS_USAGE,
+        _ => USAGE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn stream_flags() {
+        let Ok(Command::Stream(a)) = parse(args(
+            "stream --url=postgres://u@h/d --publication p --slot s --create-slot --tables a,,b \
+             --from-lsn 0/10 --until-lsn 1/0 --idle-exit 1.5 --max-changes 3 --format pretty",
+        )) else {
+            panic!("expected stream");
+        };
+        assert_eq!(a.url.as_deref(), Some("postgres://u@h/d"));
+        assert_eq!((a.publication.as_str(), a.slot.as_str()), ("p", "s"));
+        assert!(a.create_slot && !a.create_publication && !a.snapshot);
+        assert_eq!(a.tables, ["a", "b"]);
+        assert_eq!(a.from_lsn, Some(Lsn(0x10)));
+        assert_eq!(a.until_lsn, Some(Lsn(1 << 32)));
+        assert_eq!(a.idle_exit, Some(Duration::from_millis(1500)));
+        assert_eq!(a.max_changes, Some(3));
+        assert_eq!(a.format, Some(Format::Pretty));
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            "",
+            "nope",
+            "--url x",
+            "stream --slot s",
+            "stream --publication p",
+            "stream --publication p --slot s --bogus",
+            "stream --publication p --slot s --format xml",
+            "stream --publication p --slot s --max-changes 0",
+            "stream --publication p --slot s --idle-exit -1",
+            "stream --publication p --slot s --until-lsn 12",
+            "stream --publication p --slot s --create-slot=yes",
+            "stream --publication --slot s",
+            "slots --drop",
+            "demo extra",
+        ] {
+            assert!(
+                matches!(parse(args(bad)), Err(CliError::Usage { .. })),
+                "{bad:?} should be a usage error"
+            );
+        }
+    }
+
+    #[test]
+    fn help() {
+        assert!(matches!(parse(args("help")), Ok(Command::Help(USAGE))));
+        assert!(matches!(
+            parse(args("stream --help")),
+            Ok(Command::Help(STREAM_USAGE))
+        ));
+        assert!(matches!(
+            parse(args("help slots")),
+            Ok(Command::Help(SLOTS_USAGE))
+        ));
+        assert!(matches!(parse(args("--version")), Ok(Command::Version)));
+    }
+}

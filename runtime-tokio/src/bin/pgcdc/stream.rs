@@ -1,0 +1,333 @@
+//! `pgcdc stream`: changes to stdout, acknowledged once written.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{IsTerminal as _, Write};
+use std::time::Duration;
+
+use pgcdc_tokio::core::model::SourceChange;
+use pgcdc_tokio::{AckMode, Lsn, PostgresReplicationSource, SourceState, Subscription};
+use tokio::time::Instant;
+
+use crate::CliError;
+use crate::args::{Format, StreamArgs};
+use crate::{db, json, output};
+
+/// When the stream ends by itself.
+#[derive(Debug, Default)]
+pub struct Rules {
+    /// After the first transaction whose end LSN reaches this.
+    pub until_lsn: Option<Lsn>,
+    /// After this long without a change.
+    pub idle: Option<Duration>,
+    /// After this many changes.
+    pub max_changes: Option<u64>,
+    /// After a batch holding a logical message with this prefix (the demo's end marker).
+    pub until_message: Option<&'static str>,
+}
+
+/// Why the stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    UntilLsn,
+    Idle,
+    MaxChanges,
+    Message,
+    Signal(&'static str),
+    StdoutClosed,
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::UntilLsn => f.write_str("--until-lsn reached"),
+            End::Idle => f.write_str("idle: no change within --idle-exit"),
+            End::MaxChanges => f.write_str("--max-changes reached"),
+            End::Message => f.write_str("end marker received"),
+            End::Signal(s) => write!(f, "{s} received"),
+            End::StdoutClosed => f.write_str("stdout was closed"),
+        }
+    }
+}
+
+/// What was streamed.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Change lines written.
+    pub changes: u64,
+    /// Transactions written whole and acknowledged.
+    pub transactions: u64,
+    /// Changes per `op`.
+    pub by_op: BTreeMap<&'static str, u64>,
+    /// The last acknowledged transaction end.
+    pub last_acked: Option<Lsn>,
+    /// Why it ended.
+    pub end: End,
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, installed before connecting so they never kill the process
+/// mid-write.
+pub struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub fn new() -> Result<Signals, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let err =
+                |e: std::io::Error| CliError::failed(format!("installing signal handlers: {e}"));
+            Ok(Signals {
+                int: signal(SignalKind::interrupt()).map_err(err)?,
+                term: signal(SignalKind::terminate()).map_err(err)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Waits for the next signal and names it.
+    pub async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
+/// Runs `pgcdc stream`.
+pub async fn run(a: StreamArgs) -> Result<(), CliError> {
+    if a.snapshot {
+        return Err(CliError::failed(
+            "--snapshot: the initial snapshot (bootstrap) is not implemented yet in pgcdc; \
+             run without --snapshot to stream the changes committed from now on",
+        ));
+    }
+    let mut cfg = db::config(a.url.as_deref())?;
+    cfg.slot_name = a.slot;
+    cfg.publication_name = a.publication;
+    cfg.tables = a.tables;
+    cfg.create_slot = a.create_slot;
+    cfg.create_publication = a.create_publication;
+    cfg.start_lsn = a.from_lsn;
+    cfg.ack_mode = AckMode::Manual;
+    cfg.auto_start = false;
+    let source = PostgresReplicationSource::new("pgcdc", cfg)
+        .map_err(|e| CliError::usage(Some("stream"), e.to_string()))?;
+    let mut signals = Signals::new()?;
+    let sub = source.subscribe();
+    if !start(&source, &mut signals).await? {
+        return Ok(());
+    }
+    let progress = spawn_progress(source.clone());
+    let rules = Rules {
+        until_lsn: a.until_lsn,
+        idle: a.idle_exit,
+        max_changes: a.max_changes,
+        until_message: None,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let result = pump(
+        &source,
+        sub,
+        a.format.unwrap_or(Format::Jsonl),
+        &rules,
+        &mut signals,
+        &mut out,
+    )
+    .await;
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let outcome = result?;
+    tracing::info!(
+        changes = outcome.changes,
+        transactions = outcome.transactions,
+        acked = %outcome.last_acked.map_or_else(|| "-".to_owned(), |l| l.to_string()),
+        "stream ended: {}",
+        outcome.end
+    );
+    Ok(())
+}
+
+/// Starts the source. `Ok(false)` when a signal arrived first (the source is stopped). A first
+/// connection that fails even transiently is an error: a command-line run reports it at once
+/// instead of retrying in the background (later disconnections are retried).
+pub async fn start(
+    source: &PostgresReplicationSource,
+    signals: &mut Signals,
+) -> Result<bool, CliError> {
+    tokio::select! {
+        r = source.start() => r.map_err(|e| CliError::failed(e.to_string()))?,
+        sig = signals.recv() => {
+            tracing::info!("{sig} received while connecting; stopping");
+            let _ = source.stop().await;
+            return Ok(false);
+        }
+    }
+    let st = source.status();
+    if let SourceState::Reconnecting { .. } = st.state {
+        let _ = source.stop().await;
+        let cfg = source.config();
+        let error = st
+            .last_error
+            .unwrap_or_else(|| format!("could not connect to {}:{}", cfg.host, cfg.port));
+        return Err(CliError::failed(format!("{error}; {}", db::URL_HINT)));
+    }
+    Ok(true)
+}
+
+/// Writes every batch of `sub` to `out`, flushes, acknowledges, until a rule, a signal or an
+/// error ends it; then stops the source cleanly (final status update, CopyDone).
+///
+/// A batch is acknowledged only when all its lines were written and flushed: a transaction
+/// cut short by `--max-changes` (or a closed stdout) is not, and is sent again next time.
+pub async fn pump(
+    source: &PostgresReplicationSource,
+    mut sub: Subscription,
+    format: Format,
+    rules: &Rules,
+    signals: &mut Signals,
+    out: &mut dyn Write,
+) -> Result<Outcome, CliError> {
+    let mut outcome = Outcome {
+        changes: 0,
+        transactions: 0,
+        by_op: BTreeMap::new(),
+        last_acked: None,
+        end: End::Idle,
+    };
+    let mut last_activity = Instant::now();
+    let mut buf = String::new();
+    let end = loop {
+        let idle = async {
+            match rules.idle {
+                Some(d) => tokio::time::sleep_until(last_activity + d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let next = tokio::select! {
+            b = sub.recv() => b,
+            sig = signals.recv() => break End::Signal(sig),
+            () = idle => break End::Idle,
+        };
+        let Some(batch) = next else {
+            let _ = source.stop().await;
+            let st = source.status();
+            return Err(CliError::failed(match st.state {
+                SourceState::Failed(message) => message,
+                _ => format!(
+                    "the replication source stopped unexpectedly{}",
+                    st.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+                ),
+            }));
+        };
+        last_activity = Instant::now();
+        let room = rules
+            .max_changes
+            .map_or(u64::MAX, |m| m.saturating_sub(outcome.changes));
+        let take = usize::try_from(room)
+            .unwrap_or(usize::MAX)
+            .min(batch.changes.len());
+        let changes = batch.changes.get(..take).unwrap_or_default();
+        buf.clear();
+        output::render(&mut buf, format, &batch, changes);
+        // A slow reader blocks the write: let the runtime move its other work elsewhere.
+        let written = tokio::task::block_in_place(|| {
+            out.write_all(buf.as_bytes()).and_then(|()| out.flush())
+        });
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break End::StdoutClosed,
+            Err(e) => {
+                let _ = source.stop().await;
+                return Err(CliError::failed(format!("writing to stdout: {e}")));
+            }
+        }
+        for c in changes {
+            *outcome.by_op.entry(json::op_name(c)).or_default() += 1;
+        }
+        outcome.changes += take as u64;
+        if take == batch.changes.len() {
+            batch.ack();
+            if let Some(lsn) = batch.ack_lsn() {
+                outcome.transactions += 1;
+                outcome.last_acked = Some(lsn);
+            }
+        }
+        if rules.max_changes.is_some_and(|m| outcome.changes >= m) {
+            break End::MaxChanges;
+        }
+        if let (Some(until), Some(end)) = (rules.until_lsn, batch.ack_lsn()) {
+            if end >= until {
+                break End::UntilLsn;
+            }
+        }
+        if let Some(prefix) = rules.until_message {
+            let marker = batch.changes.iter().any(
+                |c| matches!(c, SourceChange::Message { message, .. } if message.prefix == prefix),
+            );
+            if marker {
+                break End::Message;
+            }
+        }
+    };
+    if let End::Signal(sig) = end {
+        tracing::info!("{sig} received; stopping");
+    }
+    // Acknowledge the last written transaction once more right before stopping, so the final
+    // status update carries it even if the first ack raced the delivery bookkeeping.
+    if let Some(lsn) = outcome.last_acked {
+        source.ack(lsn);
+    }
+    source
+        .stop()
+        .await
+        .map_err(|e| CliError::failed(e.to_string()))?;
+    outcome.end = end;
+    Ok(outcome)
+}
+
+/// A spinner with the row count on stderr while the source copies its initial snapshot, when
+/// stderr is a terminal.
+fn spawn_progress(source: PostgresReplicationSource) -> Option<tokio::task::JoinHandle<()>> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    Some(tokio::spawn(async move {
+        let mut drawn = false;
+        let mut frame = 0usize;
+        let since = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            let st = source.status();
+            if st.state == SourceState::Bootstrapping {
+                let spin = FRAMES.get(frame % FRAMES.len()).copied().unwrap_or(' ');
+                eprint!(
+                    "\r\x1b[K{spin} snapshot: {} rows copied ({}s)",
+                    st.changes,
+                    since.elapsed().as_secs()
+                );
+                drawn = true;
+                frame = frame.wrapping_add(1);
+            } else if drawn {
+                eprint!("\r\x1b[K");
+                drawn = false;
+            }
+        }
+    }))
+}
