@@ -535,6 +535,45 @@ fn creates_slot_and_publication_for_chosen_tables() {
 }
 
 #[test]
+fn snapshot_then_stream() {
+    let db = Db::new("snap");
+    db.sql(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         ALTER TABLE t OWNER TO pgcdc_scram;
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 250) g;
+         CREATE PUBLICATION p FOR TABLE t;",
+    );
+    let child = pgcdc(&db.stream_args(
+        "p",
+        "s",
+        &["--create-slot", "--snapshot", "--max-changes", "251"],
+    ))
+    .spawn()
+    .unwrap();
+    db.wait_active("s");
+    db.sql("INSERT INTO t VALUES (1000, 'after')");
+    let o = wait(child, LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 251, "{}", stdout(&o));
+    let mut ids: Vec<i64> = lines.iter().map(|l| l["props"]["id"].as_i64().unwrap()).collect();
+    assert!(lines[..250].iter().all(|l| l["op"] == "insert" && l["xid"] == 0));
+    assert_eq!(lines[250]["props"]["id"], 1000);
+    assert_ne!(lines[250]["xid"], 0);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 251, "every row once");
+    // The slot exists now: a second --snapshot run resumes instead of copying again.
+    db.sql("INSERT INTO t VALUES (1001, 'again')");
+    let o = run(
+        &db.stream_args("p", "s", &["--snapshot", "--max-changes", "1"]),
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(summary(&json_lines(&o)), ["insert t t:1001"]);
+}
+
+#[test]
 fn slots_lists_and_drops() {
     let db = Db::new("slots");
     db.create_slot("listed");
@@ -614,10 +653,6 @@ fn runtime_errors_exit_1() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("missing_pub"), "{}", stderr(&o));
-    // --snapshot is not there yet.
-    let o = run(&db.stream_args("p", "s", &["--snapshot"]), LIMIT);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not implemented yet"), "{}", stderr(&o));
     // Nothing listens on the port.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,6 +1,7 @@
 //! The source's integration suite (shared with every runtime) on tokio, against a real
 //! PostgreSQL.
 
+#[macro_use]
 #[path = "../../driver/tests/suite/mod.rs"]
 mod suite;
 

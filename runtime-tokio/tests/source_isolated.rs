@@ -2,6 +2,7 @@
 //! wal_level=replica) or the process to themselves (peak memory of a 1,000,000-row
 //! transaction), on tokio.
 
+#[macro_use]
 #[path = "../../driver/tests/suite/mod.rs"]
 mod suite;
 

@@ -1,6 +1,7 @@
 //! The bootstrap plan (DESIGN.md §2, "Bootstrap"): which tables to copy, the SQL that copies
 //! them inside the slot's exported snapshot, and the turning of copied rows into
-//! [`SourceChange::Insert`]s — sans-IO, so a driver runs the statements and feeds the rows.
+//! [`SourceChange::Insert`](crate::model::SourceChange::Insert)s — sans-IO, so a driver runs
+//! the statements and feeds the rows.
 //!
 //! # The PostgreSQL snapshot, step by step
 //!
@@ -120,6 +121,20 @@ pub struct SnapshotTable {
 }
 
 impl SnapshotTable {
+    /// A table described by `relation` alone: no primary key, no size, no user types, no row
+    /// filter, not partitioned (set the public fields as needed).
+    pub fn new(relation: RelationBody) -> Self {
+        SnapshotTable {
+            relation,
+            primary_key: Vec::new(),
+            estimated_rows: 0,
+            pages: 0,
+            types: Vec::new(),
+            row_filter: None,
+            partitioned: false,
+        }
+    }
+
     /// The table's label: its name, `schema.table` outside `public` (as the stream labels it).
     pub fn label(&self) -> String {
         crate::model::table_label(&self.relation)

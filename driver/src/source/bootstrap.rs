@@ -235,8 +235,8 @@ pub trait BootstrapProvider<R: Runtime>: Send + Sync + 'static {
 pub struct PostgresBootstrap {
     /// Connections copying at once (4).
     pub parallelism: usize,
-    /// Tables with more pages than this are copied in several ctid ranges (16384 pages,
-    /// 128 MiB).
+    /// Tables with more pages than this are copied in several ctid ranges, in parallel
+    /// (4096 pages, 32 MiB).
     pub split_pages: u64,
     /// At most this many ranges per table (8).
     pub max_parts_per_table: usize,
@@ -246,7 +246,7 @@ impl Default for PostgresBootstrap {
     fn default() -> Self {
         PostgresBootstrap {
             parallelism: 4,
-            split_pages: 16_384,
+            split_pages: 4_096,
             max_parts_per_table: 8,
         }
     }

@@ -1,13 +1,55 @@
 //! The source's integration tests, written once and run by every runtime crate against a
 //! real PostgreSQL (`pgcdc-testkit`). A runtime's test file includes this module with
-//! `#[path]` and instantiates each test with its [`Harness`].
+//! `#[macro_use] #[path]` and instantiates every test with `shared_cluster_tests!` /
+//! `isolated_tests!`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod basic;
+pub mod bootstrap;
 pub mod failures;
 pub mod faults;
 
-use std::future::Future;
+/// Calls `$m!(module::test, …)` with every suite test that runs on the binary's shared
+/// cluster. Each runtime's test file defines `$m` to turn a test into a `#[test]` fn.
+macro_rules! shared_cluster_tests {
+    ($m:ident) => {
+        $m!(
+            basic::insert_update_delete,
+            basic::transactions_and_keys,
+            basic::unchanged_toast,
+            basic::truncate_schema_messages,
+            basic::stop_start_and_manual_ack,
+            basic::idle_publication_advances,
+            basic::broadcast_two_subscribers,
+            faults::walsender_killed,
+            faults::connection_cut,
+            failures::wrong_password,
+            failures::missing_publication,
+            failures::table_not_in_publication,
+            failures::user_without_replication,
+            failures::invalid_config,
+            bootstrap::exact_handoff_under_writes,
+            bootstrap::bootstrap_values_equal_stream,
+            bootstrap::failure_and_restart,
+            bootstrap::jsonl_provider,
+            bootstrap::parallel_split_copy,
+        );
+    };
+}
+
+/// Like `shared_cluster_tests`, for the tests that start clusters of their own or measure
+/// the process's memory (run in a separate binary).
+macro_rules! isolated_tests {
+    ($m:ident) => {
+        $m!(
+            faults::server_restarted,
+            faults::stalled_consumer,
+            failures::wal_level_replica,
+            basic::million_row_transaction,
+        );
+    };
+}
+
 use std::time::{Duration, Instant};
 
 use futures_util::future::{Either, select};
@@ -15,14 +57,6 @@ use pgcdc_core::model::SourceChange;
 use pgcdc_core::value::Value;
 use pgcdc_driver::{ChangeBatch, Runtime, Source, SourceBuilder, Subscription};
 use pgcdc_testkit::{Cluster, SCRAM_USER};
-
-/// What a runtime crate supplies to run the suite.
-pub trait Harness {
-    /// The runtime under test.
-    type Rt: Runtime + Default;
-    /// Runs a future to completion on that runtime.
-    fn block_on<F: Future>(f: F) -> F::Output;
-}
 
 /// One test's database, slot and publication on a cluster.
 pub struct Ctx {
@@ -43,6 +77,14 @@ impl Ctx {
     pub fn on(cluster: &'static Cluster, name: &str) -> Ctx {
         let db = format!("db_{name}");
         cluster.create_database(&db).unwrap();
+        // The superuser creates the test tables; the source's user copies them (bootstrap).
+        cluster
+            .psql(
+                &db,
+                "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC;
+                 ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO PUBLIC;",
+            )
+            .unwrap();
         Ctx {
             cluster,
             name: name.to_owned(),

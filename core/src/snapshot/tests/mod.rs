@@ -28,20 +28,15 @@ pub(super) fn table(
     columns: Vec<Column>,
     primary_key: &[&str],
 ) -> SnapshotTable {
-    SnapshotTable {
-        relation: RelationBody {
-            xid: None,
-            oid: Oid(oid),
-            namespace: schema.into(),
-            name: name.into(),
-            replica_identity: identity,
-            columns,
-        },
-        primary_key: primary_key.iter().map(|s| s.to_string()).collect(),
-        estimated_rows: 0,
-        pages: 0,
-        types: Vec::<SnapshotType>::new(),
-        row_filter: None,
-        partitioned: false,
-    }
+    let mut t = SnapshotTable::new(RelationBody {
+        xid: None,
+        oid: Oid(oid),
+        namespace: schema.into(),
+        name: name.into(),
+        replica_identity: identity,
+        columns,
+    });
+    t.primary_key = primary_key.iter().map(|s| s.to_string()).collect();
+    assert_eq!(t.types, Vec::<SnapshotType>::new());
+    t
 }

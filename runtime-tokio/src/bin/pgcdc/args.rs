@@ -40,7 +40,7 @@ Options:
   --create-publication    create the publication when it does not exist (FOR TABLE the
                           --tables, or FOR ALL TABLES without them)
   --tables a,b,schema.c   stream only these tables (default: every table of the publication)
-  --snapshot              first emit the rows that exist (initial snapshot) [not implemented yet]
+  --snapshot              first emit the rows that exist (initial snapshot, when the slot is created)
   --from-lsn LSN          start at this position (X/X) instead of the slot's
   --until-lsn LSN         end after the first transaction whose end LSN reaches LSN
   --idle-exit SECONDS     end after SECONDS without a change

@@ -6,6 +6,7 @@ use std::io::{IsTerminal as _, Write};
 use std::time::Duration;
 
 use pgcdc_tokio::core::model::SourceChange;
+use pgcdc_tokio::core::source_config::BootstrapMode;
 use pgcdc_tokio::{AckMode, Lsn, PostgresReplicationSource, SourceState, Subscription};
 use tokio::time::Instant;
 
@@ -110,13 +111,12 @@ impl Signals {
 
 /// Runs `pgcdc stream`.
 pub async fn run(a: StreamArgs) -> Result<(), CliError> {
-    if a.snapshot {
-        return Err(CliError::failed(
-            "--snapshot: the initial snapshot (bootstrap) is not implemented yet in pgcdc; \
-             run without --snapshot to stream the changes committed from now on",
-        ));
-    }
     let mut cfg = db::config(a.url.as_deref())?;
+    if a.snapshot {
+        // Copied from the slot's exported snapshot when the slot is created, then streamed
+        // from its consistent point: every row once. An existing slot is resumed instead.
+        cfg.bootstrap = BootstrapMode::Postgres;
+    }
     cfg.slot_name = a.slot;
     cfg.publication_name = a.publication;
     cfg.tables = a.tables;
@@ -129,7 +129,15 @@ pub async fn run(a: StreamArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::usage(Some("stream"), e.to_string()))?;
     let mut signals = Signals::new()?;
     let sub = source.subscribe();
-    if !start(&source, &mut signals).await? {
+    if a.snapshot {
+        // start() returns when streaming begins, after the snapshot's rows were delivered:
+        // they must be consumed meanwhile. A failed start ends the subscription, and `pump`
+        // reports the error.
+        let starting = source.clone();
+        tokio::spawn(async move {
+            let _ = starting.start().await;
+        });
+    } else if !start(&source, &mut signals).await? {
         return Ok(());
     }
     let progress = spawn_progress(source.clone());
