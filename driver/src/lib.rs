@@ -7,6 +7,20 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// Everything a runtime crate re-exports, so every runtime offers the same names.
+pub mod api {
+    pub use crate::source::{
+        AckHandle, BootstrapContext, BootstrapPhase, BootstrapProgress, BootstrapProvider,
+        ChangeBatch, JsonlBootstrap, PostgresBootstrap, SourceState, SourceStatus, Subscription,
+        TableProgress,
+    };
+    pub use crate::{ConnectOptions, Error, RootCerts};
+    pub use pgcdc_core::source_config::{
+        AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
+    };
+    pub use pgcdc_core::{ChannelBinding, Lsn, SslMode};
+}
+
 mod conn;
 mod error;
 mod runtime;

@@ -47,14 +47,7 @@ use std::time::Duration;
 use pgcdc_driver::BoxFuture;
 
 pub use pgcdc_core as core;
-pub use pgcdc_core::source_config::{
-    AckMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
-};
-pub use pgcdc_core::{ChannelBinding, Lsn, SslMode};
-pub use pgcdc_driver::{
-    AckHandle, ChangeBatch, ConnectOptions, Error, RootCerts, SourceState, SourceStatus,
-    Subscription,
-};
+pub use pgcdc_driver::api::*;
 
 /// The replication source on async-std: `PostgresReplicationSource::builder("id")…build()`, or
 /// `PostgresReplicationSource::new("id", config)`. See [`pgcdc_driver::Source`].

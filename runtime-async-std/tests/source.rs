@@ -5,17 +5,4 @@
 #[path = "../../driver/tests/suite/mod.rs"]
 mod suite;
 
-use pgcdc_async_std::AsyncStdRuntime;
-
-macro_rules! tests {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                async_std::task::block_on(suite::$module::$name::<AsyncStdRuntime>());
-            }
-        )*
-    };
-}
-
-shared_cluster_tests!(tests);
+shared_cluster_tests!(async_std::task::block_on, pgcdc_async_std::AsyncStdRuntime);

@@ -5,17 +5,4 @@
 #[path = "../../driver/tests/suite/mod.rs"]
 mod suite;
 
-use pgcdc_async_std::SmolRuntime;
-
-macro_rules! tests {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                smol::block_on(suite::$module::$name::<SmolRuntime>());
-            }
-        )*
-    };
-}
-
-shared_cluster_tests!(tests);
+shared_cluster_tests!(smol::block_on, pgcdc_async_std::SmolRuntime);

@@ -14,14 +14,7 @@ use pgcdc_driver::BoxFuture;
 use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
 
 pub use pgcdc_core as core;
-pub use pgcdc_core::source_config::{
-    AckMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
-};
-pub use pgcdc_core::{ChannelBinding, Lsn, SslMode};
-pub use pgcdc_driver::{
-    AckHandle, ChangeBatch, ConnectOptions, Error, RootCerts, SourceState, SourceStatus,
-    Subscription,
-};
+pub use pgcdc_driver::api::*;
 
 /// The replication source on tokio: `PostgresReplicationSource::builder("id")…build()`, or
 /// `PostgresReplicationSource::new("id", config)`. See [`pgcdc_driver::Source`].

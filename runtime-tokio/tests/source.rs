@@ -1,5 +1,5 @@
-//! The source's integration suite (shared with every runtime) on tokio, against a real
-//! PostgreSQL.
+//! The source's integration suite (shared with every runtime), on tokio, against a
+//! real PostgreSQL.
 
 #[macro_use]
 #[path = "../../driver/tests/suite/mod.rs"]
@@ -7,7 +7,7 @@ mod suite;
 
 use pgcdc_tokio::TokioRuntime;
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -16,15 +16,4 @@ fn run<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-macro_rules! tests {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                run(suite::$module::$name::<TokioRuntime>());
-            }
-        )*
-    };
-}
-
-shared_cluster_tests!(tests);
+shared_cluster_tests!(block_on, TokioRuntime);

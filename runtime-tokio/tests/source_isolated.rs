@@ -1,6 +1,7 @@
-//! Suite tests that need a cluster of their own (restart, low wal_sender_timeout,
-//! wal_level=replica) or the process to themselves (peak memory of a 1,000,000-row
-//! transaction), on tokio.
+//! The source's integration suite (shared with every runtime): the tests that need
+//! clusters of their own (restart, low wal_sender_timeout, wal_level=replica) or the process to
+//! themselves (peak memory of a 1,000,000-row transaction), on tokio, against a
+//! real PostgreSQL.
 
 #[macro_use]
 #[path = "../../driver/tests/suite/mod.rs"]
@@ -8,7 +9,7 @@ mod suite;
 
 use pgcdc_tokio::TokioRuntime;
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -17,15 +18,4 @@ fn run<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-macro_rules! tests {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                run(suite::$module::$name::<TokioRuntime>());
-            }
-        )*
-    };
-}
-
-isolated_tests!(tests);
+isolated_tests!(block_on, TokioRuntime);

@@ -17,13 +17,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use pgcdc_core::Lsn;
-use pgcdc_core::assemble::{PipelineConfig, TransactionBatch, TransactionKind};
+use pgcdc_core::assemble::{PipelineConfig, TransactionBatch};
 use pgcdc_core::model::{SourceChange, TxInfo};
-use pgcdc_core::pgoutput::Xid;
+use pgcdc_core::replication::{load_user_types, user_types_query};
 use pgcdc_core::snapshot::{self, SnapshotAssembler, SnapshotTable};
 use pgcdc_core::source_config::{PostgresSourceConfig, TableName};
+use pgcdc_core::value::TypeRegistry;
 
-use super::batch::{AckHandle, ChangeBatch};
+use super::batch::{AckHandle, ChangeBatch, standalone_batch, standalone_tx};
 use super::run::Shared;
 use crate::conn::{ConnectOptions, PgConnection};
 use crate::error::Error;
@@ -150,32 +151,14 @@ impl<R: Runtime> BootstrapContext<R> {
             return;
         }
         let n = changes.len() as u64;
-        let batch = TransactionBatch {
-            xid: Xid(0),
-            commit_lsn: self.consistent_point,
-            end_lsn: None,
-            commit_time_ns: 0,
-            origin: None,
-            kind: TransactionKind::Plain,
-            gid: None,
-            prepare_missing: false,
-            changes,
-            first_chunk: true,
-            last_chunk: true,
-            chunk_index: 0,
-        };
+        let batch = standalone_batch(self.consistent_point, changes);
         self.deliver_batch(batch).await;
         self.count(table, n, false);
     }
 
     /// The transaction information of bootstrap changes.
     pub fn tx_info(&self) -> TxInfo {
-        TxInfo {
-            xid: Xid(0),
-            commit_lsn: self.consistent_point,
-            end_lsn: None,
-            commit_time_ns: 0,
-        }
+        standalone_tx(self.consistent_point)
     }
 
     async fn deliver_batch(&self, batch: TransactionBatch) {
@@ -281,6 +264,7 @@ impl PostgresBootstrap {
             .first()
             .ok_or_else(|| Error::Config("the table list query returned nothing".into()))?;
         let tables = snapshot::parse_tables(result).map_err(|e| Error::Config(e.to_string()))?;
+        let types = Arc::new(user_types(&mut planner).await?);
         let parts = snapshot::plan_copies(&tables, self.split_pages, self.max_parts_per_table);
         tracing::info!(
             tables = tables.len(),
@@ -327,6 +311,7 @@ impl PostgresBootstrap {
                 ctx,
                 conn,
                 Arc::clone(&tables),
+                Arc::clone(&types),
                 Arc::clone(&queue),
                 Arc::clone(&failed),
             )
@@ -337,6 +322,29 @@ impl PostgresBootstrap {
         }
         Ok(())
     }
+}
+
+/// The user-defined types as of the snapshot (the planner connection has imported it),
+/// read with the query the replication session uses, so that bootstrap values of enums,
+/// domains, user ranges and arrays of them decode as the stream's do.
+async fn user_types<R: Runtime>(planner: &mut PgConnection<R>) -> Result<TypeRegistry, Error> {
+    let version = planner
+        .server_params()
+        .server_version_num()
+        .unwrap_or_default();
+    let mut registry = TypeRegistry::new();
+    // A failed query aborts the snapshot's transaction: the bootstrap cannot go on.
+    let results = planner.simple_query(user_types_query(version)).await?;
+    match results.first().map(|r| load_user_types(r, &mut registry)) {
+        Some(Ok(n)) => tracing::debug!(types = n, "bootstrap: user-defined types registered"),
+        Some(Err(e)) => tracing::warn!(
+            error = %e,
+            "bootstrap: could not read all user-defined types; values of the others decode \
+             from their names only"
+        ),
+        None => tracing::warn!("bootstrap: the user types query returned nothing"),
+    }
+    Ok(registry)
 }
 
 fn label(t: &SnapshotTable) -> String {
@@ -353,6 +361,7 @@ async fn copy_worker<R: Runtime>(
     ctx: &BootstrapContext<R>,
     mut conn: PgConnection<R>,
     tables: Arc<Vec<SnapshotTable>>,
+    types: Arc<TypeRegistry>,
     queue: Arc<PartQueue>,
     failed: Arc<AtomicBool>,
 ) -> Result<(), Error> {
@@ -367,6 +376,7 @@ async fn copy_worker<R: Runtime>(
         time_ns,
     )
     .with_id_generator(super::run::random_u128);
+    *asm.type_registry_mut() = TypeRegistry::clone(&types);
     let result = async {
         loop {
             if failed.load(Ordering::Relaxed) {
@@ -477,7 +487,8 @@ impl<R: Runtime> BootstrapProvider<R> for JsonlBootstrap {
                 let mut pending: Vec<SourceChange> = Vec::new();
                 let mut table = String::new();
                 for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-                    let line = line.map_err(|e| format!("bootstrap file {}: {e}", path.display()))?;
+                    let line =
+                        line.map_err(|e| format!("bootstrap file {}: {e}", path.display()))?;
                     let change =
                         snapshot::jsonl_change(&line, i + 1, &ctx.source_id, &keys, ctx.tx_info())
                             .map_err(|e| format!("bootstrap file {}: {e}", path.display()))?;

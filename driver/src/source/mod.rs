@@ -275,15 +275,7 @@ impl<R: Runtime> Source<R> {
             )),
         };
         // The task is ending: wait for it, so the source is not running when this returns.
-        let done = self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(done) = done {
-            let _ = done.recv().await;
-        }
+        self.wait_for_task(false).await;
         result
     }
 
@@ -297,6 +289,12 @@ impl<R: Runtime> Source<R> {
     /// None today; the signature leaves room for reporting an unclean close.
     pub async fn stop(&self) -> Result<(), Error> {
         let _guard = self.inner.lifecycle.lock().await;
+        self.wait_for_task(true).await;
+        Ok(())
+    }
+
+    /// Waits for the background task to end (asking it to stop first when `stop`).
+    async fn wait_for_task(&self, stop: bool) {
         let done = self
             .inner
             .running
@@ -304,10 +302,11 @@ impl<R: Runtime> Source<R> {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(done) = done {
-            let _ = self.inner.commands.0.try_send(Command::Stop);
+            if stop {
+                let _ = self.inner.commands.0.try_send(Command::Stop);
+            }
             // Closed when the task ends.
             let _ = done.recv().await;
         }
-        Ok(())
     }
 }

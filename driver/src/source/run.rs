@@ -357,7 +357,8 @@ async fn attempt<R: Runtime>(
                     slot_confirmed_lsn,
                     proto_version,
                 } => {
-                    tracing::info!(%requested_lsn, ?slot_confirmed_lsn, proto_version, "streaming started");
+                    let slot_confirmed = slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
+                    tracing::info!(%requested_lsn, %slot_confirmed, proto_version, "streaming started");
                     reconnector.on_streaming();
                     shared.update(|s| s.state = SourceState::Running);
                     if let Some(tx) = started.take() {
@@ -433,7 +434,8 @@ async fn attempt<R: Runtime>(
                     }
                 }
                 SessionEvent::SnapshotSkipped { slot_confirmed_lsn } => {
-                    tracing::info!(?slot_confirmed_lsn, "the slot exists: no bootstrap, streaming resumes from it");
+                    let slot_confirmed = slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
+                    tracing::info!(%slot_confirmed, "the slot exists: no bootstrap, streaming resumes from it");
                     if let Some(provider) = cfg.bootstrap.as_deref() {
                         shared.update(|s| {
                             s.bootstrap = Some(BootstrapProgress {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pgcdc_core::model::SourceChange;
 use pgcdc_core::pgoutput::Xid;
+use pgcdc_core::value::Value;
 use pgcdc_driver::source::{
     BootstrapContext, BootstrapPhase, BootstrapProvider, JsonlBootstrap, PostgresBootstrap,
 };
@@ -179,27 +180,29 @@ pub async fn bootstrap_values_equal_stream<R: Runtime + Default>() {
     let ctx = Ctx::new("bootvals");
     ctx.sql(
         "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+         CREATE DOMAIN price AS numeric(12, 2) CHECK (VALUE >= 0);
          CREATE SCHEMA s;
          CREATE TABLE s.v (
             id int, k text, b bool, i2 int2, i8 int8, f4 float4, f8 float8, n numeric,
             t text, vc varchar(10), bp char(4), u uuid, d date, tm time, ttz timetz,
             ts timestamp, tstz timestamptz, iv interval, j json, jb jsonb, by bytea,
             inet inet, mac macaddr, m money, bits varbit, e mood, r int4range, a int[][],
-            ta text[], PRIMARY KEY (id, k));
+            ta text[], pr price, ms mood[], PRIMARY KEY (id, k));
          INSERT INTO s.v VALUES (1, 'a_b:c', true, -32768, 9223372036854775807, 'NaN',
             '-Infinity', '123456789012345678901234567890.000100', E'tab\\there\\nnew \\\\ line',
             'vc', 'bp', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '0044-03-15 BC', '23:59:59.999999',
             '12:00+05:30', '2024-02-29 08:15:01.5', 'infinity', '1 year -2 days 03:00:00.000001',
             '{\"a\": [1, 2.50, null], \"a\": \"dup\"}', '{\"z\": 1, \"a\": {\"b\": [true]}}',
             '\\x00ff10', '2001:db8::1/64', '08:00:2b:01:02:03', '12.34', B'10110', 'happy',
-            '[3,7)', '{{1,NULL},{3,4}}', '{\"\",NULL,\"x,y\",\"q\\\"\"}')",
+            '[3,7)', '{{1,NULL},{3,4}}', '{\"\",NULL,\"x,y\",\"q\\\"\"}', '12.5',
+            '{sad,NULL,happy}')",
     );
     ctx.publish(&["s.v"]);
     let source = ctx.builder::<R>().with_postgres_bootstrap().build().unwrap();
     let mut sub = source.subscribe();
     source.start().await.unwrap();
     let boot = collect::<R>(&mut sub, 1, T).await;
-    ctx.sql("INSERT INTO s.v SELECT 2, k, b, i2, i8, f4, f8, n, t, vc, bp, u, d, tm, ttz, ts, tstz, iv, j, jb, by, inet, mac, m, bits, e, r, a, ta FROM s.v WHERE id = 1");
+    ctx.sql("INSERT INTO s.v SELECT 2, k, b, i2, i8, f4, f8, n, t, vc, bp, u, d, tm, ttz, ts, tstz, iv, j, jb, by, inet, mac, m, bits, e, r, a, ta, pr, ms FROM s.v WHERE id = 1");
     let streamed = collect::<R>(&mut sub, 1, T).await;
     let (SourceChange::Insert { element: a, .. }, SourceChange::Insert { element: b, .. }) =
         (&boot[0].changes[0], &streamed[0].changes[0])
@@ -221,7 +224,31 @@ pub async fn bootstrap_values_equal_stream<R: Runtime + Default>() {
         assert_eq!(format!("{va:?}"), format!("{vb:?}"), "column {name}");
         compared += 1;
     }
-    assert_eq!(compared, 28);
+    assert_eq!(compared, 30);
+    // User types are typed in both, from the catalog: not `Value::Unknown` text.
+    for (what, p) in [("bootstrap", a.properties()), ("stream", b.properties())] {
+        let enum_label = |v: &Value| match v {
+            Value::Enum { label, .. } => Some(label.clone()),
+            _ => None,
+        };
+        let e = p.get("e").unwrap();
+        assert_eq!(enum_label(e).as_deref(), Some("happy"), "{what}: {e:?}");
+        let pr = p.get("pr").unwrap();
+        assert!(
+            matches!(pr, Value::Numeric(n) if n.to_string() == "12.50"),
+            "{what}: {pr:?}"
+        );
+        let Some(Value::Array(ms)) = p.get("ms") else {
+            panic!("{what}: {:?}", p.get("ms"))
+        };
+        let labels: Vec<_> = ms.elements.iter().map(enum_label).collect();
+        assert_eq!(
+            labels,
+            [Some("sad".into()), None, Some("happy".into())],
+            "{what}: {ms:?}"
+        );
+        assert_eq!(ms.elements[1], Value::Null, "{what}");
+    }
     source.stop().await.unwrap();
 }
 

@@ -58,26 +58,37 @@ fn setup(ctx: &Ctx) {
     ctx.publish(&["w"]);
 }
 
+/// Runs `txs` workload transactions through `source` while `fault` (started with the
+/// workload) breaks the connection; every row must arrive exactly once, in order, and the
+/// source must have reconnected.
+async fn exactly_once_despite<R: Runtime + Default>(
+    ctx: &Ctx,
+    source: Source<R>,
+    txs: i64,
+    fault: thread::JoinHandle<()>,
+) {
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    let w = workload(ctx, txs, Duration::from_millis(20));
+    expect_all::<R>(&mut sub, txs * TX_ROWS).await;
+    w.join().unwrap();
+    fault.join().unwrap();
+    assert!(source.status().reconnects >= 1, "{:?}", source.status());
+    source.stop().await.unwrap();
+}
+
 /// The walsender is killed with pg_terminate_backend several times mid-workload.
 pub async fn walsender_killed<R: Runtime + Default>() {
     let ctx = Ctx::new("killed");
     setup(&ctx);
-    let source = ctx
-        .builder::<R>()
-        .with_max_batch_changes(100)
-        .build()
-        .unwrap();
-    let mut sub = source.subscribe();
-    source.start().await.unwrap();
-    let txs = 40;
-    let w = workload(&ctx, txs, Duration::from_millis(20));
+    let source = ctx.builder::<R>().with_max_batch_changes(100).build().unwrap();
     let killer = {
         let cluster = ctx.cluster;
         let db = ctx.db.clone();
         let slot = ctx.slot.clone();
         thread::spawn(move || {
             for _ in 0..4 {
-                thread::sleep(Duration::from_millis(300));
+                thread::sleep(Duration::from_millis(400));
                 let _ = cluster.psql(
                     &db,
                     &format!(
@@ -87,11 +98,7 @@ pub async fn walsender_killed<R: Runtime + Default>() {
             }
         })
     };
-    expect_all::<R>(&mut sub, txs * TX_ROWS).await;
-    w.join().unwrap();
-    killer.join().unwrap();
-    assert!(source.status().reconnects >= 1, "{:?}", source.status());
-    source.stop().await.unwrap();
+    exactly_once_despite(&ctx, source, 40, killer).await;
 }
 
 /// The TCP connection is cut by the fault proxy several times mid-workload.
@@ -106,25 +113,19 @@ pub async fn connection_cut<R: Runtime + Default>() {
         .with_max_batch_changes(100)
         .build()
         .unwrap();
-    let mut sub = source.subscribe();
-    source.start().await.unwrap();
-    let txs = 40;
-    let w = workload(&ctx, txs, Duration::from_millis(20));
+    // The proxy must outlive the cutter: the source reconnects through it.
     let proxy = Arc::new(proxy);
     let cutter = {
         let proxy = Arc::clone(&proxy);
         thread::spawn(move || {
             for _ in 0..4 {
-                thread::sleep(Duration::from_millis(350));
+                thread::sleep(Duration::from_millis(450));
                 proxy.cut_all();
             }
         })
     };
-    expect_all::<R>(&mut sub, txs * TX_ROWS).await;
-    w.join().unwrap();
-    cutter.join().unwrap();
-    assert!(source.status().reconnects >= 1, "{:?}", source.status());
-    source.stop().await.unwrap();
+    exactly_once_despite(&ctx, source, 40, cutter).await;
+    drop(proxy);
 }
 
 /// PostgreSQL restarts (fast mode) mid-workload, on a cluster of its own.

@@ -1,7 +1,7 @@
 //! The source's integration tests, written once and run by every runtime crate against a
 //! real PostgreSQL (`pgcdc-testkit`). A runtime's test file includes this module with
-//! `#[macro_use] #[path]` and instantiates every test with `shared_cluster_tests!` /
-//! `isolated_tests!`.
+//! `#[macro_use] #[path]` and instantiates every test with
+//! `shared_cluster_tests!(block_on, Runtime)` / `isolated_tests!(block_on, Runtime)`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod basic;
@@ -9,11 +9,26 @@ pub mod bootstrap;
 pub mod failures;
 pub mod faults;
 
-/// Calls `$m!(module::test, …)` with every suite test that runs on the binary's shared
-/// cluster. Each runtime's test file defines `$m` to turn a test into a `#[test]` fn.
+/// `instantiate!(block_on, Runtime; module::test, …)`: one `#[test]` per suite test, run with
+/// the runtime's `block_on`.
+macro_rules! instantiate {
+    ($block_on:path, $rt:ty; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $block_on(suite::$module::$name::<$rt>());
+            }
+        )*
+    };
+}
+
+/// Every suite test that runs on the binary's shared cluster, for one runtime:
+/// `shared_cluster_tests!(block_on, Runtime)`.
+#[allow(unused_macros)]
 macro_rules! shared_cluster_tests {
-    ($m:ident) => {
-        $m!(
+    ($block_on:path, $rt:ty) => {
+        instantiate!(
+            $block_on, $rt;
             basic::insert_update_delete,
             basic::transactions_and_keys,
             basic::unchanged_toast,
@@ -37,11 +52,13 @@ macro_rules! shared_cluster_tests {
     };
 }
 
-/// Like `shared_cluster_tests`, for the tests that start clusters of their own or measure
-/// the process's memory (run in a separate binary).
+/// The suite tests that start clusters of their own or measure the process's memory (run in
+/// a binary of their own): `isolated_tests!(block_on, Runtime)`.
+#[allow(unused_macros)]
 macro_rules! isolated_tests {
-    ($m:ident) => {
-        $m!(
+    ($block_on:path, $rt:ty) => {
+        instantiate!(
+            $block_on, $rt;
             faults::server_restarted,
             faults::stalled_consumer,
             failures::wal_level_replica,
