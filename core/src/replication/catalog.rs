@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::lsn::Lsn;
 use crate::query::{QueryResult, ResultError};
+use crate::value::{TypeKind, TypeOid, TypeRegistry};
 
 use super::SessionError;
 
@@ -250,6 +251,78 @@ pub(crate) fn primary_keys_query(publication: &str) -> Result<String, SessionErr
     ))
 }
 
+/// The most user-defined types [`user_types_query`] starts from (the chains of their element,
+/// base and range types come on top).
+pub const USER_TYPES_LIMIT: usize = 10_000;
+
+/// The user types query. The arguments are empty before PostgreSQL 14: `$mr_types` adds
+/// multiranges to the types listed, `$mr_deps` the multirange → range edge to the chains,
+/// `$mr_join` and `$mr_range` the multirange's range type to the result.
+macro_rules! user_types_sql {
+    ($mr_types:literal, $mr_deps:literal, $mr_join:literal, $mr_range:literal) => {
+        concat!(
+            "WITH RECURSIVE seed AS (SELECT t.oid FROM pg_catalog.pg_type t \
+             WHERE t.oid >= 16384 AND t.typtype IN ('c', 'd', 'e', 'r'",
+            $mr_types,
+            ", 'b') AND (t.typtype <> 'b' OR t.typcategory = 'A') \
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+             WHERE c.oid = t.typrelid AND c.relkind <> 'c') \
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e \
+             JOIN pg_catalog.pg_class c ON c.oid = e.typrelid \
+             WHERE e.oid = t.typelem AND c.relkind <> 'c') \
+             ORDER BY t.oid LIMIT 10000), \
+             chain(oid) AS (SELECT oid FROM seed UNION \
+             SELECT d.oid FROM chain k JOIN pg_catalog.pg_type t ON t.oid = k.oid \
+             LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid",
+            $mr_join,
+            " CROSS JOIN LATERAL (VALUES (t.typelem), (t.typbasetype), (r.rngsubtype)",
+            $mr_deps,
+            ") AS d(oid) WHERE d.oid <> 0) \
+             SELECT t.oid, n.nspname, t.typname, t.typtype, t.typcategory, t.typelem, \
+             t.typbasetype, coalesce(r.rngsubtype, 0) AS rngsubtype, ",
+            $mr_range,
+            " AS rngtypid FROM chain k JOIN pg_catalog.pg_type t ON t.oid = k.oid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+             LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid",
+            $mr_join,
+            " ORDER BY t.oid LIMIT 20000"
+        )
+    };
+}
+
+/// [`user_types_query`] for PostgreSQL 14 and later (multiranges).
+const USER_TYPES_QUERY_14: &str = user_types_sql!(
+    ", 'm'",
+    ", (m.rngtypid)",
+    " LEFT JOIN pg_catalog.pg_range m ON m.rngmultitypid = t.oid",
+    "coalesce(m.rngtypid, 0)"
+);
+
+/// [`user_types_query`] before PostgreSQL 14 (no multiranges, no `rngmultitypid`).
+const USER_TYPES_QUERY_10: &str = user_types_sql!("", "", "", "0::pg_catalog.oid");
+
+/// The catalog query that lists the database's user-defined types for [`load_user_types`],
+/// in the SQL of a server of version `server_version_num` (`150018` for 15.18).
+///
+/// It lists every type with an OID of at least 16384 (`FirstNormalObjectId`: created after
+/// `initdb`) that is an enum, a domain, a range, a multirange, a standalone composite type or
+/// an array — not the row types of tables, views and sequences nor their arrays — at most
+/// [`USER_TYPES_LIMIT`] of them, plus the chains of their element, base, range subtype and
+/// multirange range types (which may be built in or older). Columns: `oid`, `nspname`,
+/// `typname`, `typtype`, `typcategory`, `typelem`, `typbasetype`, `rngsubtype` (0 when not a
+/// range) and `rngtypid` (the range type of a multirange, 0 otherwise).
+///
+/// It reads only `pg_type`, `pg_range`, `pg_class` and `pg_namespace`, which every role may
+/// read, and works on replication connections (`replication=database`) as on ordinary ones;
+/// run inside an imported snapshot it sees the types as of that snapshot.
+pub fn user_types_query(server_version_num: u32) -> &'static str {
+    if server_version_num >= 140_000 {
+        USER_TYPES_QUERY_14
+    } else {
+        USER_TYPES_QUERY_10
+    }
+}
+
 /// The slot, if it exists.
 pub(crate) fn slot_query(slot: &str) -> Result<String, SessionError> {
     Ok(format!(
@@ -415,6 +488,74 @@ pub(crate) fn parse_primary_keys(
     Ok(out)
 }
 
+/// Fills `registry` with the user-defined types of a [`user_types_query`] result, with their
+/// namespace, name and kind, and returns how many were registered.
+///
+/// Enums become [`TypeKind::Enum`], domains [`TypeKind::Domain`] over their base type,
+/// ranges [`TypeKind::Range`] over their subtype, multiranges [`TypeKind::Multirange`] of
+/// their range type, composites [`TypeKind::Composite`], and array types (category `A` with
+/// an element type) [`TypeKind::Array`]. Other rows (base types such as extension types,
+/// whose values stay text) and built-in types are skipped. A kind registered this way is
+/// kept when a pgoutput Type message for the type arrives later, so stream values of enums,
+/// domains, user ranges and arrays of them decode to typed values in text and binary mode.
+///
+/// # Errors
+///
+/// [`SessionError::Protocol`] when a column is missing or a value is not what the query
+/// returns; the types of the rows before it are registered.
+pub fn load_user_types(
+    result: &QueryResult,
+    registry: &mut TypeRegistry,
+) -> Result<usize, SessionError> {
+    let bad = |e| bad_result("user types", e);
+    let mut registered = 0;
+    for row in 0..result.rows.len() {
+        let oid = |col: &'static str| -> Result<TypeOid, SessionError> {
+            result
+                .parse::<u32>(row, col, "type OID")
+                .map(TypeOid)
+                .map_err(bad)
+        };
+        let text = |col: &'static str| -> Result<&str, SessionError> {
+            result
+                .text(row, col)
+                .map(Option::unwrap_or_default)
+                .map_err(bad)
+        };
+        let kind = match (text("typtype")?, text("typcategory")?) {
+            ("e", _) => TypeKind::Enum,
+            ("d", _) => TypeKind::Domain {
+                base: oid("typbasetype")?,
+            },
+            ("r", _) => TypeKind::Range {
+                subtype: oid("rngsubtype")?,
+            },
+            ("m", _) => TypeKind::Multirange {
+                range: oid("rngtypid")?,
+            },
+            ("c", _) => TypeKind::Composite,
+            (_, "A") => TypeKind::Array {
+                element: oid("typelem")?,
+            },
+            _ => continue,
+        };
+        let invalid = match &kind {
+            TypeKind::Domain { base: t }
+            | TypeKind::Range { subtype: t }
+            | TypeKind::Multirange { range: t }
+            | TypeKind::Array { element: t } => *t == TypeOid::INVALID,
+            _ => false,
+        };
+        if invalid {
+            continue;
+        }
+        if registry.register_named(oid("oid")?, text("nspname")?, text("typname")?, kind) {
+            registered += 1;
+        }
+    }
+    Ok(registered)
+}
+
 /// A row of `pg_replication_slots`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SlotInfo {
@@ -541,6 +682,158 @@ mod tests {
         assert_eq!(
             create_slot_command("s", true, true, false, 130000).unwrap(),
             "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT"
+        );
+    }
+
+    fn user_types_result(rows: &[[&str; 9]]) -> QueryResult {
+        let names = [
+            "oid",
+            "nspname",
+            "typname",
+            "typtype",
+            "typcategory",
+            "typelem",
+            "typbasetype",
+            "rngsubtype",
+            "rngtypid",
+        ];
+        QueryResult {
+            columns: names
+                .iter()
+                .map(|n| crate::wire::FieldDescription {
+                    name: (*n).to_owned(),
+                    table_oid: 0,
+                    column_id: 0,
+                    type_oid: 25,
+                    type_size: -1,
+                    type_modifier: -1,
+                    format: 0,
+                })
+                .collect(),
+            rows: rows
+                .iter()
+                .map(|r| crate::wire::DataRow {
+                    values: r
+                        .iter()
+                        .map(|v| Some(bytes::Bytes::copy_from_slice(v.as_bytes())))
+                        .collect(),
+                })
+                .collect(),
+            tag: format!("SELECT {}", rows.len()),
+        }
+    }
+
+    #[test]
+    fn user_types_by_kind() {
+        let r = user_types_result(&[
+            // A built-in reached through a chain: skipped.
+            [
+                "1700",
+                "pg_catalog",
+                "numeric",
+                "b",
+                "N",
+                "0",
+                "0",
+                "0",
+                "0",
+            ],
+            // An extension's base type: nothing to register.
+            ["16390", "public", "citext", "b", "S", "0", "0", "0", "0"],
+            [
+                "16391", "public", "_citext", "b", "A", "16390", "0", "0", "0",
+            ],
+            ["16400", "s", "mood", "e", "E", "0", "0", "0", "0"],
+            ["16401", "s", "_mood", "b", "A", "16400", "0", "0", "0"],
+            ["16402", "s", "moods", "d", "A", "0", "16401", "0", "0"],
+            [
+                "16403",
+                "public",
+                "floatrange",
+                "r",
+                "R",
+                "0",
+                "0",
+                "701",
+                "0",
+            ],
+            [
+                "16404",
+                "public",
+                "floatmultirange",
+                "m",
+                "R",
+                "0",
+                "0",
+                "0",
+                "16403",
+            ],
+            ["16405", "public", "pair", "c", "C", "0", "0", "0", "0"],
+            // Inconsistent rows: skipped.
+            ["16406", "public", "broken", "d", "N", "0", "0", "0", "0"],
+            ["16407", "public", "_broken", "b", "A", "0", "0", "0", "0"],
+        ]);
+        let mut reg = TypeRegistry::new();
+        assert_eq!(load_user_types(&r, &mut reg).unwrap(), 7);
+        assert_eq!(reg.len(), 7);
+        let kind = |oid| reg.get(TypeOid(oid)).map(|t| t.kind.clone());
+        assert_eq!(kind(16390), None);
+        assert_eq!(
+            kind(16391),
+            Some(TypeKind::Array {
+                element: TypeOid(16390)
+            })
+        );
+        assert_eq!(kind(16400), Some(TypeKind::Enum));
+        let mood = reg.get(TypeOid(16400)).unwrap();
+        assert_eq!((mood.namespace.as_str(), mood.name.as_str()), ("s", "mood"));
+        assert_eq!(
+            kind(16401),
+            Some(TypeKind::Array {
+                element: TypeOid(16400)
+            })
+        );
+        assert_eq!(
+            kind(16402),
+            Some(TypeKind::Domain {
+                base: TypeOid(16401)
+            })
+        );
+        assert_eq!(
+            kind(16403),
+            Some(TypeKind::Range {
+                subtype: TypeOid::FLOAT8
+            })
+        );
+        assert_eq!(
+            kind(16404),
+            Some(TypeKind::Multirange {
+                range: TypeOid(16403)
+            })
+        );
+        assert_eq!(kind(16405), Some(TypeKind::Composite));
+        assert_eq!(kind(16406), None);
+        assert_eq!(kind(16407), None);
+    }
+
+    #[test]
+    fn user_types_errors() {
+        let mut reg = TypeRegistry::new();
+        let bad = user_types_result(&[
+            ["16400", "s", "mood", "e", "E", "0", "0", "0", "0"],
+            ["16401", "s", "_mood", "b", "A", "x", "0", "0", "0"],
+        ]);
+        let e = load_user_types(&bad, &mut reg).unwrap_err();
+        assert!(matches!(e, SessionError::Protocol(_)), "{e}");
+        assert!(e.to_string().contains("typelem"), "{e}");
+        assert_eq!(reg.len(), 1, "the rows before are registered");
+        let mut missing =
+            user_types_result(&[["16400", "s", "mood", "e", "E", "0", "0", "0", "0"]]);
+        missing.columns.truncate(3);
+        assert!(load_user_types(&missing, &mut TypeRegistry::new()).is_err());
+        assert_eq!(
+            load_user_types(&QueryResult::default(), &mut reg).unwrap(),
+            0
         );
     }
 

@@ -95,6 +95,13 @@
 //!   logical pgoutput slot of this database and not in use
 //!   ([`SlotActive`](SessionError::SlotActive) is retryable). Primary keys are read from the
 //!   catalog and given to the pipeline for element ids.
+//! * **User-defined types** (unless
+//!   [`load_user_types`](ReplicationOptions::load_user_types) is off) are read from
+//!   `pg_type` and `pg_range` ([`user_types_query`]) into the pipeline's
+//!   [`TypeRegistry`](crate::value::TypeRegistry) ([`load_user_types`]), so values of enums,
+//!   domains, user ranges and multiranges, and arrays of them, decode to typed values — a
+//!   pgoutput Type message alone carries only a name. A failure of this step is a
+//!   [`Warning`](SessionEvent::Warning), not an error.
 //! * **Options by server version**: protocol 4/3/2/1 for PostgreSQL 16/15/14/older; `messages`
 //!   from 14; `streaming`, `binary`, `two_phase`, `origin` only where supported, otherwise
 //!   [`UnsupportedOption`](SessionError::UnsupportedOption) before anything is sent.
@@ -136,7 +143,9 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use catalog::{TableName, quote_ident, quote_literal};
+pub use catalog::{
+    TableName, USER_TYPES_LIMIT, load_user_types, quote_ident, quote_literal, user_types_query,
+};
 pub use error::SessionError;
 pub use events::{Phase, SessionEvent, SessionStats};
 pub use options::{ReplicationOptions, Streaming};

@@ -100,6 +100,12 @@ pub struct ReplicationOptions {
     pub snapshot_existing_slot: bool,
     /// Check that the configured tables exist and are in the publication. Default true.
     pub check_tables: bool,
+    /// Read the database's user-defined types (enums, domains, ranges, multiranges,
+    /// composites, arrays) from the catalog during setup and register them with the
+    /// pipeline's type registry, so their values decode to typed values (an enum to
+    /// `Value::Enum`, a domain as its base type …) rather than from what pgoutput Type
+    /// messages alone tell. Default true.
+    pub load_user_types: bool,
     /// The longest wait for the answer to a command during setup (IDENTIFY_SYSTEM, catalog
     /// queries, START_REPLICATION), not slot creation, which waits for running
     /// transactions. `None`: no limit. Default 60 s.
@@ -129,6 +135,7 @@ impl Default for ReplicationOptions {
             export_snapshot: false,
             snapshot_existing_slot: false,
             check_tables: true,
+            load_user_types: true,
             command_timeout: Some(Duration::from_secs(60)),
             stop_timeout: Duration::from_secs(5),
         }

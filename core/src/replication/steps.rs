@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! IDENTIFY_SYSTEM → pg_settings → [tables exist] → publication → [CREATE PUBLICATION]
-//!   → [publication tables] → primary keys → slot lookup → [DROP_REPLICATION_SLOT]
-//!   → [CREATE_REPLICATION_SLOT] → [snapshot held] → START_REPLICATION → streaming
+//!   → [publication tables] → primary keys → [user types] → slot lookup
+//!   → [DROP_REPLICATION_SLOT] → [CREATE_REPLICATION_SLOT] → [snapshot held]
+//!   → START_REPLICATION → streaming
 //! ```
 
 use std::time::Instant;
@@ -14,9 +15,9 @@ use crate::error::{ServerError, SqlState};
 use crate::query::QueryResult;
 
 use super::catalog::{
-    self, SETTINGS_QUERY, TableName, create_slot_command, parse_created_slot, parse_primary_keys,
-    parse_publication, parse_settings, parse_slot, parse_tables, pid_from_message,
-    start_replication_command,
+    self, SETTINGS_QUERY, TableName, create_slot_command, load_user_types, parse_created_slot,
+    parse_primary_keys, parse_publication, parse_settings, parse_slot, parse_tables,
+    pid_from_message, start_replication_command, user_types_query,
 };
 use super::session::{ReplicationSession, Step};
 use super::{Phase, SessionError, SessionEvent};
@@ -60,6 +61,7 @@ impl ReplicationSession {
             }
             Step::PublicationTables => self.after_publication_tables(&r, now),
             Step::PrimaryKeys => self.after_primary_keys(&r, now),
+            Step::UserTypes => self.after_user_types(&r, now),
             Step::SlotLookup => self.after_slot_lookup(&r, now),
             Step::DropSlot => self.create_slot(now),
             Step::CreateSlot => self.after_create_slot(&r, now),
@@ -96,6 +98,14 @@ impl ReplicationSession {
                     slot: self.options.slot_name.clone(),
                     pid: pid_from_message(&e.message),
                 })
+            }
+            Step::UserTypes => {
+                // Types are an improvement, not a requirement: carry on without them.
+                self.events.push_back(SessionEvent::Warning(format!(
+                    "could not read user-defined types ({e}); values of enums, domains and \
+                     user ranges decode from pgoutput Type messages only"
+                )));
+                self.lookup_slot(now)
             }
             _ => Err(SessionError::Server(Box::new(e))),
         }
@@ -263,6 +273,21 @@ impl ReplicationSession {
                 .set_primary_key(TableRef::Name(table.to_string()), columns);
         }
         self.drain_pipeline();
+        if self.options.load_user_types {
+            let sql = user_types_query(self.server_version.unwrap_or_default());
+            self.send(Step::UserTypes, sql, now)
+        } else {
+            self.lookup_slot(now)
+        }
+    }
+
+    fn after_user_types(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
+        if let Err(e) = load_user_types(r, self.pipeline.type_registry_mut()) {
+            self.events.push_back(SessionEvent::Warning(format!(
+                "could not read all user-defined types ({e}); values of the others decode \
+                 from pgoutput Type messages only"
+            )));
+        }
         self.lookup_slot(now)
     }
 

@@ -286,6 +286,28 @@ pub async fn idle_publication_advances<R: Runtime + Default>() {
     source.stop().await.unwrap();
 }
 
+/// `auto_start`: the first subscription starts the source.
+pub async fn auto_start_on_subscribe<R: Runtime + Default>() {
+    let ctx = Ctx::new("autostart");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx.builder::<R>().with_auto_start(true).build().unwrap();
+    assert!(!source.is_running());
+    let mut sub = source.subscribe();
+    eventually::<R>(T, "the source to stream", || {
+        source.status().state == pgcdc_driver::SourceState::Running
+    })
+    .await;
+    ctx.sql("INSERT INTO t VALUES (1)");
+    let b = collect::<R>(&mut sub, 1, T).await;
+    assert_eq!(render(&b), ["insert t:1 {id=1}"]);
+    let st = source.status();
+    assert_eq!((st.changes, st.transactions), (1, 1), "{st:?}");
+    assert!(st.acked_lsn >= b[0].end_lsn.unwrap(), "OnDelivery acks at delivery: {st:?}");
+    source.stop().await.unwrap();
+    assert_eq!(source.status().state, pgcdc_driver::SourceState::Stopped);
+}
+
 /// Broadcast dispatch: every subscriber sees every batch.
 pub async fn broadcast_two_subscribers<R: Runtime + Default>() {
     let ctx = Ctx::new("bcast");

@@ -3,6 +3,7 @@
 mod lifecycle;
 mod setup;
 mod stream;
+mod types;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -148,6 +149,19 @@ pub(super) fn keepalive(wal_end: Lsn, reply: bool) -> Vec<u8> {
 
 pub(super) const USERS: Oid = Oid(16402);
 
+/// The columns of the user types query.
+pub(super) const USER_TYPE_COLUMNS: [&str; 9] = [
+    "oid",
+    "nspname",
+    "typname",
+    "typtype",
+    "typcategory",
+    "typelem",
+    "typbasetype",
+    "rngsubtype",
+    "rngtypid",
+];
+
 pub(super) fn relation() -> PgOutputMessage {
     PgOutputMessage::Relation(RelationBody {
         xid: None,
@@ -291,6 +305,9 @@ pub(super) struct FakeServer {
     pub tables: Vec<(String, String)>,
     pub published: Vec<(String, String)>,
     pub pks: Vec<(String, String, String)>,
+    /// Rows of the user types query: oid, nspname, typname, typtype, typcategory, typelem,
+    /// typbasetype, rngsubtype, rngtypid.
+    pub user_types: Vec<[&'static str; 9]>,
     pub slot: Option<Slot>,
     pub next_consistent_point: Lsn,
     /// One-shot failures: (command prefix, SQLSTATE, message).
@@ -312,6 +329,7 @@ impl FakeServer {
             tables: vec![users.clone()],
             published: vec![users],
             pks: vec![("public".into(), "users".into(), "id".into())],
+            user_types: Vec::new(),
             slot: None,
             next_consistent_point: Lsn(0x1000),
             failures: Vec::new(),
@@ -356,6 +374,14 @@ impl FakeServer {
                 ],
                 "SELECT 2",
             );
+        }
+        if sql.starts_with("WITH RECURSIVE seed") && sql.contains("pg_catalog.pg_type") {
+            let r: Vec<Vec<Option<&str>>> = self
+                .user_types
+                .iter()
+                .map(|row| row.iter().map(|v| Some(*v)).collect())
+                .collect();
+            return rows(&USER_TYPE_COLUMNS, &r, "SELECT");
         }
         if sql.contains("FROM pg_catalog.pg_class") {
             let r: Vec<_> = self
