@@ -159,7 +159,9 @@ impl ServerError {
             SqlState::INVALID_AUTHORIZATION => {
                 "pg_hba.conf has no entry that admits this user, database and address; add one (scram-sha-256) and reload the server"
             }
-            SqlState::INSUFFICIENT_PRIVILEGE if msg.contains("walsender") || msg.contains("replication") => {
+            SqlState::INSUFFICIENT_PRIVILEGE
+                if msg.contains("walsender") || msg.contains("replication") =>
+            {
                 "the user needs the REPLICATION attribute: ALTER ROLE <user> REPLICATION (or connect as a superuser)"
             }
             SqlState::INSUFFICIENT_PRIVILEGE => {

@@ -556,8 +556,15 @@ fn snapshot_then_stream() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let lines = json_lines(&o);
     assert_eq!(lines.len(), 251, "{}", stdout(&o));
-    let mut ids: Vec<i64> = lines.iter().map(|l| l["props"]["id"].as_i64().unwrap()).collect();
-    assert!(lines[..250].iter().all(|l| l["op"] == "insert" && l["xid"] == 0));
+    let mut ids: Vec<i64> = lines
+        .iter()
+        .map(|l| l["props"]["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        lines[..250]
+            .iter()
+            .all(|l| l["op"] == "insert" && l["xid"] == 0)
+    );
     assert_eq!(lines[250]["props"]["id"], 1000);
     assert_ne!(lines[250]["xid"], 0);
     ids.sort();

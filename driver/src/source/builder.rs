@@ -35,7 +35,10 @@ impl<R: Runtime> std::fmt::Debug for SourceBuilder<R> {
         f.debug_struct("SourceBuilder")
             .field("id", &self.id)
             .field("config", &self.config)
-            .field("provider", &self.provider.as_ref().map(|p| p.name().to_owned()))
+            .field(
+                "provider",
+                &self.provider.as_ref().map(|p| p.name().to_owned()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -289,7 +292,13 @@ impl<R: Runtime> SourceBuilder<R> {
         let provider = self
             .provider
             .or_else(|| provider_from_config::<R>(&self.config));
-        let source = Source::assemble(self.id, self.config, self.rt, provider, self.force_bootstrap)?;
+        let source = Source::assemble(
+            self.id,
+            self.config,
+            self.rt,
+            provider,
+            self.force_bootstrap,
+        )?;
         // Catch what only the translation can see (an unreadable root certificate file …).
         run_config::<R>(source.id(), source.config())?;
         Ok(source)

@@ -144,8 +144,7 @@ impl Dispatcher {
                     )
                 };
                 if let Some(tx) = broadcast {
-                    if tx.receiver_count() > 0 && tx.broadcast_direct(batch.clone()).await.is_ok()
-                    {
+                    if tx.receiver_count() > 0 && tx.broadcast_direct(batch.clone()).await.is_ok() {
                         return;
                     }
                 } else {

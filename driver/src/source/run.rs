@@ -165,13 +165,11 @@ pub(crate) async fn run<R: Runtime>(
     acker: AckHandle,
     started: async_channel::Sender<StartReport>,
 ) {
-    let mut pipeline = pgcdc_core::assemble::Pipeline::new(cfg.source_id.as_str(), cfg.pipeline.clone());
+    let mut pipeline =
+        pgcdc_core::assemble::Pipeline::new(cfg.source_id.as_str(), cfg.pipeline.clone());
     pipeline = pipeline.with_id_generator(random_u128);
-    let mut session = ReplicationSession::new(
-        cfg.replication.clone(),
-        pipeline,
-        Box::new(SystemTime::now),
-    );
+    let mut session =
+        ReplicationSession::new(cfg.replication.clone(), pipeline, Box::new(SystemTime::now));
     let mut reconnector = Reconnector::new(cfg.reconnect.clone());
     let mut started = Some(started);
     let mut commands: Cmds = Box::pin(commands);
@@ -237,7 +235,11 @@ pub(crate) async fn run<R: Runtime>(
     }
 }
 
-fn fail(shared: &Shared, started: &mut Option<async_channel::Sender<StartReport>>, message: String) {
+fn fail(
+    shared: &Shared,
+    started: &mut Option<async_channel::Sender<StartReport>>,
+    message: String,
+) {
     tracing::error!(error = %message, "replication source failed");
     shared.update(|s| {
         s.state = SourceState::Failed(message.clone());
@@ -357,7 +359,8 @@ async fn attempt<R: Runtime>(
                     slot_confirmed_lsn,
                     proto_version,
                 } => {
-                    let slot_confirmed = slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
+                    let slot_confirmed =
+                        slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
                     tracing::info!(%requested_lsn, %slot_confirmed, proto_version, "streaming started");
                     reconnector.on_streaming();
                     shared.update(|s| s.state = SourceState::Running);
@@ -434,7 +437,8 @@ async fn attempt<R: Runtime>(
                     }
                 }
                 SessionEvent::SnapshotSkipped { slot_confirmed_lsn } => {
-                    let slot_confirmed = slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
+                    let slot_confirmed =
+                        slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
                     tracing::info!(%slot_confirmed, "the slot exists: no bootstrap, streaming resumes from it");
                     if let Some(provider) = cfg.bootstrap.as_deref() {
                         shared.update(|s| {

@@ -303,7 +303,10 @@ pub async fn auto_start_on_subscribe<R: Runtime + Default>() {
     assert_eq!(render(&b), ["insert t:1 {id=1}"]);
     let st = source.status();
     assert_eq!((st.changes, st.transactions), (1, 1), "{st:?}");
-    assert!(st.acked_lsn >= b[0].end_lsn.unwrap(), "OnDelivery acks at delivery: {st:?}");
+    assert!(
+        st.acked_lsn >= b[0].end_lsn.unwrap(),
+        "OnDelivery acks at delivery: {st:?}"
+    );
     source.stop().await.unwrap();
     assert_eq!(source.status().state, pgcdc_driver::SourceState::Stopped);
 }

@@ -96,12 +96,26 @@ pub async fn exact_handoff_under_writes<R: Runtime + Default>() {
                 }
                 futures_util::future::Either::Right((b, _)) => {
                     let b = b.expect("stream open");
-                    apply(&b, &mut table, &mut bootstrap_rows, &mut streamed, &mut done_marker);
+                    apply(
+                        &b,
+                        &mut table,
+                        &mut bootstrap_rows,
+                        &mut streamed,
+                        &mut done_marker,
+                    );
                 }
             }
         } else {
-            let b = next_batch::<R>(&mut sub, T).await.expect("changes until the marker");
-            apply(&b, &mut table, &mut bootstrap_rows, &mut streamed, &mut done_marker);
+            let b = next_batch::<R>(&mut sub, T)
+                .await
+                .expect("changes until the marker");
+            apply(
+                &b,
+                &mut table,
+                &mut bootstrap_rows,
+                &mut streamed,
+                &mut done_marker,
+            );
             if done_marker {
                 break;
             }
@@ -118,7 +132,10 @@ pub async fn exact_handoff_under_writes<R: Runtime + Default>() {
             (a.parse().unwrap(), b.parse().unwrap())
         })
         .collect();
-    assert!(bootstrap_rows >= 100_000 - 5_000, "bootstrap rows: {bootstrap_rows}");
+    assert!(
+        bootstrap_rows >= 100_000 - 5_000,
+        "bootstrap rows: {bootstrap_rows}"
+    );
     assert!(streamed > 0, "the writers' changes must be streamed");
     assert_eq!(table.len(), expected.len(), "row count");
     assert!(table == expected, "bootstrap + stream must equal the table");
@@ -127,7 +144,10 @@ pub async fn exact_handoff_under_writes<R: Runtime + Default>() {
     assert_eq!(progress.phase, BootstrapPhase::Done);
     assert_eq!(progress.rows, bootstrap_rows);
     assert!(progress.tables[0].estimated_rows >= 90_000, "{progress:?}");
-    eprintln!("exact_handoff_under_writes: {bootstrap_rows} bootstrap rows, {streamed} streamed changes, {} final rows", expected.len());
+    eprintln!(
+        "exact_handoff_under_writes: {bootstrap_rows} bootstrap rows, {streamed} streamed changes, {} final rows",
+        expected.len()
+    );
     source.stop().await.unwrap();
 }
 
@@ -145,7 +165,10 @@ fn apply(
                 let id = super::int_prop(c, "id").unwrap();
                 let v = super::int_prop(c, "v").unwrap();
                 let prev = table.insert(id, v);
-                assert!(prev.is_none(), "duplicate insert of id {id} (bootstrap: {bootstrap})");
+                assert!(
+                    prev.is_none(),
+                    "duplicate insert of id {id} (bootstrap: {bootstrap})"
+                );
                 if bootstrap {
                     *bootstrap_rows += 1;
                 } else {
@@ -198,7 +221,11 @@ pub async fn bootstrap_values_equal_stream<R: Runtime + Default>() {
             '{sad,NULL,happy}')",
     );
     ctx.publish(&["s.v"]);
-    let source = ctx.builder::<R>().with_postgres_bootstrap().build().unwrap();
+    let source = ctx
+        .builder::<R>()
+        .with_postgres_bootstrap()
+        .build()
+        .unwrap();
     let mut sub = source.subscribe();
     source.start().await.unwrap();
     let boot = collect::<R>(&mut sub, 1, T).await;
@@ -207,7 +234,11 @@ pub async fn bootstrap_values_equal_stream<R: Runtime + Default>() {
     let (SourceChange::Insert { element: a, .. }, SourceChange::Insert { element: b, .. }) =
         (&boot[0].changes[0], &streamed[0].changes[0])
     else {
-        panic!("two inserts expected: {:?} {:?}", render(&boot), render(&streamed));
+        panic!(
+            "two inserts expected: {:?} {:?}",
+            render(&boot),
+            render(&streamed)
+        );
     };
     assert_eq!(boot[0].xid, Xid(0));
     assert_eq!(&*a.metadata().reference.element_id, "s.v:1_a\\_b\\:c");
@@ -291,13 +322,27 @@ pub async fn failure_and_restart<R: Runtime + Default>() {
     let err = failing.start().await.expect_err("the bootstrap fails");
     assert!(err.to_string().contains("broke half-way"), "{err}");
     let st = failing.status();
-    assert!(matches!(st.bootstrap.unwrap().phase, BootstrapPhase::Failed(_)));
-    assert_eq!(ctx.sql(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'", ctx.slot)), "0", "the failed bootstrap's slot is dropped");
+    assert!(matches!(
+        st.bootstrap.unwrap().phase,
+        BootstrapPhase::Failed(_)
+    ));
+    assert_eq!(
+        ctx.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+            ctx.slot
+        )),
+        "0",
+        "the failed bootstrap's slot is dropped"
+    );
     let got = collect::<R>(&mut sub, 1, T).await;
     assert_eq!(render(&got), ["insert t:1 {id=1}"]);
 
     // A real bootstrap now.
-    let source = ctx.builder::<R>().with_postgres_bootstrap().build().unwrap();
+    let source = ctx
+        .builder::<R>()
+        .with_postgres_bootstrap()
+        .build()
+        .unwrap();
     let mut sub = source.subscribe();
     source.start().await.unwrap();
     let got = collect::<R>(&mut sub, 10, T).await;
@@ -313,7 +358,10 @@ pub async fn failure_and_restart<R: Runtime + Default>() {
     source.start().await.unwrap();
     let got = collect::<R>(&mut sub, 1, T).await;
     assert_eq!(render(&got), ["insert t:12 {id=12}"]);
-    assert_eq!(source.status().bootstrap.unwrap().phase, BootstrapPhase::Skipped);
+    assert_eq!(
+        source.status().bootstrap.unwrap().phase,
+        BootstrapPhase::Skipped
+    );
     source.stop().await.unwrap();
 
     // Forced: the slot is recreated and the table copied again.
@@ -327,7 +375,10 @@ pub async fn failure_and_restart<R: Runtime + Default>() {
     forced.start().await.unwrap();
     let got = collect::<R>(&mut sub, 12, T).await;
     assert!(got.iter().all(|b| b.xid == Xid(0)));
-    assert_eq!(forced.status().bootstrap.unwrap().phase, BootstrapPhase::Done);
+    assert_eq!(
+        forced.status().bootstrap.unwrap().phase,
+        BootstrapPhase::Done
+    );
     forced.stop().await.unwrap();
 }
 

@@ -81,7 +81,11 @@ async fn exactly_once_despite<R: Runtime + Default>(
 pub async fn walsender_killed<R: Runtime + Default>() {
     let ctx = Ctx::new("killed");
     setup(&ctx);
-    let source = ctx.builder::<R>().with_max_batch_changes(100).build().unwrap();
+    let source = ctx
+        .builder::<R>()
+        .with_max_batch_changes(100)
+        .build()
+        .unwrap();
     let killer = {
         let cluster = ctx.cluster;
         let db = ctx.db.clone();

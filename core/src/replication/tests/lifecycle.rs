@@ -267,7 +267,8 @@ fn snapshot_export_reuses_an_existing_slot_unless_asked() {
     h.connect().unwrap();
     let q = h.queries();
     assert!(
-        q.iter().all(|c| !c.starts_with("DROP_REPLICATION_SLOT") && !c.starts_with("CREATE_REPLICATION_SLOT")),
+        q.iter().all(|c| !c.starts_with("DROP_REPLICATION_SLOT")
+            && !c.starts_with("CREATE_REPLICATION_SLOT")),
         "{q:?}"
     );
     assert!(q.last().unwrap().starts_with("START_REPLICATION"), "{q:?}");

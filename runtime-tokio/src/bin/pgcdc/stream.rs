@@ -325,13 +325,11 @@ fn spawn_progress(source: PostgresReplicationSource) -> Option<tokio::task::Join
             let st = source.status();
             if st.state == SourceState::Bootstrapping {
                 let spin = FRAMES.get(frame % FRAMES.len()).copied().unwrap_or(' ');
-                let (rows, estimate, tables, done) = st.bootstrap.as_ref().map_or(
-                    (st.changes, 0, 0, 0),
-                    |p| {
+                let (rows, estimate, tables, done) =
+                    st.bootstrap.as_ref().map_or((st.changes, 0, 0, 0), |p| {
                         let done = p.tables.iter().filter(|t| t.done).count();
                         (p.rows, p.estimated_rows(), p.tables.len(), done)
-                    },
-                );
+                    });
                 let of = if estimate > 0 {
                     format!(" of ~{estimate}")
                 } else {
