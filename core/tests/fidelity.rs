@@ -17,8 +17,17 @@
 //! messages (what the protocol alone gives), and one whose registry was filled from `pg_type`
 //! first (what a runtime reading the catalog gives).
 //!
+//! The bootstrap path is checked against the stream for every row of the table: described by
+//! the snapshot module's table query, copied with the planned `COPY … TO STDOUT`, turned into
+//! inserts by a `SnapshotAssembler` configured and type-filled like each text-mode stream
+//! pipeline, every element id, label and property value must equal the stream's
+//! ([`bootstrap`]).
+//!
 //! Run with `--nocapture` to see the case counts.
 #![allow(missing_docs)]
+
+#[path = "fidelity/bootstrap.rs"]
+mod bootstrap;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -29,7 +38,9 @@ use pgcdc_core::Lsn;
 use pgcdc_core::assemble::{Pipeline, PipelineConfig, PipelineEvent};
 use pgcdc_core::model::{ElementPropertyMap, SourceChange};
 use pgcdc_core::pgoutput::{ColumnValue, Decoder, OldTuple, PgOutputMessage, TupleData};
-use pgcdc_core::value::{Date, Interval, Json, Numeric, Timestamp, TypeKind, TypeOid, Value};
+use pgcdc_core::value::{
+    Date, Interval, Json, Numeric, Timestamp, TypeKind, TypeOid, TypeRegistry, Value,
+};
 use pgcdc_testkit::Cluster;
 
 /// The settings pgcdc pins on its walsender sessions; the SQL decoding functions run the
@@ -46,6 +57,15 @@ const SESSION: &str = "SET DateStyle = 'ISO'; SET TimeZone = 'UTC'; \
 const MIN_CASES: usize = 1400;
 /// … over at least this many column types.
 const MIN_TYPES: usize = 90;
+/// … and the bootstrap of the table equals the stream for at least this many property values
+/// (every column of every row, for both pipelines).
+const MIN_BOOTSTRAP_VALUES: usize = 3600;
+
+/// The source id and configuration of every pipeline (stream and bootstrap) of the suite.
+const SOURCE: &str = "fidelity";
+fn pipeline_config() -> PipelineConfig {
+    PipelineConfig::default()
+}
 
 /// Separator used inside the structural renderings (ASCII unit separator).
 const SEP: char = '\u{1f}';
@@ -213,7 +233,7 @@ struct Assembled {
 }
 
 fn assemble(messages: &[(Lsn, Bytes)], setup: impl FnOnce(&mut Pipeline)) -> Assembled {
-    let mut pipeline = Pipeline::new("fidelity", PipelineConfig::default());
+    let mut pipeline = Pipeline::new(SOURCE, pipeline_config());
     setup(&mut pipeline);
     let mut changes = Vec::new();
     for (lsn, payload) in messages {
@@ -235,7 +255,7 @@ fn assemble(messages: &[(Lsn, Bytes)], setup: impl FnOnce(&mut Pipeline)) -> Ass
 }
 
 /// Fills a registry the way a runtime reading `pg_type` would: every type of schema `public`.
-fn register_from_catalog(db: &str, pipeline: &mut Pipeline) -> usize {
+fn register_from_catalog(db: &str, reg: &mut TypeRegistry) -> usize {
     let rows = psql(
         db,
         "SELECT t.oid, t.typname, t.typtype, t.typbasetype, t.typelem, t.typcategory, \
@@ -244,7 +264,6 @@ fn register_from_catalog(db: &str, pipeline: &mut Pipeline) -> usize {
          LEFT JOIN pg_range m ON m.rngmultitypid = t.oid \
          WHERE t.typnamespace = 'public'::regnamespace ORDER BY t.oid",
     );
-    let reg = pipeline.type_registry_mut();
     let mut n = 0;
     for line in rows.lines() {
         let f: Vec<&str> = line.split('|').collect();
@@ -1736,9 +1755,11 @@ fn every_type_matches_postgres_text_and_binary() {
     let plain_text = assemble(&text_msgs, |_| {});
     let plain_bin = assemble(&bin_msgs, |_| {});
     let mut registered = 0;
-    let cat_text = assemble(&text_msgs, |p| registered = register_from_catalog(db, p));
+    let cat_text = assemble(&text_msgs, |p| {
+        registered = register_from_catalog(db, p.type_registry_mut());
+    });
     let cat_bin = assemble(&bin_msgs, |p| {
-        register_from_catalog(db, p);
+        register_from_catalog(db, p.type_registry_mut());
     });
     assert!(
         registered >= 8,
@@ -1968,10 +1989,50 @@ fn every_type_matches_postgres_text_and_binary() {
         }
     }
 
+    // Bootstrap = stream, for every row and column. The table is only ever inserted into
+    // (in one transaction), so a copy taken now reads exactly the rows the stream inserted;
+    // `final_state` would fold later updates and unchanged TOAST in (see the TOAST test).
+    // Each bootstrap pipeline is made like its text-mode stream pipeline: the same source id
+    // and configuration, the registry left to Type messages (which the assembler sends from
+    // the table query's type list, as pgoutput sends them) or filled from `pg_type` first.
+    // The catalog bootstrap copies the table in ctid parts, as large tables are.
+    psql(db, "ANALYZE types");
+    let tables = bootstrap::list_tables(db, "pub");
+    let labels: Vec<String> = tables.iter().map(|t| t.label()).collect();
+    assert_eq!(labels, ["types"]);
+    assert_eq!(tables[0].relation.columns.len(), 1 + cols.len());
+    assert_eq!(tables[0].primary_key, ["id"]);
+    let mut boot_values = 0usize;
+    let mut boot_parts = Vec::new();
+    for (what, stream, split, cat) in [
+        ("plain", &plain_text, (0, 1), false),
+        ("catalog", &cat_text, (1, 4), true),
+    ] {
+        let boot = bootstrap::bootstrap(db, SOURCE, pipeline_config(), &tables, split, |r| {
+            if cat {
+                register_from_catalog(db, r);
+            }
+        });
+        assert_eq!(boot.copied, nrows as u64, "{what}: rows copied");
+        boot_parts.push(boot.parts);
+        let streamed = bootstrap::final_state(&stream.changes);
+        assert_eq!(streamed.len(), nrows);
+        let (n, failures) =
+            bootstrap::compare(&format!("bootstrap ({what})"), &boot.rows, &streamed, true);
+        boot_values += n;
+        ck.failures.extend(failures);
+    }
+    assert!(
+        boot_parts[1] >= 2,
+        "the catalog bootstrap copies the table in ctid parts ({} pages)",
+        tables[0].pages
+    );
+
     let types = cols.len();
     eprintln!(
-        "fidelity: {} cases checked ({types} types, text+binary)",
-        ck.cases
+        "fidelity: {} cases checked ({types} types, text+binary); bootstrap = stream for \
+         {boot_values} values ({nrows} rows, plain and catalog pipelines, {} + {} COPY parts)",
+        ck.cases, boot_parts[0], boot_parts[1]
     );
     assert!(
         ck.failures.is_empty(),
@@ -1986,6 +2047,10 @@ fn every_type_matches_postgres_text_and_binary() {
         ck.cases
     );
     assert!(types >= MIN_TYPES, "only {types} types (floor {MIN_TYPES})");
+    assert!(
+        boot_values >= MIN_BOOTSTRAP_VALUES,
+        "bootstrap = stream for only {boot_values} values (floor {MIN_BOOTSTRAP_VALUES})"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2059,6 +2124,7 @@ fn toasted_values_and_unchanged_toast() {
     assert_eq!(sizes, "t");
 
     let mut cases = 0usize;
+    let mut boot_values = 0usize;
     for binary in [false, true] {
         let mode = if binary { "binary" } else { "text" };
         let msgs = peek(db, "fidelity_toast", "pub", binary);
@@ -2182,9 +2248,32 @@ fn toasted_values_and_unchanged_toast() {
             cases += 2;
         }
         assert_eq!(got.pipeline.stats().fallback_values, 0, "{mode}");
+
+        // Bootstrap = stream: the copy reads each table's final state (after both updates),
+        // detoasted; the stream's final state folds the updates in, keeping the previous
+        // value of each column sent as unchanged TOAST (REPLICA IDENTITY DEFAULT), so the
+        // whole values must come out equal.
+        if !binary {
+            let tables = bootstrap::list_tables(db, "pub");
+            let labels: Vec<String> = tables.iter().map(|t| t.label()).collect();
+            assert_eq!(labels, ["toast_default", "toast_full"]);
+            let boot = bootstrap::bootstrap(db, SOURCE, pipeline_config(), &tables, (0, 1), |_| {});
+            let streamed = bootstrap::final_state(&got.changes);
+            assert_eq!(streamed.len(), 2);
+            let final_big = Value::Text(format!("{big_text}tail"));
+            for row in streamed.values() {
+                assert_eq!(row.properties.get("big"), Some(&final_big));
+                assert_eq!(row.properties.get("n"), Some(&Value::Int4(2)));
+            }
+            let (n, failures) = bootstrap::compare("TOAST bootstrap", &boot.rows, &streamed, false);
+            assert!(failures.is_empty(), "{}", failures.join("\n"));
+            boot_values += n;
+        }
     }
     eprintln!(
-        "fidelity: {cases} TOAST cases checked (text, jsonb; DEFAULT and FULL identity, text+binary)"
+        "fidelity: {cases} TOAST cases checked (text, jsonb; DEFAULT and FULL identity, \
+         text+binary); bootstrap = stream for {boot_values} values"
     );
     assert!(cases >= 24);
+    assert_eq!(boot_values, 8, "2 rows of 4 columns");
 }

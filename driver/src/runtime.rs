@@ -16,7 +16,8 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// The runtime's TCP stream, adapted to `futures-io`.
     type Tcp: AsyncRead + AsyncWrite + Send + Unpin + 'static;
 
-    /// Opens a TCP connection to `host:port` (resolving the name) with `TCP_NODELAY` set.
+    /// Opens a TCP connection to `host:port` (resolving the name), tuned with [`tune_tcp`]
+    /// (`TCP_NODELAY`, keepalive).
     fn connect(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>>;
 
     /// Completes after `duration`.
@@ -24,4 +25,59 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 
     /// Runs `future` in the background.
     fn spawn(&self, future: BoxFuture<'static, ()>);
+}
+
+/// How long a connection may be silent before the operating system probes it, and then how
+/// often: a peer that vanished (a half-open connection) is detected after about
+/// `KEEPALIVE_TIME + probes × KEEPALIVE_INTERVAL` (the system's probe count; 9 on Linux: about
+/// two minutes), even while the consumer holds the socket back.
+pub const KEEPALIVE_TIME: Duration = Duration::from_secs(30);
+/// See [`KEEPALIVE_TIME`].
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Sets `TCP_NODELAY` and TCP keepalive ([`KEEPALIVE_TIME`], [`KEEPALIVE_INTERVAL`]) on a
+/// freshly connected socket. Runtimes call it from [`Runtime::connect`].
+///
+/// # Errors
+///
+/// The socket option calls' errors.
+#[cfg(unix)]
+pub fn tune_tcp<S: std::os::fd::AsFd>(socket: &S) -> io::Result<()> {
+    let sock = socket2::SockRef::from(socket);
+    sock.set_tcp_nodelay(true)?;
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_TIME)
+        .with_interval(KEEPALIVE_INTERVAL);
+    sock.set_tcp_keepalive(&keepalive)
+}
+
+/// Sets `TCP_NODELAY` and TCP keepalive on a freshly connected socket (see the Unix version).
+///
+/// # Errors
+///
+/// The socket option calls' errors.
+#[cfg(windows)]
+pub fn tune_tcp<S: std::os::windows::io::AsSocket>(socket: &S) -> io::Result<()> {
+    let sock = socket2::SockRef::from(socket);
+    sock.set_tcp_nodelay(true)?;
+    sock.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(KEEPALIVE_TIME)
+            .with_interval(KEEPALIVE_INTERVAL),
+    )
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tune_tcp_sets_nodelay_and_keepalive() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        tune_tcp(&stream).unwrap();
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+    }
 }

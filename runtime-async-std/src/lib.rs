@@ -73,18 +73,17 @@ pub type SmolPgConnection = pgcdc_driver::PgConnection<SmolRuntime>;
 pub struct AsyncStdRuntime;
 
 impl pgcdc_driver::Runtime for AsyncStdRuntime {
-    type Tcp = async_std::net::TcpStream;
+    // async-std's own TcpStream does not expose its file descriptor as `AsFd`, which setting
+    // TCP keepalive needs; async-net's stream runs on the same async-io reactor that
+    // async-std uses, so it is just as native here.
+    type Tcp = smol::net::TcpStream;
 
     fn connect(
         &self,
         host: String,
         port: u16,
-    ) -> BoxFuture<'static, io::Result<async_std::net::TcpStream>> {
-        Box::pin(async move {
-            let s = async_std::net::TcpStream::connect((host.as_str(), port)).await?;
-            s.set_nodelay(true)?;
-            Ok(s)
-        })
+    ) -> BoxFuture<'static, io::Result<smol::net::TcpStream>> {
+        Box::pin(connect_tcp(host, port))
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
@@ -95,6 +94,13 @@ impl pgcdc_driver::Runtime for AsyncStdRuntime {
         // Detached: dropping an async-std JoinHandle does not cancel the task.
         drop(async_std::task::spawn(future));
     }
+}
+
+/// Opens a tuned TCP stream on the async-io reactor (shared by async-std and smol).
+async fn connect_tcp(host: String, port: u16) -> io::Result<smol::net::TcpStream> {
+    let s = smol::net::TcpStream::connect((host.as_str(), port)).await?;
+    pgcdc_driver::tune_tcp(&s)?;
+    Ok(s)
 }
 
 /// The smol implementation of [`pgcdc_driver::Runtime`].
@@ -109,11 +115,7 @@ impl pgcdc_driver::Runtime for SmolRuntime {
         host: String,
         port: u16,
     ) -> BoxFuture<'static, io::Result<smol::net::TcpStream>> {
-        Box::pin(async move {
-            let s = smol::net::TcpStream::connect((host.as_str(), port)).await?;
-            s.set_nodelay(true)?;
-            Ok(s)
-        })
+        Box::pin(connect_tcp(host, port))
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {

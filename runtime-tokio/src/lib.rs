@@ -40,7 +40,7 @@ impl pgcdc_driver::Runtime for TokioRuntime {
     fn connect(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<TokioTcp>> {
         Box::pin(async move {
             let s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-            s.set_nodelay(true)?;
+            pgcdc_driver::tune_tcp(&s)?;
             Ok(TokioTcp(s))
         })
     }
