@@ -81,7 +81,8 @@ impl BootstrapProgress {
     }
 }
 
-/// What a provider works with.
+/// What a provider works with. Cloning is cheap; clones share the progress and delivery.
+#[derive(Clone)]
 pub struct BootstrapContext<R: Runtime> {
     pub(crate) rt: R,
     pub(crate) source_id: String,
@@ -306,17 +307,34 @@ impl PostgresBootstrap {
             c.simple_query(&import).await?;
             conns.push(c);
         }
-        let results = futures_util::future::join_all(conns.into_iter().map(|conn| {
-            copy_worker(
-                ctx,
+        // One task per connection, so parsing and decoding use every core; a dropped
+        // bootstrap (the source stopped) tells the workers to end through `failed`.
+        let _cancel = CancelOnDrop(Arc::clone(&failed));
+        let (done_tx, done_rx) = async_channel::bounded(conns.len());
+        let n = conns.len();
+        for conn in conns {
+            let worker = copy_worker(
+                ctx.clone(),
                 conn,
                 Arc::clone(&tables),
                 Arc::clone(&types),
                 Arc::clone(&queue),
                 Arc::clone(&failed),
-            )
-        }))
-        .await;
+            );
+            let done_tx = done_tx.clone();
+            ctx.rt.spawn(Box::pin(async move {
+                let _ = done_tx.send(worker.await).await;
+            }));
+        }
+        let mut results = Vec::with_capacity(n);
+        for _ in 0..n {
+            match done_rx.recv().await {
+                Ok(r) => results.push(r),
+                Err(_) => results.push(Err(Error::Config(
+                    "a bootstrap worker ended without reporting".into(),
+                ))),
+            }
+        }
         for r in results {
             r?;
         }
@@ -357,8 +375,17 @@ fn label(t: &SnapshotTable) -> String {
 
 type PartQueue = Mutex<(VecDeque<snapshot::CopyPart>, Vec<usize>)>;
 
+/// Sets the flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 async fn copy_worker<R: Runtime>(
-    ctx: &BootstrapContext<R>,
+    ctx: BootstrapContext<R>,
     mut conn: PgConnection<R>,
     tables: Arc<Vec<SnapshotTable>>,
     types: Arc<TypeRegistry>,
@@ -400,14 +427,14 @@ async fn copy_worker<R: Runtime>(
             while let Some(row) = conn.copy_out_next().await? {
                 asm.push_row(&row)
                     .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
-                drain(ctx, &mut asm, &name).await;
+                drain(&ctx, &mut asm, &name).await;
                 if failed.load(Ordering::Relaxed) {
                     return Ok(());
                 }
             }
             asm.finish_part()
                 .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
-            drain(ctx, &mut asm, &name).await;
+            drain(&ctx, &mut asm, &name).await;
             let last = {
                 let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
                 match q.1.get_mut(part.table) {
