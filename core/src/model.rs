@@ -85,8 +85,22 @@ pub fn escape_label(label: &str, out: &mut String) {
     escape_into(label, out, false);
 }
 
+#[inline]
 fn escape_into(s: &str, out: &mut String, underscore: bool) {
-    out.reserve(s.len());
+    if !s
+        .bytes()
+        .any(|b| b == b'\\' || b == b':' || (underscore && b == b'_'))
+    {
+        // Nothing to escape (the common case: numbers, plain names).
+        out.push_str(s);
+        return;
+    }
+    escape_slow(s, out, underscore);
+}
+
+#[cold]
+fn escape_slow(s: &str, out: &mut String, underscore: bool) {
+    out.reserve(s.len() + 2);
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

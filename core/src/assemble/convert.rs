@@ -5,8 +5,41 @@ use std::sync::Arc;
 
 use super::keys::{ColInfo, RelInfo};
 use crate::model::{ElementPropertyMap, ElementValue};
-use crate::pgoutput::{ColumnValue, OldTuple, TupleData};
-use crate::value::{TypeRegistry, decode_binary, decode_text};
+use crate::pgoutput::{ColumnValue, OldTuple, TupleRef};
+use crate::value::TypeRegistry;
+
+/// An old tuple: the replica-identity key (`K`) or the whole old row (`O`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum OldRef<'a> {
+    Key(TupleRef<'a>),
+    Full(TupleRef<'a>),
+}
+
+impl<'a> OldRef<'a> {
+    #[inline]
+    pub(crate) fn new(key: bool, tuple: TupleRef<'a>) -> Self {
+        if key {
+            OldRef::Key(tuple)
+        } else {
+            OldRef::Full(tuple)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn of(old: &'a OldTuple) -> Self {
+        match old {
+            OldTuple::Key(t) => OldRef::Key(t.view()),
+            OldTuple::Full(t) => OldRef::Full(t.view()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn tuple(self) -> TupleRef<'a> {
+        match self {
+            OldRef::Key(t) | OldRef::Full(t) => t,
+        }
+    }
+}
 
 /// Converts column values, counting the ones that fell back to text.
 #[derive(Debug)]
@@ -16,65 +49,122 @@ pub(crate) struct Converter<'a> {
 }
 
 impl Converter<'_> {
-    /// The value of one column; `None` for unchanged TOAST (no value was sent).
+    /// Appends the value of one column to `out`; `false` (and nothing appended) for unchanged
+    /// TOAST, which has no value.
     ///
     /// Text that does not parse as its type, and binary data without a decoder, become
     /// [`ElementValue::Unknown`]: the text (invalid UTF-8 replaced), or for binary data `\x`
     /// and lowercase hex. A row is never dropped.
-    pub(crate) fn value(&mut self, col: &ColInfo, v: ColumnValue<'_>) -> Option<ElementValue> {
-        Some(match v {
-            ColumnValue::Null => ElementValue::Null,
-            ColumnValue::UnchangedToast => return None,
-            ColumnValue::Text(b) => match decode_text(col.type_oid, col.typmod, b, self.registry) {
-                Ok(v) => v,
-                Err(_) => {
-                    *self.fallbacks += 1;
-                    ElementValue::Unknown {
-                        type_oid: col.type_oid,
-                        text: String::from_utf8_lossy(b).into_owned(),
-                    }
+    ///
+    /// Always inlined into the row loops: passed to a call, the column value would be written
+    /// to memory and read back at once (a store-forwarding stall).
+    #[inline(always)]
+    pub(crate) fn push(
+        &mut self,
+        col: &ColInfo,
+        v: ColumnValue<'_>,
+        out: &mut Vec<ElementValue>,
+    ) -> bool {
+        match v {
+            ColumnValue::Null => out.push(ElementValue::Null),
+            ColumnValue::UnchangedToast => return false,
+            ColumnValue::Text(b) => {
+                if col
+                    .codec
+                    .push_text(col.type_oid, b, self.registry, out)
+                    .is_err()
+                {
+                    self.text_fallback(col, b, out);
                 }
-            },
-            ColumnValue::Binary(b) => match decode_binary(col.type_oid, b, self.registry) {
-                Ok(v) => v,
-                Err(_) => {
-                    *self.fallbacks += 1;
-                    let mut text = String::with_capacity(2 + 2 * b.len());
-                    text.push_str("\\x");
-                    for x in b {
-                        let _ = write!(text, "{x:02x}");
-                    }
-                    ElementValue::Unknown {
-                        type_oid: col.type_oid,
-                        text,
-                    }
+            }
+            ColumnValue::Binary(b) => {
+                if col
+                    .codec
+                    .push_binary(col.type_oid, b, self.registry, out)
+                    .is_err()
+                {
+                    self.binary_fallback(col, b, out);
                 }
-            },
-        })
+            }
+        }
+        true
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn text_fallback(&mut self, col: &ColInfo, b: &[u8], out: &mut Vec<ElementValue>) {
+        *self.fallbacks += 1;
+        out.push(ElementValue::Unknown {
+            type_oid: col.type_oid,
+            text: String::from_utf8_lossy(b).into_owned(),
+        });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn binary_fallback(&mut self, col: &ColInfo, b: &[u8], out: &mut Vec<ElementValue>) {
+        *self.fallbacks += 1;
+        let mut text = String::with_capacity(2 + 2 * b.len());
+        text.push_str("\\x");
+        for x in b {
+            let _ = write!(text, "{x:02x}");
+        }
+        out.push(ElementValue::Unknown {
+            type_oid: col.type_oid,
+            text,
+        });
     }
 
     /// The properties of a new row. Unchanged-TOAST columns are filled from `old_full` (an
     /// `O` tuple) when it has a value; otherwise they are left out and their names returned.
+    #[inline]
     pub(crate) fn row(
         &mut self,
         rel: &RelInfo,
-        new: &TupleData,
-        old_full: Option<&TupleData>,
+        new: TupleRef<'_>,
+        old_full: Option<TupleRef<'_>>,
     ) -> (ElementPropertyMap, Vec<Arc<str>>) {
-        let mut props = RowBuilder::new(rel.columns.len());
-        let mut unchanged = Vec::new();
+        let mut values = Vec::with_capacity(rel.columns.len());
         for (i, (col, v)) in rel.columns.iter().zip(new.iter()).enumerate() {
+            if !self.push(col, v, &mut values) {
+                return self.row_with_toast(rel, new, old_full, i, values);
+            }
+        }
+        (
+            RowBuilder {
+                values,
+                own_names: None,
+            }
+            .finish(&rel.names),
+            Vec::new(),
+        )
+    }
+
+    /// [`row`](Self::row) from column `from` on, which was sent as unchanged TOAST; `values`
+    /// holds the columns before it.
+    #[cold]
+    #[inline(never)]
+    fn row_with_toast(
+        &mut self,
+        rel: &RelInfo,
+        new: TupleRef<'_>,
+        old_full: Option<TupleRef<'_>>,
+        from: usize,
+        values: Vec<ElementValue>,
+    ) -> (ElementPropertyMap, Vec<Arc<str>>) {
+        let mut props = RowBuilder {
+            values,
+            own_names: None,
+        };
+        let mut unchanged = Vec::new();
+        for (i, (col, v)) in rel.columns.iter().zip(new.iter()).enumerate().skip(from) {
             let v = if v.is_unchanged_toast() {
                 old_full.and_then(|t| t.get(i)).unwrap_or(v)
             } else {
                 v
             };
-            match self.value(col, v) {
-                Some(value) => props.push(&col.name, value),
-                None => {
-                    props.skip(&rel.names);
-                    unchanged.push(col.name.clone());
-                }
+            if !props.push(self, col, v, &rel.names) {
+                unchanged.push(col.name.clone());
             }
         }
         (props.finish(&rel.names), unchanged)
@@ -83,22 +173,23 @@ impl Converter<'_> {
     /// The properties of an old row as sent: every column of an `O` tuple, only the
     /// replica-identity key columns of a `K` tuple (the others are sent as NULL placeholders).
     /// Unchanged-TOAST values (never sent in old tuples in practice) are left out.
-    pub(crate) fn old_row(&mut self, rel: &RelInfo, old: &OldTuple) -> ElementPropertyMap {
-        let key_only = matches!(old, OldTuple::Key(_));
+    #[inline]
+    pub(crate) fn old_row(&mut self, rel: &RelInfo, old: OldRef<'_>) -> ElementPropertyMap {
+        let key_only = matches!(old, OldRef::Key(_));
         let names = if key_only {
             &rel.ri_key_names
         } else {
             &rel.names
         };
-        let mut props = RowBuilder::new(names.len());
+        let mut props = RowBuilder {
+            values: Vec::with_capacity(names.len()),
+            own_names: None,
+        };
         for (col, v) in rel.columns.iter().zip(old.tuple().iter()) {
             if key_only && !col.ri_key {
                 continue;
             }
-            match self.value(col, v) {
-                Some(value) => props.push(&col.name, value),
-                None => props.skip(names),
-            }
+            props.push(self, col, v, names);
         }
         props.finish(names)
     }
@@ -112,20 +203,25 @@ struct RowBuilder {
 }
 
 impl RowBuilder {
+    /// Appends column `col`'s value `v`; `false` when it has none (unchanged TOAST) and is
+    /// left out of the map whose full list of names is `shared`.
     #[inline]
-    fn new(n: usize) -> Self {
-        RowBuilder {
-            values: Vec::with_capacity(n),
-            own_names: None,
+    fn push(
+        &mut self,
+        conv: &mut Converter<'_>,
+        col: &ColInfo,
+        v: ColumnValue<'_>,
+        shared: &[Arc<str>],
+    ) -> bool {
+        if conv.push(col, v, &mut self.values) {
+            if let Some(names) = &mut self.own_names {
+                names.push(col.name.clone());
+            }
+            true
+        } else {
+            self.skip(shared);
+            false
         }
-    }
-
-    #[inline]
-    fn push(&mut self, name: &Arc<str>, value: ElementValue) {
-        if let Some(names) = &mut self.own_names {
-            names.push(name.clone());
-        }
-        self.values.push(value);
     }
 
     /// A column of `shared` is left out: the values so far are those of its first columns.

@@ -1,7 +1,7 @@
 //! Transaction control: Begin/Commit, stream blocks, two-phase, and the changes that are not
 //! rows (truncate, logical messages).
 
-use super::txn::{Completed, OpenTx, PreparedTx, StreamTx, emit_completed};
+use super::txn::{self, Completed, OpenTx, PreparedTx, StreamTx, emit_completed};
 use super::{AssembleError, Pipeline, PipelineEvent, TransactionKind};
 use crate::lsn::Lsn;
 use crate::model::{LogicalMessage, SourceChange, TxInfo, pg_time_to_unix_nanos};
@@ -20,6 +20,9 @@ impl Pipeline {
             });
         }
         tx.capacity_hint = self.tx_size_hint;
+        if tx.changes.capacity() == 0 {
+            tx.changes = std::mem::take(&mut self.spare_changes);
+        }
         self.current = Some(tx);
         Ok(())
     }
@@ -30,7 +33,7 @@ impl Pipeline {
         end_lsn: Lsn,
         time: i64,
     ) -> Result<(), AssembleError> {
-        let Some(cur) = self.current.take_if(|c| c.gid.is_none()) else {
+        let Some(mut cur) = self.current.take_if(|c| c.gid.is_none()) else {
             return Err(AssembleError::Unexpected {
                 message: "Commit",
                 reason: "no Begin is open",
@@ -40,6 +43,18 @@ impl Pipeline {
             self.tx_size_hint = self.max_batch;
         } else if !cur.changes.is_empty() {
             self.tx_size_hint = cur.changes.len();
+        }
+        if cur.changes.is_empty() {
+            // An empty buffer (room made but unused) serves the next transaction.
+            if self.spare_changes.capacity() == 0 {
+                self.spare_changes = std::mem::take(&mut cur.changes);
+            }
+        } else if self.spare_changes.capacity() == 0 {
+            // Room for the next transaction, made now rather than at its first change: by then
+            // the consumer has usually dropped this one, and a large allocation right after
+            // many small frees is the allocator's slowest case.
+            self.spare_changes =
+                Vec::with_capacity(txn::initial_capacity(self.tx_size_hint, self.max_batch));
         }
         self.complete(
             Completed {

@@ -6,8 +6,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::model::{NULL_KEY_PART, escape_key_part, escape_label, table_label};
-use crate::pgoutput::{ColumnValue, Oid, RelationBody, ReplicaIdentity, TupleData};
-use crate::value::{TypeOid, TypeRegistry, decode_binary};
+use crate::pgoutput::{ColumnValue, Oid, RelationBody, ReplicaIdentity, TupleRef};
+use crate::value::{Codec, TypeOid, TypeRegistry, decode_binary};
 
 /// Configured element-id key columns per table (the seed's `table_keys`), which take
 /// precedence over primary keys and replica identities.
@@ -211,7 +211,8 @@ pub(crate) fn table_matches(table: &TableRef, rel: &RelationBody, label: &str) -
 pub(crate) struct ColInfo {
     pub(crate) name: Arc<str>,
     pub(crate) type_oid: TypeOid,
-    pub(crate) typmod: i32,
+    /// How its values are decoded, resolved from `type_oid` once.
+    pub(crate) codec: Codec,
     pub(crate) ri_key: bool,
 }
 
@@ -255,7 +256,7 @@ impl RelInfo {
             .map(|c| ColInfo {
                 name: Arc::from(c.name.as_str()),
                 type_oid: TypeOid(c.type_oid.0),
-                typmod: c.type_modifier,
+                codec: Codec::of(TypeOid(c.type_oid.0)),
                 ri_key: c.is_key(),
             })
             .collect();
@@ -432,8 +433,8 @@ impl IdBuilder {
     pub(crate) fn element_id(
         &mut self,
         rel: &RelInfo,
-        tuple: &TupleData,
-        fallback: Option<&TupleData>,
+        tuple: TupleRef<'_>,
+        fallback: Option<TupleRef<'_>>,
         registry: &TypeRegistry,
     ) -> Arc<str> {
         self.buf.clear();
@@ -453,30 +454,95 @@ impl IdBuilder {
                     .and_then(|t| t.get(i))
                     .unwrap_or(ColumnValue::UnchangedToast);
             }
-            let ty = rel.columns.get(i).map_or(TypeOid::UNKNOWN, |c| c.type_oid);
-            push_key_part(&mut self.buf, ty, v, registry);
+            let (ty, codec) = rel
+                .columns
+                .get(i)
+                .map_or((TypeOid::UNKNOWN, Codec::Other), |c| (c.type_oid, c.codec));
+            push_key_part(&mut self.buf, ty, codec, v, registry);
         }
         Arc::from(self.buf.as_str())
     }
 }
 
-fn push_key_part(buf: &mut String, ty: TypeOid, v: ColumnValue<'_>, registry: &TypeRegistry) {
+#[inline]
+fn push_key_part(
+    buf: &mut String,
+    ty: TypeOid,
+    codec: Codec,
+    v: ColumnValue<'_>,
+    registry: &TypeRegistry,
+) {
     match v {
         ColumnValue::Null => buf.push_str(NULL_KEY_PART),
         ColumnValue::UnchangedToast => buf.push_str(UNAVAILABLE_KEY_PART),
-        ColumnValue::Text(b) => escape_key_part(&String::from_utf8_lossy(b), buf),
-        ColumnValue::Binary(b) => match decode_binary(ty, b, registry) {
-            Ok(value) => {
-                // Printed straight into the id, escaped on the way.
-                let _ = write!(KeyPartWriter(buf), "{value}");
+        ColumnValue::Text(b) if b.len() <= 32 && b.iter().all(|&c| is_plain_key_byte(c)) => {
+            // Short ASCII without anything to escape (numbers, codes): copied as is.
+            buf.reserve(b.len());
+            for &c in b {
+                buf.push(char::from(c));
             }
-            Err(_) => {
-                buf.push_str("\\\\x");
-                for x in b {
-                    let _ = write!(buf, "{x:02x}");
-                }
-            }
+        }
+        ColumnValue::Text(b) => match std::str::from_utf8(b) {
+            Ok(s) => escape_key_part(s, buf),
+            Err(_) => escape_key_part(&String::from_utf8_lossy(b), buf),
         },
+        ColumnValue::Binary(b) => match (codec, b.len()) {
+            // Integers print as their digits, which need no escaping.
+            (Codec::Int8, 8) | (Codec::Int4, 4) | (Codec::Int2, 2) => {
+                let mut v: i64 = 0;
+                if let Some((&first, rest)) = b.split_first() {
+                    v = i64::from(first as i8);
+                    for &x in rest {
+                        v = (v << 8) | i64::from(x);
+                    }
+                }
+                push_int(buf, v);
+            }
+            _ => push_binary_key_part(buf, ty, b, registry),
+        },
+    }
+}
+
+/// Whether `c` is ASCII and kept as is in an element-id key part.
+#[inline]
+fn is_plain_key_byte(c: u8) -> bool {
+    c.is_ascii() && !matches!(c, b'\\' | b'_' | b':')
+}
+
+/// Appends the decimal digits of `v`.
+#[inline]
+fn push_int(buf: &mut String, v: i64) {
+    if v < 0 {
+        buf.push('-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for d in digits.iter_mut() {
+        *d = (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in digits.iter().take(len).rev() {
+        buf.push(char::from(b'0' + d));
+    }
+}
+
+fn push_binary_key_part(buf: &mut String, ty: TypeOid, b: &[u8], registry: &TypeRegistry) {
+    match decode_binary(ty, b, registry) {
+        Ok(value) => {
+            // Printed straight into the id, escaped on the way.
+            let _ = write!(KeyPartWriter(buf), "{value}");
+        }
+        Err(_) => {
+            buf.push_str("\\\\x");
+            for x in b {
+                let _ = write!(buf, "{x:02x}");
+            }
+        }
     }
 }
 
@@ -503,6 +569,93 @@ mod tests {
         s.clear();
         write_uuid(0, &mut s);
         assert_eq!(s, "00000000-0000-4000-8000-000000000000");
+    }
+
+    #[test]
+    fn text_key_parts_are_escaped_whatever_the_path() {
+        let reg = TypeRegistry::new();
+        for text in [
+            "12345",
+            "-1",
+            "",
+            "plain text key",
+            "a_b:c\\d",
+            "héllo",
+            "0123456789012345678901234567890123456789",
+            "0123456789012345678901234567890123456789_",
+        ] {
+            let mut got = String::new();
+            push_key_part(
+                &mut got,
+                TypeOid::TEXT,
+                Codec::Text,
+                ColumnValue::Text(text.as_bytes()),
+                &reg,
+            );
+            let mut want = String::new();
+            escape_key_part(text, &mut want);
+            assert_eq!(got, want, "{text}");
+        }
+        let mut got = String::new();
+        push_key_part(
+            &mut got,
+            TypeOid::TEXT,
+            Codec::Text,
+            ColumnValue::Text(b"a\xff_"),
+            &reg,
+        );
+        assert_eq!(got, "a\u{fffd}\\_");
+    }
+
+    #[test]
+    fn binary_integer_key_parts_print_like_their_values() {
+        let reg = TypeRegistry::new();
+        for v in [
+            0i64,
+            1,
+            -1,
+            9,
+            10,
+            12345,
+            i64::MAX,
+            i64::MIN,
+            i64::from(i32::MIN),
+        ] {
+            let mut fast = String::new();
+            push_key_part(
+                &mut fast,
+                TypeOid::INT8,
+                Codec::Int8,
+                ColumnValue::Binary(&v.to_be_bytes()),
+                &reg,
+            );
+            let mut general = String::new();
+            push_binary_key_part(&mut general, TypeOid::INT8, &v.to_be_bytes(), &reg);
+            assert_eq!(fast, general);
+            assert_eq!(fast, v.to_string());
+            if let Ok(v4) = i32::try_from(v) {
+                let mut fast = String::new();
+                push_key_part(
+                    &mut fast,
+                    TypeOid::INT4,
+                    Codec::Int4,
+                    ColumnValue::Binary(&v4.to_be_bytes()),
+                    &reg,
+                );
+                assert_eq!(fast, v.to_string());
+            }
+            if let Ok(v2) = i16::try_from(v) {
+                let mut fast = String::new();
+                push_key_part(
+                    &mut fast,
+                    TypeOid::INT2,
+                    Codec::Int2,
+                    ColumnValue::Binary(&v2.to_be_bytes()),
+                    &reg,
+                );
+                assert_eq!(fast, v.to_string());
+            }
+        }
     }
 
     #[test]

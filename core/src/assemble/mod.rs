@@ -102,7 +102,7 @@ use txn::{OpenTx, PreparedTx, StreamTx};
 
 use crate::lsn::Lsn;
 use crate::model::{LogicalMessage, SourceChange, TxInfo};
-use crate::pgoutput::{Decoder, Oid, PgOutputMessage, RelationCache, TupleData, Xid};
+use crate::pgoutput::{Decoder, Oid, PgOutputMessage, RelationCache, TupleRef, Xid};
 use crate::value::{TypeOid, TypeRegistry};
 
 /// The sans-IO assembly pipeline: pgoutput payloads in, transactions of changes out.
@@ -203,6 +203,9 @@ pub struct Pipeline {
     /// The number of changes of the last non-empty plain transaction (at most a chunk): room
     /// made in the next one's buffer.
     tx_size_hint: usize,
+    /// An empty buffer with room for the next transaction's changes, made at the last
+    /// Commit.
+    spare_changes: Vec<SourceChange>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -247,6 +250,7 @@ impl Pipeline {
             last_received: Lsn::ZERO,
             stats: PipelineStats::default(),
             tx_size_hint: 0,
+            spare_changes: Vec::new(),
         }
     }
 
@@ -410,10 +414,19 @@ impl Pipeline {
         wal_end: Lsn,
     ) -> Result<(), AssembleError> {
         self.last_received = self.last_received.max(wal_start).max(wal_end);
-        let msg = self.decoder.decode(payload)?;
-        self.stats.messages += 1;
-        let result = self.handle_message(msg);
-        self.flush_warnings();
+        let result = if let Some(b'I' | b'U' | b'D') = payload.first() {
+            // Row changes, the bulk of the stream, are read in place: no message is built.
+            let row = self.decoder.decode_row(&payload)?;
+            self.stats.messages += 1;
+            self.row_message(&payload, row)
+        } else {
+            let msg = self.decoder.decode(payload)?;
+            self.stats.messages += 1;
+            self.handle_message(msg)
+        };
+        if !self.warnings.is_empty() {
+            self.flush_warnings();
+        }
         result
     }
 
@@ -477,19 +490,40 @@ impl Pipeline {
 
     /// Adds a change to the open stream block's transaction or the open transaction (as
     /// checked by [`target`](Self::target)).
+    #[inline(always)]
     fn push(&mut self, sub: Option<Xid>, change: SourceChange) {
-        if let Some(top) = self.decoder.stream_xid() {
-            if let Some(s) = self.streams.get_mut(&top) {
-                s.push(sub.unwrap_or(top), change);
-            }
-        } else if let Some(cur) = &mut self.current {
-            cur.push(change, self.max_batch, &mut self.events);
+        match (self.decoder.stream_xid(), &mut self.current) {
+            (None, Some(cur)) => cur.push(change, self.max_batch, &mut self.events),
+            (None, None) => {}
+            (Some(top), _) => self.push_streamed(top, sub, change),
         }
     }
 
+    /// The buffer of the open plain (or two-phase) transaction, outside stream blocks, with
+    /// room for one more change; `None` inside a stream block or outside a transaction (then
+    /// use [`emit_change`](Self::emit_change)). Counts the change.
+    #[inline(always)]
+    fn plain_buffer(&mut self) -> Option<&mut Vec<SourceChange>> {
+        match (self.decoder.stream_xid(), &mut self.current) {
+            (None, Some(cur)) => {
+                self.stats.changes += 1;
+                Some(cur.room_for_one(self.max_batch, &mut self.events))
+            }
+            _ => None,
+        }
+    }
+
+    #[inline(never)]
+    fn push_streamed(&mut self, top: Xid, sub: Option<Xid>, change: SourceChange) {
+        if let Some(s) = self.streams.get_mut(&top) {
+            s.push(sub.unwrap_or(top), change);
+        }
+    }
+
+    #[inline]
     fn check_width(
         rel: &RelInfo,
-        t: &TupleData,
+        t: TupleRef<'_>,
         message: &'static str,
     ) -> Result<(), AssembleError> {
         if t.len() == rel.columns.len() {
@@ -504,6 +538,7 @@ impl Pipeline {
         }
     }
 
+    #[inline(always)]
     fn emit_change(&mut self, sub: Option<Xid>, change: SourceChange) {
         self.stats.changes += 1;
         self.push(sub, change);

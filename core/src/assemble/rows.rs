@@ -2,11 +2,29 @@
 
 use std::sync::Arc;
 
-use super::convert::Converter;
+use super::convert::{Converter, OldRef};
 use super::keys::{KeySource, RelInfo};
 use super::{AssembleError, Pipeline};
 use crate::model::{Element, ElementMetadata, ElementReference, SourceChange, TxInfo};
-use crate::pgoutput::{Oid, OldTuple, RelationBody, SchemaChange, TupleData, Xid};
+use crate::pgoutput::{
+    Oid, OldTuple, RelationBody, RowMessage, SchemaChange, TupleData, TupleRef, Xid,
+};
+
+/// Adds the change `$change` (an expression evaluated once) of (sub)transaction `$sub`, like
+/// [`Pipeline::emit_change`], building it straight into the transaction's buffer: a change is
+/// over 200 bytes, and built on the stack then copied it costs a store-forwarding stall.
+macro_rules! emit {
+    ($self:ident, $sub:expr, $change:expr) => {
+        match $self.plain_buffer() {
+            // Room is made first and nothing runs between building and writing.
+            Some(buf) => buf.extend(std::iter::once_with(|| $change)),
+            None => {
+                let change = $change;
+                $self.emit_change($sub, change);
+            }
+        }
+    };
+}
 
 impl Pipeline {
     pub(super) fn relation_message(&mut self, body: RelationBody) -> Result<(), AssembleError> {
@@ -42,22 +60,59 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Handles an Insert, Update or Delete parsed from `payload` (the fast path of
+    /// [`handle_xlog`](Pipeline::handle_xlog): no message is built).
+    #[inline]
+    pub(super) fn row_message(
+        &mut self,
+        payload: &[u8],
+        msg: RowMessage,
+    ) -> Result<(), AssembleError> {
+        match msg {
+            RowMessage::Insert { xid, rel, new } => {
+                let result = self.insert_row(xid, rel, new.view(payload));
+                self.decoder.recycle_cells(new);
+                result
+            }
+            RowMessage::Update { xid, rel, old, new } => {
+                let result = self.update_row(
+                    xid,
+                    rel,
+                    old.as_ref()
+                        .map(|(key, t)| OldRef::new(*key, t.view(payload))),
+                    new.view(payload),
+                );
+                if let Some((_, old)) = old {
+                    self.decoder.recycle_cells(old);
+                }
+                self.decoder.recycle_cells(new);
+                result
+            }
+            RowMessage::Delete { xid, rel, key, old } => {
+                let result = self.delete_row(xid, rel, OldRef::new(key, old.view(payload)));
+                self.decoder.recycle_cells(old);
+                result
+            }
+        }
+    }
+
     pub(super) fn insert(
         &mut self,
         sub: Option<Xid>,
         oid: Oid,
         new: TupleData,
     ) -> Result<(), AssembleError> {
-        let result = self.insert_row(sub, oid, &new);
+        let result = self.insert_row(sub, oid, new.view());
         self.decoder.recycle(new);
         result
     }
 
+    #[inline]
     fn insert_row(
         &mut self,
         sub: Option<Xid>,
         oid: Oid,
-        new: &TupleData,
+        new: TupleRef<'_>,
     ) -> Result<(), AssembleError> {
         let tx = self.target("Insert")?;
         // Field by field, so that the relation stays borrowed from the map.
@@ -75,15 +130,19 @@ impl Pipeline {
         }
         .row(rel, new, None);
         let id = self.ids.element_id(rel, new, None, &self.registry);
-        let change = SourceChange::Insert {
-            element: Element::Node {
-                metadata: metadata(&self.source_id, rel, id, &tx),
-                properties,
-            },
-            unchanged_toast,
-            tx,
-        };
-        self.emit_change(sub, change);
+        let metadata = metadata(&self.source_id, rel, id, &tx);
+        emit!(
+            self,
+            sub,
+            SourceChange::Insert {
+                element: Element::Node {
+                    metadata,
+                    properties,
+                },
+                unchanged_toast,
+                tx,
+            }
+        );
         Ok(())
     }
 
@@ -94,7 +153,7 @@ impl Pipeline {
         old: Option<OldTuple>,
         new: TupleData,
     ) -> Result<(), AssembleError> {
-        let result = self.update_row(sub, oid, old.as_ref(), &new);
+        let result = self.update_row(sub, oid, old.as_ref().map(OldRef::of), new.view());
         if let Some(old) = old {
             self.decoder.recycle(old.into_tuple());
         }
@@ -102,12 +161,13 @@ impl Pipeline {
         result
     }
 
+    #[inline]
     fn update_row(
         &mut self,
         sub: Option<Xid>,
         oid: Oid,
-        old: Option<&OldTuple>,
-        new: &TupleData,
+        old: Option<OldRef<'_>>,
+        new: TupleRef<'_>,
     ) -> Result<(), AssembleError> {
         let tx = self.target("Update")?;
         let rel = self
@@ -122,7 +182,7 @@ impl Pipeline {
             Self::check_width(rel, o.tuple(), "Update")?;
         }
         let full_old = match old {
-            Some(OldTuple::Full(t)) => Some(t),
+            Some(OldRef::Full(t)) => Some(t),
             _ => None,
         };
         let mut converter = Converter {
@@ -132,11 +192,11 @@ impl Pipeline {
         let (properties, unchanged_toast) = converter.row(rel, new, full_old);
         let new_id = self
             .ids
-            .element_id(rel, new, old.map(OldTuple::tuple), &self.registry);
+            .element_id(rel, new, old.map(OldRef::tuple), &self.registry);
         let old_id = match old {
             Some(o)
                 if rel.key_source != KeySource::Generated
-                    && (matches!(o, OldTuple::Full(_)) || rel.key_in_identity) =>
+                    && (matches!(o, OldRef::Full(_)) || rel.key_in_identity) =>
             {
                 Some(self.ids.element_id(rel, o.tuple(), None, &self.registry))
             }
@@ -166,16 +226,20 @@ impl Pipeline {
                     Some(o) if self.config.include_old_values => Some(converter.old_row(rel, o)),
                     _ => None,
                 };
-                let update = SourceChange::Update {
-                    element: Element::Node {
-                        metadata: metadata(&self.source_id, rel, new_id, &tx),
-                        properties,
-                    },
-                    old,
-                    unchanged_toast,
-                    tx,
-                };
-                self.emit_change(sub, update);
+                let metadata = metadata(&self.source_id, rel, new_id, &tx);
+                emit!(
+                    self,
+                    sub,
+                    SourceChange::Update {
+                        element: Element::Node {
+                            metadata,
+                            properties,
+                        },
+                        old,
+                        unchanged_toast,
+                        tx,
+                    }
+                );
             }
         }
         Ok(())
@@ -187,16 +251,17 @@ impl Pipeline {
         oid: Oid,
         old: OldTuple,
     ) -> Result<(), AssembleError> {
-        let result = self.delete_row(sub, oid, &old);
+        let result = self.delete_row(sub, oid, OldRef::of(&old));
         self.decoder.recycle(old.into_tuple());
         result
     }
 
+    #[inline]
     fn delete_row(
         &mut self,
         sub: Option<Xid>,
         oid: Oid,
-        old: &OldTuple,
+        old: OldRef<'_>,
     ) -> Result<(), AssembleError> {
         let tx = self.target("Delete")?;
         let rel = self
@@ -213,12 +278,16 @@ impl Pipeline {
             fallbacks: &mut self.stats.fallback_values,
         }
         .old_row(rel, old);
-        let change = SourceChange::Delete {
-            metadata: metadata(&self.source_id, rel, id, &tx),
-            old: old_props,
-            tx,
-        };
-        self.emit_change(sub, change);
+        let metadata = metadata(&self.source_id, rel, id, &tx);
+        emit!(
+            self,
+            sub,
+            SourceChange::Delete {
+                metadata,
+                old: old_props,
+                tx,
+            }
+        );
         Ok(())
     }
 }

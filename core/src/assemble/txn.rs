@@ -13,8 +13,8 @@ pub(crate) struct OpenTx {
     pub(crate) xid: Xid,
     /// Begin's `final_lsn` (the commit LSN), or the prepare LSN.
     pub(crate) final_lsn: Lsn,
-    /// Commit (or prepare) time, µs since 2000-01-01.
-    pub(crate) time: i64,
+    /// Commit (or prepare) time, nanoseconds since the Unix epoch.
+    pub(crate) time_ns: u64,
     pub(crate) origin: Option<String>,
     pub(crate) changes: Vec<SourceChange>,
     /// The index of the next chunk.
@@ -32,7 +32,7 @@ impl OpenTx {
         OpenTx {
             xid,
             final_lsn,
-            time,
+            time_ns: pg_time_to_unix_nanos(time),
             origin: None,
             changes: Vec::new(),
             chunk_index: 0,
@@ -42,54 +42,90 @@ impl OpenTx {
     }
 
     /// What a change made now knows about its transaction.
+    #[inline]
     pub(crate) fn tx_info(&self) -> TxInfo {
         TxInfo {
             xid: self.xid,
             commit_lsn: self.final_lsn,
             end_lsn: None,
-            commit_time_ns: pg_time_to_unix_nanos(self.time),
+            commit_time_ns: self.time_ns,
         }
     }
 
     /// Adds a change; a plain transaction whose buffer is full first emits it as a non-last
     /// chunk.
+    #[inline(always)]
     pub(crate) fn push(
         &mut self,
         change: SourceChange,
         max: usize,
         events: &mut VecDeque<PipelineEvent>,
     ) {
-        if self.gid.is_none() && self.changes.len() >= max {
-            let changes = std::mem::replace(&mut self.changes, Vec::with_capacity(max.min(4096)));
-            events.push_back(PipelineEvent::Transaction(TransactionBatch {
-                xid: self.xid,
-                commit_lsn: self.final_lsn,
-                end_lsn: None,
-                commit_time_ns: pg_time_to_unix_nanos(self.time),
-                origin: self.origin.clone(),
-                kind: TransactionKind::Plain,
-                gid: None,
-                prepare_missing: false,
-                first_chunk: self.chunk_index == 0,
-                last_chunk: false,
-                chunk_index: self.chunk_index,
-                changes,
-            }));
-            self.chunk_index = self.chunk_index.saturating_add(1);
+        if self.changes.len() >= max && self.gid.is_none() {
+            self.emit_chunk(max, events);
         }
         if self.changes.capacity() == 0 {
-            // Not before the first change: empty transactions allocate nothing.
-            self.changes.reserve_exact(
-                self.capacity_hint
-                    .clamp(MIN_CAPACITY, max.max(MIN_CAPACITY)),
-            );
+            self.make_room(max);
         }
         self.changes.push(change);
+    }
+
+    /// The buffer with room for one more change: a plain transaction whose buffer is full
+    /// first emits it as a non-last chunk (as [`push`](Self::push) does).
+    #[inline(always)]
+    pub(crate) fn room_for_one(
+        &mut self,
+        max: usize,
+        events: &mut VecDeque<PipelineEvent>,
+    ) -> &mut Vec<SourceChange> {
+        if self.changes.len() >= max && self.gid.is_none() {
+            self.emit_chunk(max, events);
+        }
+        if self.changes.capacity() == 0 {
+            self.make_room(max);
+        }
+        &mut self.changes
+    }
+
+    /// Emits the buffer as a non-last chunk.
+    #[cold]
+    #[inline(never)]
+    fn emit_chunk(&mut self, max: usize, events: &mut VecDeque<PipelineEvent>) {
+        let changes = std::mem::replace(&mut self.changes, Vec::with_capacity(max.min(4096)));
+        events.push_back(PipelineEvent::Transaction(TransactionBatch {
+            xid: self.xid,
+            commit_lsn: self.final_lsn,
+            end_lsn: None,
+            commit_time_ns: self.time_ns,
+            origin: self.origin.clone(),
+            kind: TransactionKind::Plain,
+            gid: None,
+            prepare_missing: false,
+            first_chunk: self.chunk_index == 0,
+            last_chunk: false,
+            chunk_index: self.chunk_index,
+            changes,
+        }));
+        self.chunk_index = self.chunk_index.saturating_add(1);
+    }
+
+    /// Makes room for the first change. Not before it: empty transactions allocate nothing.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, max: usize) {
+        self.changes
+            .reserve_exact(initial_capacity(self.capacity_hint, max));
     }
 }
 
 /// The least room made in a transaction's buffer.
 const MIN_CAPACITY: usize = 4;
+
+/// The room made in a transaction's buffer for `hint` changes (the size of the last one) when
+/// chunks hold at most `max`.
+pub(crate) fn initial_capacity(hint: usize, max: usize) -> usize {
+    hint.clamp(MIN_CAPACITY, max.max(MIN_CAPACITY))
+}
 
 /// A streamed transaction's changes so far, each tagged with the (sub)transaction that made
 /// it.

@@ -2,11 +2,11 @@
 
 use bytes::Bytes;
 
-use super::Xid;
 use super::error::DecodeError;
 use super::messages::{Column, OldTuple, PgOutputMessage, RelationBody, ReplicaIdentity};
 use super::reader::Reader;
-use super::tuple::{CellPool, TupleData, parse_tuple};
+use super::tuple::{CellPool, RawTuple, TupleData, parse_tuple};
+use super::{Oid, Xid};
 
 /// Message flag bit: the `M` message is transactional.
 const MESSAGE_TRANSACTIONAL: u8 = 1;
@@ -300,20 +300,126 @@ fn expect_new(r: &mut Reader<'_>) -> Result<(), DecodeError> {
     }
 }
 
+/// A parsed Insert, Update or Delete whose tuples are not yet attached to the payload.
+pub(crate) enum RowMessage {
+    /// `I`.
+    Insert {
+        xid: Option<Xid>,
+        rel: Oid,
+        new: RawTuple,
+    },
+    /// `U`; the old tuple with whether it is a key (`K`) tuple.
+    Update {
+        xid: Option<Xid>,
+        rel: Oid,
+        old: Option<(bool, RawTuple)>,
+        new: RawTuple,
+    },
+    /// `D`; whether the old tuple is a key (`K`) tuple.
+    Delete {
+        xid: Option<Xid>,
+        rel: Oid,
+        key: bool,
+        old: RawTuple,
+    },
+}
+
+impl Decoder {
+    /// Decodes an Insert, Update or Delete (`I`, `U`, `D`) without attaching its tuples to the
+    /// payload: the caller reads them through [`RawTuple::view`] and gives their cell tables
+    /// back with [`recycle_cells`](Self::recycle_cells). Errors are those of
+    /// [`decode`](Self::decode); any other message type is refused as unknown.
+    #[inline]
+    pub(crate) fn decode_row(&mut self, payload: &[u8]) -> Result<RowMessage, DecodeError> {
+        let xid_prefix = self.stream.is_some();
+        match payload.first() {
+            Some(b'I') => parse_insert(payload, xid_prefix, &mut self.pool)
+                .map(|(xid, rel, new)| RowMessage::Insert { xid, rel, new }),
+            Some(b'U') => parse_update(payload, xid_prefix, &mut self.pool)
+                .map(|(xid, rel, old, new)| RowMessage::Update { xid, rel, old, new }),
+            Some(b'D') => parse_delete(payload, xid_prefix, &mut self.pool)
+                .map(|(xid, rel, key, old)| RowMessage::Delete { xid, rel, key, old }),
+            Some(&byte) => Err(DecodeError::UnknownMessageType {
+                layer: "pgoutput",
+                byte,
+            }),
+            None => Err(DecodeError::Empty { layer: "pgoutput" }),
+        }
+    }
+
+    /// Takes back the cell table of a tuple decoded by [`decode_row`](Self::decode_row).
+    #[inline]
+    pub(crate) fn recycle_cells(&mut self, tuple: RawTuple) {
+        self.pool.put_cells(tuple.into_cells());
+    }
+}
+
+#[inline]
+fn parse_insert(
+    payload: &[u8],
+    xid_prefix: bool,
+    pool: &mut CellPool,
+) -> Result<(Option<Xid>, Oid, RawTuple), DecodeError> {
+    let mut r = Reader::new(payload, 1, "Insert");
+    let xid = stream_xid(&mut r, xid_prefix)?;
+    let rel = r.oid()?;
+    expect_new(&mut r)?;
+    let new = parse_tuple(&mut r, pool)?;
+    r.finish()?;
+    Ok((xid, rel, new))
+}
+
+#[inline]
+#[allow(clippy::type_complexity)]
+fn parse_update(
+    payload: &[u8],
+    xid_prefix: bool,
+    pool: &mut CellPool,
+) -> Result<(Option<Xid>, Oid, Option<(bool, RawTuple)>, RawTuple), DecodeError> {
+    let mut r = Reader::new(payload, 1, "Update");
+    let xid = stream_xid(&mut r, xid_prefix)?;
+    let rel = r.oid()?;
+    let at = r.pos();
+    let old = match r.u8()? {
+        b'N' => None,
+        marker @ (b'K' | b'O') => {
+            let old = parse_tuple(&mut r, pool)?;
+            expect_new(&mut r)?;
+            Some((marker == b'K', old))
+        }
+        other => return Err(r.invalid_byte("tuple marker", other, at)),
+    };
+    let new = parse_tuple(&mut r, pool)?;
+    r.finish()?;
+    Ok((xid, rel, old, new))
+}
+
+#[inline]
+fn parse_delete(
+    payload: &[u8],
+    xid_prefix: bool,
+    pool: &mut CellPool,
+) -> Result<(Option<Xid>, Oid, bool, RawTuple), DecodeError> {
+    let mut r = Reader::new(payload, 1, "Delete");
+    let xid = stream_xid(&mut r, xid_prefix)?;
+    let rel = r.oid()?;
+    let at = r.pos();
+    let key = match r.u8()? {
+        b'K' => true,
+        b'O' => false,
+        other => return Err(r.invalid_byte("tuple marker (expected 'K' or 'O')", other, at)),
+    };
+    let old = parse_tuple(&mut r, pool)?;
+    r.finish()?;
+    Ok((xid, rel, key, old))
+}
+
 fn decode_insert(
     payload: Bytes,
     xid_prefix: bool,
     pool: &mut CellPool,
 ) -> Result<PgOutputMessage, DecodeError> {
-    let (xid, rel, new) = {
-        let mut r = Reader::new(&payload, 1, "Insert");
-        let xid = stream_xid(&mut r, xid_prefix)?;
-        let rel = r.oid()?;
-        expect_new(&mut r)?;
-        let new = parse_tuple(&mut r, pool)?;
-        r.finish()?;
-        (xid, rel, new)
-    };
+    let (xid, rel, new) = parse_insert(&payload, xid_prefix, pool)?;
     Ok(PgOutputMessage::Insert {
         xid,
         rel,
@@ -326,27 +432,10 @@ fn decode_update(
     xid_prefix: bool,
     pool: &mut CellPool,
 ) -> Result<PgOutputMessage, DecodeError> {
-    let (xid, rel, old, new) = {
-        let mut r = Reader::new(&payload, 1, "Update");
-        let xid = stream_xid(&mut r, xid_prefix)?;
-        let rel = r.oid()?;
-        let at = r.pos();
-        let old = match r.u8()? {
-            b'N' => None,
-            marker @ (b'K' | b'O') => {
-                let old = parse_tuple(&mut r, pool)?;
-                expect_new(&mut r)?;
-                Some((marker, old))
-            }
-            other => return Err(r.invalid_byte("tuple marker", other, at)),
-        };
-        let new = parse_tuple(&mut r, pool)?;
-        r.finish()?;
-        (xid, rel, old, new)
-    };
-    let old = old.map(|(marker, t)| {
+    let (xid, rel, old, new) = parse_update(&payload, xid_prefix, pool)?;
+    let old = old.map(|(key, t)| {
         let t = t.attach_ref(&payload);
-        if marker == b'K' {
+        if key {
             OldTuple::Key(t)
         } else {
             OldTuple::Full(t)
@@ -365,24 +454,12 @@ fn decode_delete(
     xid_prefix: bool,
     pool: &mut CellPool,
 ) -> Result<PgOutputMessage, DecodeError> {
-    let (xid, rel, marker, old) = {
-        let mut r = Reader::new(&payload, 1, "Delete");
-        let xid = stream_xid(&mut r, xid_prefix)?;
-        let rel = r.oid()?;
-        let at = r.pos();
-        let marker = match r.u8()? {
-            m @ (b'K' | b'O') => m,
-            other => return Err(r.invalid_byte("tuple marker (expected 'K' or 'O')", other, at)),
-        };
-        let old = parse_tuple(&mut r, pool)?;
-        r.finish()?;
-        (xid, rel, marker, old)
-    };
+    let (xid, rel, key, old) = parse_delete(&payload, xid_prefix, pool)?;
     let old = old.attach(payload);
     Ok(PgOutputMessage::Delete {
         xid,
         rel,
-        old: if marker == b'K' {
+        old: if key {
             OldTuple::Key(old)
         } else {
             OldTuple::Full(old)
@@ -571,6 +648,94 @@ mod tests {
                     PgOutputMessage::Delete { old, .. } => reused.recycle(old.into_tuple()),
                     _ => {}
                 }
+            }
+        }
+
+        /// The in-place row path reads what `decode` reads, and fails where it fails with
+        /// the same error, in and outside stream blocks, on valid and corrupted payloads.
+        #[test]
+        fn decode_row_matches_decode(
+            kind in 0u8..3,
+            a in columns(),
+            b in columns(),
+            key in any::<bool>(),
+            in_stream in any::<bool>(),
+            edit in prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+            cut in prop::option::of(any::<prop::sample::Index>()),
+        ) {
+            let old = |t: TupleData| if key { OldTuple::Key(t) } else { OldTuple::Full(t) };
+            let xid = in_stream.then_some(Xid(7));
+            let msg = match kind {
+                0 => PgOutputMessage::Insert { xid, rel: Oid(1), new: tuple(&a) },
+                1 => PgOutputMessage::Update {
+                    xid,
+                    rel: Oid(1),
+                    old: (!b.is_empty()).then(|| old(tuple(&b))),
+                    new: tuple(&a),
+                },
+                _ => PgOutputMessage::Delete { xid, rel: Oid(1), old: old(tuple(&a)) },
+            };
+            let mut buf = BytesMut::new();
+            encode::message(&msg, &mut buf).unwrap();
+            let mut raw = buf.to_vec();
+            if let Some((i, x)) = edit {
+                let i = i.index(raw.len());
+                raw[i] = x;
+            }
+            if let Some(c) = cut {
+                raw.truncate(c.index(raw.len() + 1));
+            }
+            let payload = Bytes::from(raw);
+            let mut d1 = Decoder::new();
+            let mut d2 = Decoder::new();
+            if in_stream {
+                let mut start = BytesMut::new();
+                encode::message(
+                    &PgOutputMessage::StreamStart { xid: Xid(7), first_segment: true },
+                    &mut start,
+                )
+                .unwrap();
+                d1.decode(start.clone().freeze()).unwrap();
+                d2.decode(start.freeze()).unwrap();
+            }
+            if !matches!(payload.first(), Some(b'I' | b'U' | b'D')) {
+                return Ok(());
+            }
+            let full = d1.decode(payload.clone());
+            let row = d2.decode_row(&payload);
+            match (full, row) {
+                (Err(e1), Err(e2)) => prop_assert_eq!(e1, e2),
+                (Ok(PgOutputMessage::Insert { xid: x1, rel: r1, new: n1 }),
+                 Ok(RowMessage::Insert { xid: x2, rel: r2, new: n2 })) => {
+                    prop_assert_eq!((x1, r1), (x2, r2));
+                    prop_assert_eq!(values(&n1), n2.view(&payload).iter().collect::<Vec<_>>());
+                }
+                (Ok(PgOutputMessage::Update { xid: x1, rel: r1, old: o1, new: n1 }),
+                 Ok(RowMessage::Update { xid: x2, rel: r2, old: o2, new: n2 })) => {
+                    prop_assert_eq!((x1, r1), (x2, r2));
+                    prop_assert_eq!(values(&n1), n2.view(&payload).iter().collect::<Vec<_>>());
+                    match (o1, o2) {
+                        (None, None) => {}
+                        (Some(o1), Some((k2, o2))) => {
+                            prop_assert_eq!(matches!(o1, OldTuple::Key(_)), k2);
+                            prop_assert_eq!(
+                                values(o1.tuple()),
+                                o2.view(&payload).iter().collect::<Vec<_>>()
+                            );
+                        }
+                        (o1, o2) => prop_assert!(false, "{o1:?} vs {:?}", o2.is_some()),
+                    }
+                }
+                (Ok(PgOutputMessage::Delete { xid: x1, rel: r1, old: o1 }),
+                 Ok(RowMessage::Delete { xid: x2, rel: r2, key: k2, old: o2 })) => {
+                    prop_assert_eq!((x1, r1), (x2, r2));
+                    prop_assert_eq!(matches!(o1, OldTuple::Key(_)), k2);
+                    prop_assert_eq!(
+                        values(o1.tuple()),
+                        o2.view(&payload).iter().collect::<Vec<_>>()
+                    );
+                }
+                (f, r) => prop_assert!(false, "{f:?} vs {:?}", r.is_ok()),
             }
         }
     }

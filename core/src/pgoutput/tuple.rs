@@ -77,7 +77,7 @@ enum Kind {
 
 /// Where one column's value sits in the tuple's bytes.
 #[derive(Clone, Copy, Debug)]
-struct Cell {
+pub(crate) struct Cell {
     kind: Kind,
     start: u32,
     len: u32,
@@ -169,15 +169,21 @@ impl TupleData {
     /// The value of column `index` (in the Relation's column order).
     #[inline]
     pub fn get(&self, index: usize) -> Option<ColumnValue<'_>> {
-        self.cells.get(index).map(|c| self.value(c))
+        self.view().get(index)
     }
 
     /// The values in column order.
     #[inline]
     pub fn iter(&self) -> TupleIter<'_> {
-        TupleIter {
-            tuple: self,
-            cells: self.cells.iter(),
+        self.view().iter()
+    }
+
+    /// A borrowed view of the tuple.
+    #[inline]
+    pub(crate) fn view(&self) -> TupleRef<'_> {
+        TupleRef {
+            raw: &self.raw,
+            cells: &self.cells,
         }
     }
 
@@ -200,15 +206,53 @@ impl TupleData {
     pub fn as_bytes(&self) -> &Bytes {
         &self.raw
     }
+}
 
+/// The value of cell `c` of a tuple whose encoding is `raw`.
+#[inline]
+fn cell_value<'a>(raw: &'a [u8], c: &Cell) -> ColumnValue<'a> {
+    match c.kind {
+        Kind::Null => ColumnValue::Null,
+        Kind::Unchanged => ColumnValue::UnchangedToast,
+        Kind::Text => ColumnValue::Text(raw.get(cell_range(c)).unwrap_or_default()),
+        Kind::Binary => ColumnValue::Binary(raw.get(cell_range(c)).unwrap_or_default()),
+    }
+}
+
+/// A borrowed tuple: its wire encoding and its cells, as [`TupleData`] holds them or as
+/// parsed from a payload that is not kept.
+#[derive(Clone, Copy)]
+pub(crate) struct TupleRef<'a> {
+    raw: &'a [u8],
+    cells: &'a [Cell],
+}
+
+impl<'a> TupleRef<'a> {
+    /// The number of columns.
     #[inline]
-    fn value(&self, c: &Cell) -> ColumnValue<'_> {
-        match c.kind {
-            Kind::Null => ColumnValue::Null,
-            Kind::Unchanged => ColumnValue::UnchangedToast,
-            Kind::Text => ColumnValue::Text(self.raw.get(cell_range(c)).unwrap_or_default()),
-            Kind::Binary => ColumnValue::Binary(self.raw.get(cell_range(c)).unwrap_or_default()),
+    pub(crate) fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// The value of column `index`.
+    #[inline]
+    pub(crate) fn get(&self, index: usize) -> Option<ColumnValue<'a>> {
+        self.cells.get(index).map(|c| cell_value(self.raw, c))
+    }
+
+    /// The values in column order.
+    #[inline]
+    pub(crate) fn iter(&self) -> TupleIter<'a> {
+        TupleIter {
+            raw: self.raw,
+            cells: self.cells.iter(),
         }
+    }
+}
+
+impl fmt::Debug for TupleRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -244,7 +288,7 @@ impl<'a> IntoIterator for &'a TupleData {
 /// Iterator over the values of a [`TupleData`], in column order.
 #[derive(Clone, Debug)]
 pub struct TupleIter<'a> {
-    tuple: &'a TupleData,
+    raw: &'a [u8],
     cells: std::slice::Iter<'a, Cell>,
 }
 
@@ -253,7 +297,7 @@ impl<'a> Iterator for TupleIter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        self.cells.next().map(|c| self.tuple.value(c))
+        self.cells.next().map(|c| cell_value(self.raw, c))
     }
 
     #[inline]
@@ -267,7 +311,7 @@ impl ExactSizeIterator for TupleIter<'_> {}
 impl DoubleEndedIterator for TupleIter<'_> {
     #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.cells.next_back().map(|c| self.tuple.value(c))
+        self.cells.next_back().map(|c| cell_value(self.raw, c))
     }
 }
 
@@ -299,7 +343,12 @@ impl CellPool {
     /// Keeps the cell table of `tuple` for reuse.
     #[inline]
     pub(crate) fn put(&mut self, tuple: TupleData) {
-        let mut cells = tuple.cells;
+        self.put_cells(tuple.cells);
+    }
+
+    /// Keeps a cell table for reuse.
+    #[inline]
+    pub(crate) fn put_cells(&mut self, mut cells: Vec<Cell>) {
         if self.spare.len() < Self::MAX_SPARE
             && cells.capacity() > 0
             && cells.capacity() <= Self::MAX_CELLS
@@ -331,6 +380,21 @@ pub(crate) struct RawTuple {
 }
 
 impl RawTuple {
+    /// A view of the tuple in `payload`, the buffer it was parsed from.
+    #[inline]
+    pub(crate) fn view<'a>(&'a self, payload: &'a [u8]) -> TupleRef<'a> {
+        TupleRef {
+            raw: payload.get(self.range.clone()).unwrap_or_default(),
+            cells: &self.cells,
+        }
+    }
+
+    /// The cell table, for reuse.
+    #[inline]
+    pub(crate) fn into_cells(self) -> Vec<Cell> {
+        self.cells
+    }
+
     /// Attaches to `payload` by narrowing it in place (no reference-count traffic).
     #[inline]
     pub(crate) fn attach(self, mut payload: Bytes) -> TupleData {
@@ -358,7 +422,10 @@ impl RawTuple {
 }
 
 /// Parses a TupleData at the reader's position.
-#[inline]
+///
+/// Always inlined: returned through memory, the tuple would be read back right after being
+/// written piecewise, which stalls on store forwarding.
+#[inline(always)]
 pub(crate) fn parse_tuple(
     r: &mut Reader<'_>,
     pool: &mut CellPool,

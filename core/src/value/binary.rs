@@ -89,12 +89,15 @@ fn opaque(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
 }
 
 fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| ValueError::InvalidBinary {
-            type_oid: oid,
-            reason: "not valid UTF-8",
-        })
+    utf8_str(oid, bytes).map(str::to_owned)
+}
+
+#[inline]
+pub(crate) fn utf8_str(oid: TypeOid, bytes: &[u8]) -> Result<&str, ValueError> {
+    std::str::from_utf8(bytes).map_err(|_| ValueError::InvalidBinary {
+        type_oid: oid,
+        reason: "not valid UTF-8",
+    })
 }
 
 /// Decodes the built-in scalars; `None` when `oid` is not one.

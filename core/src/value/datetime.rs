@@ -529,8 +529,141 @@ fn strip_bc(s: &[u8]) -> (&[u8], bool) {
     }
 }
 
+/// The value of an ASCII digit, or a value above 9 for any other byte.
+#[inline(always)]
+fn digit(b: u8) -> u32 {
+    u32::from(b.wrapping_sub(b'0'))
+}
+
+/// `YYYY-MM-DD` with a four-digit year from 1 to 9999 (AD), validated → days since
+/// 2000-01-01; `None` for anything else (left to the general parser).
+#[inline(always)]
+fn fast_ymd(s: &[u8; 10]) -> Option<i64> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *s else {
+        return None;
+    };
+    let ds = [
+        digit(y0),
+        digit(y1),
+        digit(y2),
+        digit(y3),
+        digit(m0),
+        digit(m1),
+        digit(d0),
+        digit(d1),
+    ];
+    if ds.iter().any(|&d| d > 9) {
+        return None;
+    }
+    let [y0, y1, y2, y3, m0, m1, d0, d1] = ds;
+    let y = y0 * 1000 + y1 * 100 + y2 * 10 + y3;
+    let m = m0 * 10 + m1;
+    let d = d0 * 10 + d1;
+    if y == 0 || !(1..=12).contains(&m) || d == 0 || d > days_in_month(i64::from(y), m) {
+        return None;
+    }
+    Some(days_from_civil(i64::from(y), m, d))
+}
+
+/// The common `date` text `YYYY-MM-DD` (year 1 to 9999); `None` for anything else.
+#[inline]
+fn parse_date_fast(s: &[u8]) -> Option<Date> {
+    let days = fast_ymd(s.try_into().ok()?)?;
+    // Four-digit years are far inside the `i32` range.
+    i32::try_from(days).ok().map(Date)
+}
+
+/// The common `timestamp`/`timestamptz` text PostgreSQL prints under `DateStyle=ISO` and a
+/// UTC session: `YYYY-MM-DD HH:MM:SS[.f{1,6}]` and, with an offset, `±HH[:MM]` (year 1 to
+/// 9999, hour below 24). `None` for anything else, which the general parser handles (and
+/// refuses when invalid): whenever this returns a value, the general parser returns the same.
+#[inline]
+fn parse_timestamp_fast(s: &[u8], with_offset: bool) -> Option<Timestamp> {
+    let (date, rest) = s.split_first_chunk::<10>()?;
+    let days = fast_ymd(date)?;
+    let (time, mut rest) = rest.split_first_chunk::<9>()?;
+    let [b' ', h0, h1, b':', mi0, mi1, b':', s0, s1] = *time else {
+        return None;
+    };
+    let ds = [
+        digit(h0),
+        digit(h1),
+        digit(mi0),
+        digit(mi1),
+        digit(s0),
+        digit(s1),
+    ];
+    if ds.iter().any(|&d| d > 9) {
+        return None;
+    }
+    let [h0, h1, mi0, mi1, s0, s1] = ds;
+    let (h, mi, sec) = (h0 * 10 + h1, mi0 * 10 + mi1, s0 * 10 + s1);
+    if h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let mut us = i64::from(h * 3600 + mi * 60 + sec) * USECS_PER_SEC;
+    if let [b'.', tail @ ..] = rest {
+        let mut frac = 0u32;
+        let mut n = 0usize;
+        let mut tail = tail;
+        while let [b, more @ ..] = tail {
+            let d = digit(*b);
+            if d > 9 {
+                break;
+            }
+            if n == 6 {
+                return None;
+            }
+            frac = frac * 10 + d;
+            n += 1;
+            tail = more;
+        }
+        if n == 0 {
+            return None;
+        }
+        us += i64::from(frac * [1, 100_000, 10_000, 1000, 100, 10, 1].get(n).copied()?);
+        rest = tail;
+    }
+    if with_offset {
+        let (neg, tail) = match rest {
+            [b'+', tail @ ..] => (false, tail),
+            [b'-', tail @ ..] => (true, tail),
+            _ => return None,
+        };
+        let secs = match *tail {
+            [a, b] => {
+                let (a, b) = (digit(a), digit(b));
+                if a > 9 || b > 9 {
+                    return None;
+                }
+                (a * 10 + b) * 3600
+            }
+            [a, b, b':', c, d] => {
+                let (a, b, c, d) = (digit(a), digit(b), digit(c), digit(d));
+                if a > 9 || b > 9 || c > 5 || d > 9 {
+                    return None;
+                }
+                (a * 10 + b) * 3600 + (c * 10 + d) * 60
+            }
+            _ => return None,
+        };
+        if i64::from(secs) >= TZ_LIMIT_SECS {
+            return None;
+        }
+        let off = i64::from(secs) * USECS_PER_SEC;
+        us = if neg { us + off } else { us - off };
+    } else if !rest.is_empty() {
+        return None;
+    }
+    // Years 1..=9999 keep this far inside the `i64` range and away from the sentinels.
+    Some(Timestamp(days * USECS_PER_DAY + us))
+}
+
 /// Parses `date` text: `2024-02-29`, `0001-01-01 BC`, `5874897-12-31`, `infinity`.
 pub(crate) fn parse_date(s: &[u8]) -> PResult<Date> {
+    if let Some(d) = parse_date_fast(s) {
+        return Ok(d);
+    }
     match s {
         b"infinity" => return Ok(Date::INFINITY),
         b"-infinity" => return Ok(Date::NEG_INFINITY),
@@ -577,6 +710,14 @@ pub(crate) fn parse_timetz(s: &[u8]) -> PResult<TimeTz> {
 /// Parses `timestamp` (`with_offset == false`) or `timestamptz` text and returns UTC
 /// microseconds since 2000-01-01.
 pub(crate) fn parse_timestamp(s: &[u8], with_offset: bool) -> PResult<Timestamp> {
+    if let Some(ts) = parse_timestamp_fast(s, with_offset) {
+        return Ok(ts);
+    }
+    parse_timestamp_general(s, with_offset)
+}
+
+/// [`parse_timestamp`] without the fast path.
+fn parse_timestamp_general(s: &[u8], with_offset: bool) -> PResult<Timestamp> {
     match s {
         b"infinity" => return Ok(Timestamp::INFINITY),
         b"-infinity" => return Ok(Timestamp::NEG_INFINITY),
@@ -961,6 +1102,150 @@ mod tests {
             "00:60:00",
         ] {
             assert!(parse_interval(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    /// The general `date` parser, without the fast path.
+    fn parse_date_general(s: &[u8]) -> PResult<Date> {
+        let (body, bc) = strip_bc(s);
+        if matches!(s, b"infinity" | b"-infinity") {
+            return parse_date(s);
+        }
+        let mut sc = Scan::new(body);
+        let (y, m, d) = date_fields(&mut sc)?;
+        if !sc.done() {
+            return Err("trailing characters");
+        }
+        let days = civil_days(y, m, d, bc)?;
+        let date = Date(i32::try_from(days).map_err(|_| "date out of range")?);
+        if !date.is_finite() {
+            return Err("date out of range");
+        }
+        Ok(date)
+    }
+
+    #[test]
+    fn fast_paths_examples() {
+        for (s, tz) in [
+            ("2024-02-29 08:15:01.5+00", true),
+            ("2024-02-29 08:15:01+05:30", true),
+            ("2024-02-29 08:15:01-09:30", true),
+            ("0001-01-01 00:00:00+00", true),
+            ("9999-12-31 23:59:59.999999-15:59", true),
+            ("2024-03-01 08:00:37", false),
+            ("2024-03-01 08:00:37.000001", false),
+            ("1900-02-28 12:00:00.1", false),
+        ] {
+            let fast = parse_timestamp_fast(s.as_bytes(), tz);
+            assert!(fast.is_some(), "{s}");
+            assert_eq!(
+                fast.map(Ok),
+                Some(parse_timestamp_general(s.as_bytes(), tz)),
+                "{s}"
+            );
+        }
+        for (s, tz) in [
+            ("2024-02-30 08:15:01+00", true),
+            ("1900-02-29 08:15:01+00", true),
+            ("0000-01-01 00:00:00+00", true),
+            ("2024-02-29 24:00:00+00", true),
+            ("2024-02-29 08:15:01.1234567+00", true),
+            ("2024-02-29 08:15:01.+00", true),
+            ("2024-02-29 08:15:01+16", true),
+            ("2024-02-29 08:15:01+01:60", true),
+            ("2024-02-29 08:15:01+01:02:03", true),
+            ("2024-02-29 08:15:01+00 BC", true),
+            ("2024-02-29 08:15:01", true),
+            ("2024-02-29 08:15:01+00", false),
+            ("12024-02-29 08:15:01", false),
+            ("2024-02-29 8:15:01", false),
+        ] {
+            assert_eq!(parse_timestamp_fast(s.as_bytes(), tz), None, "{s}");
+        }
+        assert_eq!(parse_date_fast(b"2024-02-29"), Some(Date(8825)));
+        assert_eq!(parse_date_fast(b"2023-02-29"), None);
+        assert_eq!(
+            parse_date_fast(b"0001-01-01"),
+            parse_date_general(b"0001-01-01").ok()
+        );
+    }
+
+    mod fast_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Timestamps in PostgreSQL's ISO shape with fields slightly out of range, sometimes
+        /// with one byte replaced.
+        fn timestampish() -> impl Strategy<Value = Vec<u8>> {
+            (
+                0u32..10001,
+                0u32..14,
+                0u32..33,
+                0u32..26,
+                0u32..61,
+                0u32..61,
+                prop::option::of(0u32..10_000_000),
+                prop::option::of((any::<bool>(), 0u32..17, prop::option::of(0u32..61))),
+                any::<bool>(),
+                prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+            )
+                .prop_map(|(y, mo, d, h, mi, s, frac, off, bc, edit)| {
+                    let mut t = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
+                    if let Some(f) = frac {
+                        t.push_str(&format!(".{f}"));
+                    }
+                    if let Some((neg, oh, om)) = off {
+                        t.push_str(&format!("{}{oh:02}", if neg { '-' } else { '+' }));
+                        if let Some(om) = om {
+                            t.push_str(&format!(":{om:02}"));
+                        }
+                    }
+                    if bc {
+                        t.push_str(" BC");
+                    }
+                    let mut b = t.into_bytes();
+                    if let Some((i, x)) = edit {
+                        let i = i.index(b.len());
+                        b[i] = x;
+                    }
+                    b
+                })
+        }
+
+        proptest! {
+            /// Whenever the fast timestamp parser accepts text, the general one gives the
+            /// same instant; the public parser always agrees with the general one.
+            #[test]
+            fn fast_timestamp_is_general(s in timestampish(), tz in any::<bool>()) {
+                let general = parse_timestamp_general(&s, tz);
+                if let Some(fast) = parse_timestamp_fast(&s, tz) {
+                    prop_assert_eq!(Ok(fast), general);
+                }
+                prop_assert_eq!(parse_timestamp(&s, tz), general);
+            }
+
+            #[test]
+            fn fast_timestamp_random_bytes(s in prop::collection::vec(any::<u8>(), 0..32), tz in any::<bool>()) {
+                prop_assert_eq!(parse_timestamp(&s, tz), parse_timestamp_general(&s, tz));
+            }
+
+            /// The fast `date` parser agrees with the general one.
+            #[test]
+            fn fast_date_is_general(
+                y in 0u32..10001, m in 0u32..14, d in 0u32..33,
+                edit in prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+            ) {
+                let mut b = format!("{y:04}-{m:02}-{d:02}").into_bytes();
+                if let Some((i, x)) = edit {
+                    let i = i.index(b.len());
+                    b[i] = x;
+                }
+                let general = parse_date_general(&b);
+                if let Some(fast) = parse_date_fast(&b) {
+                    prop_assert_eq!(Ok(fast), general);
+                }
+                prop_assert_eq!(parse_date(&b), general);
+            }
         }
     }
 }

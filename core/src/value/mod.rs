@@ -38,6 +38,7 @@
 
 mod array;
 mod binary;
+mod codec;
 mod datetime;
 mod json;
 mod misc;
@@ -53,6 +54,7 @@ use bytes::Bytes;
 
 pub use array::{Array, ArrayDim};
 pub use binary::decode_binary;
+pub(crate) use codec::Codec;
 pub use datetime::{Date, Interval, Time, TimeTz, Timestamp};
 pub use json::{Json, JsonError};
 pub use misc::{BitString, Inet, Money};

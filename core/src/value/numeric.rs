@@ -106,6 +106,42 @@ impl FromStr for Numeric {
 /// ignored for the specials). A leading `+`, leading zeros, `5.` and `.5` are accepted and
 /// canonicalized; exponents are refused (PostgreSQL never prints one).
 pub(crate) fn parse_text(s: &[u8]) -> Result<Numeric, &'static str> {
+    if is_canonical(s) {
+        // Only ASCII digits, '-' and '.' are present.
+        return Ok(Numeric::Finite(s.iter().map(|&c| char::from(c)).collect()));
+    }
+    parse_text_general(s)
+}
+
+/// Whether `s` is a finite numeric in the canonical form PostgreSQL prints (see
+/// [`Numeric`]): `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, not a negative zero. One pass, for the
+/// common case.
+#[inline]
+pub(crate) fn is_canonical(s: &[u8]) -> bool {
+    let (neg, body) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    let mut dot = None;
+    let mut nonzero = false;
+    for (i, &b) in body.iter().enumerate() {
+        if b.is_ascii_digit() {
+            nonzero |= b != b'0';
+        } else if b == b'.' && dot.is_none() {
+            dot = Some(i);
+        } else {
+            return false;
+        }
+    }
+    let int_len = dot.unwrap_or(body.len());
+    int_len >= 1
+        && !(int_len > 1 && body.first() == Some(&b'0'))
+        && dot.is_none_or(|d| d + 1 < body.len())
+        && (!neg || nonzero)
+}
+
+/// [`parse_text`] without the fast path.
+fn parse_text_general(s: &[u8]) -> Result<Numeric, &'static str> {
     let (neg, body) = match s {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
@@ -180,6 +216,36 @@ const NUMERIC_DSCALE_MAX: i16 = 0x3FFF;
 /// Decodes `numeric_send` output: `i16 ndigits, i16 weight, u16 sign, i16 dscale`, then
 /// `ndigits` base-10000 digits. Digits beyond `dscale` are truncated, as `numeric_recv` does.
 pub(crate) fn decode_binary(bytes: &[u8]) -> Result<Numeric, ValueError> {
+    Ok(match parse_binary(bytes)? {
+        BinaryNumeric::Special(n) => n,
+        BinaryNumeric::Finite(f) => {
+            let mut out = String::new();
+            f.write(&mut out);
+            Numeric::Finite(out)
+        }
+    })
+}
+
+/// Validated `numeric_send` output.
+pub(crate) enum BinaryNumeric<'a> {
+    /// `NaN` or an infinity.
+    Special(Numeric),
+    /// A finite value, to be written as text.
+    Finite(FiniteBinary<'a>),
+}
+
+/// A finite binary numeric: sign, weight, display scale and its base-10000 digits (big-endian
+/// `i16`s, each checked to be in `0..10000`).
+pub(crate) struct FiniteBinary<'a> {
+    neg: bool,
+    weight: i32,
+    dscale: usize,
+    digits: &'a [u8],
+}
+
+/// Validates `numeric_send` output (see [`decode_binary`]).
+#[inline]
+pub(crate) fn parse_binary(bytes: &[u8]) -> Result<BinaryNumeric<'_>, ValueError> {
     let err = |reason| ValueError::InvalidBinary {
         type_oid: TypeOid::NUMERIC,
         reason,
@@ -195,70 +261,81 @@ pub(crate) fn decode_binary(bytes: &[u8]) -> Result<Numeric, ValueError> {
         return Err(err("length does not match the digit count"));
     }
     match sign {
-        NUMERIC_NAN => return Ok(Numeric::NaN),
-        NUMERIC_PINF => return Ok(Numeric::PosInfinity),
-        NUMERIC_NINF => return Ok(Numeric::NegInfinity),
+        NUMERIC_NAN => return Ok(BinaryNumeric::Special(Numeric::NaN)),
+        NUMERIC_PINF => return Ok(BinaryNumeric::Special(Numeric::PosInfinity)),
+        NUMERIC_NINF => return Ok(BinaryNumeric::Special(Numeric::NegInfinity)),
         NUMERIC_POS | NUMERIC_NEG => {}
         _ => return Err(err("invalid sign")),
     }
     if !(0..=NUMERIC_DSCALE_MAX).contains(&dscale) {
         return Err(err("invalid display scale"));
     }
-    let mut digits = Vec::with_capacity(ndigits);
-    for _ in 0..ndigits {
-        let d = r.i16().ok_or_else(|| err("truncated digits"))?;
-        if !(0..10000).contains(&d) {
-            return Err(err("digit out of range 0..9999"));
+    // The base-10000 digits, read in place: `ndigits` big-endian `i16`s (checked above).
+    let digits = r.rest();
+    if digits.chunks_exact(2).any(|d| {
+        d.first_chunk()
+            .is_none_or(|&d| !(0..10000).contains(&i16::from_be_bytes(d)))
+    }) {
+        return Err(err("digit out of range 0..9999"));
+    }
+    Ok(BinaryNumeric::Finite(FiniteBinary {
+        neg: sign == NUMERIC_NEG,
+        weight: i32::from(weight),
+        dscale: usize::try_from(dscale).unwrap_or(0),
+        digits,
+    }))
+}
+
+impl FiniteBinary<'_> {
+    /// Appends the canonical text to `out` (an empty string).
+    pub(crate) fn write(&self, out: &mut String) {
+        let digits = self.digits;
+        let weight = self.weight;
+        let dscale = self.dscale;
+        let digit = |i: i32| -> u16 {
+            // Group i has weight `weight - i`.
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| digits.get(2 * i..))
+                .and_then(<[u8]>::first_chunk)
+                .map_or(0, |&d| u16::from_be_bytes(d))
+        };
+        let int_groups = usize::try_from(weight + 1).unwrap_or(0);
+        out.reserve(1 + int_groups * 4 + 1 + dscale);
+        if self.neg {
+            out.push('-');
         }
-        digits.push(d.unsigned_abs());
-    }
-    let weight = i32::from(weight);
-    let dscale = usize::try_from(dscale).unwrap_or(0);
-    let digit = |i: i32| -> u16 {
-        // Group i has weight `weight - i`.
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| digits.get(i))
-            .copied()
-            .unwrap_or(0)
-    };
-    let int_groups = usize::try_from(weight + 1).unwrap_or(0);
-    let mut out = String::with_capacity(1 + int_groups * 4 + 1 + dscale);
-    if sign == NUMERIC_NEG {
-        out.push('-');
-    }
-    if int_groups == 0 {
-        out.push('0');
-    } else {
-        let first = digit(0);
-        push_u16(&mut out, first, false);
-        for i in 1..=weight {
-            push_u16(&mut out, digit(i), true);
-        }
-    }
-    if dscale > 0 {
-        out.push('.');
-        let mut written = 0usize;
-        let mut i = weight + 1;
-        while written < dscale {
-            let d = digit(i);
-            let group = [d / 1000, d / 100 % 10, d / 10 % 10, d % 10];
-            for g in group {
-                if written == dscale {
-                    break;
-                }
-                out.push(char::from(b'0' + g as u8));
-                written += 1;
+        if int_groups == 0 {
+            out.push('0');
+        } else {
+            let first = digit(0);
+            push_u16(out, first, false);
+            for i in 1..=weight {
+                push_u16(out, digit(i), true);
             }
-            i += 1;
+        }
+        if dscale > 0 {
+            out.push('.');
+            let mut written = 0usize;
+            let mut i = weight + 1;
+            while written < dscale {
+                let d = digit(i);
+                let group = [d / 1000, d / 100 % 10, d / 10 % 10, d % 10];
+                for g in group {
+                    if written == dscale {
+                        break;
+                    }
+                    out.push(char::from(b'0' + g as u8));
+                    written += 1;
+                }
+                i += 1;
+            }
+        }
+        if self.neg && !out.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+            // A negative that truncates to zero loses its sign.
+            out.remove(0);
         }
     }
-    if sign == NUMERIC_NEG && !out.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
-        if let Some(unsigned) = out.strip_prefix('-') {
-            out = unsigned.to_owned();
-        }
-    }
-    Ok(Numeric::Finite(out))
 }
 
 fn push_u16(out: &mut String, d: u16, pad: bool) {
@@ -305,6 +382,31 @@ mod tests {
             "", "-", ".", "1e5", "1.2.3", "abc", "-NaN", " 1", "1 ", "0x10",
         ] {
             assert!(parse_text(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn canonical_fast_path() {
+        for s in ["0", "-1", "1.5", "0.000", "-0.001", "10", "123.4500"] {
+            assert!(is_canonical(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "", "-", ".", "-0", "-0.00", "00", "01", "1.", ".5", "+1", "1.2.3", "1e5", "NaN",
+        ] {
+            assert!(!is_canonical(s.as_bytes()), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass path gives what the general parser gives.
+        #[test]
+        fn fast_text_is_general(s in "[-+]?[0-9]{0,4}(\\.[0-9]{0,4})?[.0-9a]?") {
+            let b = s.as_bytes();
+            let general = parse_text_general(b);
+            if is_canonical(b) {
+                proptest::prop_assert_eq!(Ok(fin(&s)), general.clone());
+            }
+            proptest::prop_assert_eq!(parse_text(b), general);
         }
     }
 

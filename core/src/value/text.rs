@@ -91,17 +91,20 @@ fn unknown(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
 }
 
 fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| ValueError::InvalidText {
-            type_oid: oid,
-            reason: "not valid UTF-8",
-        })
+    utf8_str(oid, bytes).map(str::to_owned)
+}
+
+#[inline]
+pub(crate) fn utf8_str(oid: TypeOid, bytes: &[u8]) -> Result<&str, ValueError> {
+    std::str::from_utf8(bytes).map_err(|_| ValueError::InvalidText {
+        type_oid: oid,
+        reason: "not valid UTF-8",
+    })
 }
 
 /// Parses an optionally negative decimal integer with no sign character other than `-`.
 #[inline]
-fn parse_i64(s: &[u8]) -> Result<i64, &'static str> {
+pub(crate) fn parse_i64(s: &[u8]) -> Result<i64, &'static str> {
     let (neg, digits) = match s {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
@@ -131,7 +134,7 @@ fn parse_i64(s: &[u8]) -> Result<i64, &'static str> {
 }
 
 #[inline]
-fn parse_bool(s: &[u8]) -> Result<bool, &'static str> {
+pub(crate) fn parse_bool(s: &[u8]) -> Result<bool, &'static str> {
     match s {
         b"t" | b"true" => Ok(true),
         b"f" | b"false" => Ok(false),
