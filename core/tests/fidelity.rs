@@ -2134,7 +2134,7 @@ fn toasted_values_and_unchanged_toast() {
         });
         assert_eq!(raw.len(), 6, "{mode}: 3 changes per table");
         assert_eq!(got.changes.len(), 6, "{mode}: 3 changes per table");
-        let big_value = Value::Text(big_text.clone());
+        let big_value = Value::Text(big_text.clone().into());
         let doc_value = Value::Jsonb(Json::parse(&doc_text).expect("doc parses"));
         for (i, table) in ["toast_default", "toast_full"].into_iter().enumerate() {
             let full = table == "toast_full";
@@ -2233,7 +2233,7 @@ fn toasted_values_and_unchanged_toast() {
             let p = element.properties();
             assert_eq!(
                 p.get("big"),
-                Some(&Value::Text(format!("{big_text}tail"))),
+                Some(&Value::Text(format!("{big_text}tail").into())),
                 "{ctx}: updated big"
             );
             assert_eq!(r_upd2.new_col("doc"), &Raw::Unchanged, "{ctx}");
@@ -2260,7 +2260,7 @@ fn toasted_values_and_unchanged_toast() {
             let boot = bootstrap::bootstrap(db, SOURCE, pipeline_config(), &tables, (0, 1), |_| {});
             let streamed = bootstrap::final_state(&got.changes);
             assert_eq!(streamed.len(), 2);
-            let final_big = Value::Text(format!("{big_text}tail"));
+            let final_big = Value::Text(format!("{big_text}tail").into());
             for row in streamed.values() {
                 assert_eq!(row.properties.get("big"), Some(&final_big));
                 assert_eq!(row.properties.get("n"), Some(&Value::Int4(2)));

@@ -40,7 +40,7 @@ fn same_as_text(oid: TypeOid, b: &[u8], text: &str) {
 }
 
 fn num(s: &str) -> Value {
-    Value::Numeric(Numeric::Finite(s.to_owned()))
+    Value::Numeric(Numeric::Finite(s.into()))
 }
 
 #[test]

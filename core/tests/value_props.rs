@@ -328,7 +328,7 @@ proptest! {
     fn value_numeric_round_trips_exactly(s in canonical_numeric()) {
         let reg = TypeRegistry::new();
         let v = decode_text(TypeOid::NUMERIC, -1, s.as_bytes(), &reg).unwrap();
-        prop_assert_eq!(&v, &Value::Numeric(Numeric::Finite(s.clone())));
+        prop_assert_eq!(&v, &Value::Numeric(Numeric::Finite(s.clone().into())));
         prop_assert_eq!(v.to_string(), s.clone());
         let b = decode_binary(TypeOid::NUMERIC, &numeric_send(&s), &reg).unwrap();
         prop_assert_eq!(b, v);
@@ -374,7 +374,7 @@ proptest! {
     ) {
         let elems: Vec<Value> = items
             .into_iter()
-            .map(|o| o.map_or(Value::Null, Value::Text))
+            .map(|o| o.map_or(Value::Null, |s| Value::Text(s.into())))
             .collect();
         let mut a = Array::from_elements(TypeOid::TEXT, elems);
         if two_d && a.elements.len() % 2 == 0 && !a.elements.is_empty() {
@@ -430,8 +430,8 @@ proptest! {
         let mut reg = TypeRegistry::new();
         reg.register(TypeOid(16600), TypeKind::Range { subtype: TypeOid::TEXT });
         let r = Value::Range(Range {
-            lower: Some(Box::new(Value::Text(label.clone()))),
-            upper: Some(Box::new(Value::Text(label))),
+            lower: Some(Box::new(Value::Text(label.clone().into()))),
+            upper: Some(Box::new(Value::Text(label.into()))),
             lower_inc: true,
             upper_inc: false,
             empty: false,

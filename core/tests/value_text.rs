@@ -35,11 +35,11 @@ fn rt(oid: TypeOid, s: &str) -> Value {
 }
 
 fn text(s: &str) -> Value {
-    Value::Text(s.to_owned())
+    Value::Text(s.into())
 }
 
 fn num(s: &str) -> Value {
-    Value::Numeric(Numeric::Finite(s.to_owned()))
+    Value::Numeric(Numeric::Finite(s.into()))
 }
 
 fn unknown(oid: TypeOid, s: &str) -> Value {

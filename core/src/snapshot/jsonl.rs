@@ -141,7 +141,7 @@ fn json_value(v: Json) -> Result<Value, String> {
     Ok(match v {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Bool(b),
-        Json::String(s) => Value::Text(s),
+        Json::String(s) => Value::Text(s.into()),
         Json::Number(n) => number(&n)?,
         j @ (Json::Array(_) | Json::Object(_)) => Value::Json(j),
     })

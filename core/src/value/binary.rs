@@ -9,7 +9,7 @@ use super::json::Json;
 use super::misc::{BitString, Inet, Money, char_text};
 use super::oid::Shape;
 use super::scan::{Reader, exact};
-use super::{MAX_NESTING, TypeOid, TypeRegistry, Value, ValueError, array, numeric, range};
+use super::{MAX_NESTING, PgText, TypeOid, TypeRegistry, Value, ValueError, array, numeric, range};
 use crate::Lsn;
 
 /// Decodes a value in its type's binary send format.
@@ -138,9 +138,9 @@ fn scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
         | TypeOid::XML
         | TypeOid::UNKNOWN
         | TypeOid::CSTRING
-        | TypeOid::REFCURSOR => utf8(oid, b).map(Value::Text),
+        | TypeOid::REFCURSOR => utf8_str(oid, b).map(|s| Value::Text(PgText::from(s))),
         TypeOid::CHAR => match b {
-            [c] => Ok(Value::Text(char_text(*c))),
+            [c] => Ok(Value::Text(PgText::from(char_text(*c)))),
             _ => Err(bad("wrong length")),
         },
         TypeOid::BYTEA => Ok(Value::Bytea(Bytes::copy_from_slice(b))),

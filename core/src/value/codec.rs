@@ -166,8 +166,8 @@ impl Codec {
 /// constant of the variant is pushed (copied from read-only data) and its payload is then
 /// set in place, which drops nothing.
 mod push {
-    use super::super::Numeric;
     use super::super::numeric::FiniteBinary;
+    use super::super::{Numeric, PgText};
     use super::*;
 
     /// Pushes the constant `$empty` (a `Value::$variant(..)`), then sets its payload to `$v`.
@@ -214,20 +214,19 @@ mod push {
     /// A canonical numeric's text, known to be ASCII.
     #[inline(never)]
     pub(super) fn numeric_ascii(out: &mut Vec<Value>, v: &[u8]) {
-        const EMPTY: Value = Value::Numeric(Numeric::Finite(String::new()));
+        const EMPTY: Value = Value::Numeric(Numeric::Finite(PgText::new()));
         out.push(EMPTY);
         if let Some(Value::Numeric(Numeric::Finite(s))) = out.last_mut() {
-            s.reserve_exact(v.len());
-            s.extend(v.iter().map(|&c| char::from(c)));
+            *s = PgText::from_utf8(v).unwrap_or_default();
         }
     }
 
     #[inline(never)]
     pub(super) fn numeric_binary(out: &mut Vec<Value>, v: &FiniteBinary<'_>) {
-        const EMPTY: Value = Value::Numeric(Numeric::Finite(String::new()));
+        const EMPTY: Value = Value::Numeric(Numeric::Finite(PgText::new()));
         out.push(EMPTY);
         if let Some(Value::Numeric(Numeric::Finite(s))) = out.last_mut() {
-            v.write(s);
+            *s = v.to_text();
         }
     }
 
@@ -238,7 +237,7 @@ mod push {
 
     #[inline(never)]
     pub(super) fn text(out: &mut Vec<Value>, v: &str) {
-        put!(out, Text, Value::Text(String::new()), v.to_owned());
+        put!(out, Text, Value::Text(PgText::new()), PgText::from(v));
     }
 
     #[inline(never)]

@@ -47,6 +47,7 @@ mod oid;
 mod range;
 mod scan;
 mod text;
+mod text_value;
 
 use std::fmt;
 
@@ -62,6 +63,7 @@ pub use numeric::{Numeric, ParseNumericError};
 pub use oid::{TypeKind, TypeOid, TypeRegistry, UserType};
 pub use range::Range;
 pub use text::{decode_text, decode_text_lossless};
+pub use text_value::PgText;
 
 use crate::Lsn;
 
@@ -93,7 +95,9 @@ pub enum Value {
     /// `numeric`, exact.
     Numeric(Numeric),
     /// `text`, `varchar`, `bpchar` (padding kept), `name`, `"char"`, `xml`, `unknown`.
-    Text(String),
+    ///
+    /// Short strings are kept inline, without a heap allocation (see [`PgText`]).
+    Text(PgText),
     /// `uuid`.
     Uuid([u8; 16]),
     /// `date`.
@@ -165,9 +169,8 @@ impl Value {
     /// The string of a text-like value (`Text`, `Enum` label, `Unknown` text, `Money` text).
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::Text(s) | Value::Enum { label: s, .. } | Value::Unknown { text: s, .. } => {
-                Some(s)
-            }
+            Value::Text(s) => Some(s.as_str()),
+            Value::Enum { label: s, .. } | Value::Unknown { text: s, .. } => Some(s),
             Value::Money(m) => Some(&m.text),
             _ => None,
         }

@@ -4,7 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::scan::Reader;
-use super::{TypeOid, ValueError};
+use super::text_value::AsciiBuilder;
+use super::{PgText, TypeOid, ValueError};
 
 /// A PostgreSQL `numeric`, kept exactly.
 ///
@@ -14,11 +15,13 @@ use super::{TypeOid, ValueError};
 /// Zero is never negative. There is never an exponent. Values of any length (PostgreSQL allows
 /// 131072 integer digits and 16383 fraction digits) round-trip exactly.
 ///
+/// The text is a [`PgText`], so values of up to 30 characters need no heap allocation.
+///
 /// Build one with [`str::parse`] (which validates and canonicalizes) rather than by hand.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Numeric {
     /// A finite value: its canonical decimal text.
-    Finite(String),
+    Finite(PgText),
     /// `NaN`.
     NaN,
     /// `Infinity` (PostgreSQL 14+).
@@ -36,7 +39,7 @@ impl Numeric {
     /// The text PostgreSQL prints: the digits, `NaN`, `Infinity` or `-Infinity`.
     pub fn as_str(&self) -> &str {
         match self {
-            Numeric::Finite(s) => s,
+            Numeric::Finite(s) => s.as_str(),
             Numeric::NaN => "NaN",
             Numeric::PosInfinity => "Infinity",
             Numeric::NegInfinity => "-Infinity",
@@ -80,6 +83,7 @@ impl Numeric {
         let Numeric::Finite(s) = self else {
             return None;
         };
+        let s = s.as_str();
         let (int, frac) = s.split_once('.').unwrap_or((s, ""));
         if frac.bytes().any(|b| b != b'0') {
             return None;
@@ -108,7 +112,7 @@ impl FromStr for Numeric {
 pub(crate) fn parse_text(s: &[u8]) -> Result<Numeric, &'static str> {
     if is_canonical(s) {
         // Only ASCII digits, '-' and '.' are present.
-        return Ok(Numeric::Finite(s.iter().map(|&c| char::from(c)).collect()));
+        return PgText::from_utf8(s).map(Numeric::Finite).ok_or("not ASCII");
     }
     parse_text_general(s)
 }
@@ -186,24 +190,22 @@ fn parse_text_general(s: &[u8]) -> Result<Numeric, &'static str> {
     let canonical = !non_canonical;
     if canonical {
         // Only ASCII digits, '-' and '.' are present.
-        return Ok(Numeric::Finite(
-            std::str::from_utf8(s).map_err(|_| "not ASCII")?.to_owned(),
-        ));
+        return PgText::from_utf8(s).map(Numeric::Finite).ok_or("not ASCII");
     }
     let int = match int.iter().position(|&b| b != b'0') {
         Some(p) => int.get(p..).unwrap_or(&[]),
         None => b"0",
     };
-    let mut out = String::with_capacity(int.len() + frac_len + 2);
+    let mut out = AsciiBuilder::with_capacity(int.len() + frac_len + 2);
     if neg && !all_zero {
-        out.push('-');
+        out.push(b'-');
     }
-    out.extend(int.iter().map(|&b| char::from(b)));
+    int.iter().for_each(|&b| out.push(b));
     if frac_len > 0 {
-        out.push('.');
-        out.extend(frac.unwrap_or(&[]).iter().map(|&b| char::from(b)));
+        out.push(b'.');
+        frac.unwrap_or(&[]).iter().for_each(|&b| out.push(b));
     }
-    Ok(Numeric::Finite(out))
+    Ok(Numeric::Finite(out.finish()))
 }
 
 const NUMERIC_POS: u16 = 0x0000;
@@ -218,11 +220,7 @@ const NUMERIC_DSCALE_MAX: i16 = 0x3FFF;
 pub(crate) fn decode_binary(bytes: &[u8]) -> Result<Numeric, ValueError> {
     Ok(match parse_binary(bytes)? {
         BinaryNumeric::Special(n) => n,
-        BinaryNumeric::Finite(f) => {
-            let mut out = String::new();
-            f.write(&mut out);
-            Numeric::Finite(out)
-        }
+        BinaryNumeric::Finite(f) => Numeric::Finite(f.to_text()),
     })
 }
 
@@ -287,8 +285,8 @@ pub(crate) fn parse_binary(bytes: &[u8]) -> Result<BinaryNumeric<'_>, ValueError
 }
 
 impl FiniteBinary<'_> {
-    /// Appends the canonical text to `out` (an empty string).
-    pub(crate) fn write(&self, out: &mut String) {
+    /// The canonical text.
+    pub(crate) fn to_text(&self) -> PgText {
         let digits = self.digits;
         let weight = self.weight;
         let dscale = self.dscale;
@@ -301,21 +299,21 @@ impl FiniteBinary<'_> {
                 .map_or(0, |&d| u16::from_be_bytes(d))
         };
         let int_groups = usize::try_from(weight + 1).unwrap_or(0);
-        out.reserve(1 + int_groups * 4 + 1 + dscale);
+        let mut out = AsciiBuilder::with_capacity(1 + int_groups.saturating_mul(4) + 1 + dscale);
         if self.neg {
-            out.push('-');
+            out.push(b'-');
         }
         if int_groups == 0 {
-            out.push('0');
+            out.push(b'0');
         } else {
             let first = digit(0);
-            push_u16(out, first, false);
+            push_u16(&mut out, first, false);
             for i in 1..=weight {
-                push_u16(out, digit(i), true);
+                push_u16(&mut out, digit(i), true);
             }
         }
         if dscale > 0 {
-            out.push('.');
+            out.push(b'.');
             let mut written = 0usize;
             let mut i = weight + 1;
             while written < dscale {
@@ -325,20 +323,21 @@ impl FiniteBinary<'_> {
                     if written == dscale {
                         break;
                     }
-                    out.push(char::from(b'0' + g as u8));
+                    out.push(b'0' + g as u8);
                     written += 1;
                 }
                 i += 1;
             }
         }
-        if self.neg && !out.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+        if self.neg && !out.as_bytes().iter().any(|b| (b'1'..=b'9').contains(b)) {
             // A negative that truncates to zero loses its sign.
-            out.remove(0);
+            out.remove_first();
         }
+        out.finish()
     }
 }
 
-fn push_u16(out: &mut String, d: u16, pad: bool) {
+fn push_u16(out: &mut AsciiBuilder, d: u16, pad: bool) {
     let digits = [d / 1000, d / 100 % 10, d / 10 % 10, d % 10];
     let mut started = pad;
     for (i, g) in digits.into_iter().enumerate() {
@@ -346,7 +345,7 @@ fn push_u16(out: &mut String, d: u16, pad: bool) {
             started = true;
         }
         if started {
-            out.push(char::from(b'0' + g as u8));
+            out.push(b'0' + g as u8);
         }
     }
 }
@@ -356,7 +355,7 @@ mod tests {
     use super::*;
 
     fn fin(s: &str) -> Numeric {
-        Numeric::Finite(s.to_owned())
+        Numeric::Finite(s.into())
     }
 
     #[test]

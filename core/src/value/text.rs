@@ -9,7 +9,7 @@ use super::json::Json;
 use super::misc::{self, Money};
 use super::numeric;
 use super::oid::Shape;
-use super::{MAX_NESTING, TypeOid, TypeRegistry, Value, ValueError, array, range};
+use super::{MAX_NESTING, PgText, TypeOid, TypeRegistry, Value, ValueError, array, range};
 
 /// Decodes a value from PostgreSQL's text output.
 ///
@@ -156,7 +156,7 @@ fn scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
             .map_err(bad),
         TypeOid::INT8 => parse_i64(b).map(Value::Int8).map_err(bad),
         TypeOid::TEXT | TypeOid::VARCHAR | TypeOid::BPCHAR | TypeOid::NAME => {
-            utf8(oid, b).map(Value::Text)
+            utf8_str(oid, b).map(|s| Value::Text(PgText::from(s)))
         }
         TypeOid::BOOL => parse_bool(b).map(Value::Bool).map_err(bad),
         TypeOid::NUMERIC => numeric::parse_text(b).map(Value::Numeric).map_err(bad),
@@ -180,7 +180,7 @@ fn scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
         TypeOid::FLOAT4 => misc::parse_f32(b).map(Value::Float4).map_err(bad),
         TypeOid::FLOAT8 => misc::parse_f64(b).map(Value::Float8).map_err(bad),
         TypeOid::CHAR | TypeOid::XML | TypeOid::UNKNOWN | TypeOid::CSTRING | TypeOid::REFCURSOR => {
-            utf8(oid, b).map(Value::Text)
+            utf8_str(oid, b).map(|s| Value::Text(PgText::from(s)))
         }
         TypeOid::UUID => misc::parse_uuid(b).map(Value::Uuid).map_err(bad),
         TypeOid::DATE => datetime::parse_date(b).map(Value::Date).map_err(bad),
