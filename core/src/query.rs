@@ -58,6 +58,39 @@ pub enum ResultError {
 }
 
 impl QueryResult {
+    /// A result of text columns (type `text`, format text) holding `rows`, as the server
+    /// would send it for a `SELECT`: for tests, and for callers that obtained rows some other
+    /// way (for example through psql) and want to use the parsers that take a result.
+    pub fn from_text_rows<S: AsRef<str>>(columns: &[&str], rows: &[Vec<Option<S>>]) -> Self {
+        QueryResult {
+            columns: columns
+                .iter()
+                .map(|name| FieldDescription {
+                    name: (*name).to_owned(),
+                    table_oid: 0,
+                    column_id: 0,
+                    type_oid: 25,
+                    type_size: -1,
+                    type_modifier: -1,
+                    format: 0,
+                })
+                .collect(),
+            rows: rows
+                .iter()
+                .map(|row| DataRow {
+                    values: row
+                        .iter()
+                        .map(|v| {
+                            v.as_ref()
+                                .map(|s| Bytes::copy_from_slice(s.as_ref().as_bytes()))
+                        })
+                        .collect(),
+                })
+                .collect(),
+            tag: format!("SELECT {}", rows.len()),
+        }
+    }
+
     /// The index of the named column.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)

@@ -697,30 +697,11 @@ mod tests {
             "rngsubtype",
             "rngtypid",
         ];
-        QueryResult {
-            columns: names
-                .iter()
-                .map(|n| crate::wire::FieldDescription {
-                    name: (*n).to_owned(),
-                    table_oid: 0,
-                    column_id: 0,
-                    type_oid: 25,
-                    type_size: -1,
-                    type_modifier: -1,
-                    format: 0,
-                })
-                .collect(),
-            rows: rows
-                .iter()
-                .map(|r| crate::wire::DataRow {
-                    values: r
-                        .iter()
-                        .map(|v| Some(bytes::Bytes::copy_from_slice(v.as_bytes())))
-                        .collect(),
-                })
-                .collect(),
-            tag: format!("SELECT {}", rows.len()),
-        }
+        let rows: Vec<Vec<Option<&str>>> = rows
+            .iter()
+            .map(|r| r.iter().map(|v| Some(*v)).collect())
+            .collect();
+        QueryResult::from_text_rows(&names, &rows)
     }
 
     #[test]

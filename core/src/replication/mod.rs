@@ -131,6 +131,7 @@
 //! are not deduplicated.
 
 mod catalog;
+pub(crate) use catalog::quote_ident_lossy;
 mod error;
 mod events;
 mod feedback;

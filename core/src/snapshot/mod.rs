@@ -237,14 +237,5 @@ fn column_suffix(column: &Option<String>) -> String {
 
 /// Quotes an SQL identifier (`"a""b"`); NUL bytes, which no identifier can hold, are dropped.
 fn quote_ident(name: &str) -> String {
-    let mut s = String::with_capacity(name.len() + 2);
-    s.push('"');
-    for c in name.chars().filter(|&c| c != '\0') {
-        if c == '"' {
-            s.push('"');
-        }
-        s.push(c);
-    }
-    s.push('"');
-    s
+    crate::replication::quote_ident_lossy(name)
 }

@@ -1,7 +1,5 @@
 //! The snapshot import, the table list query and its parsing.
 
-use bytes::Bytes;
-
 use super::super::{
     SnapshotError, SnapshotType, TABLE_COLUMNS, import_snapshot_sql, parse_tables,
     parse_tables_rows, tables_query,
@@ -10,7 +8,6 @@ use super::col;
 use crate::pgoutput::{Column, Oid, ReplicaIdentity};
 use crate::query::QueryResult;
 use crate::source_config::TableName;
-use crate::wire::{DataRow, FieldDescription};
 
 #[test]
 fn import_statement() {
@@ -75,30 +72,7 @@ fn query_text() {
 }
 
 fn result(columns: &[&str], rows: &[Vec<Option<&str>>]) -> QueryResult {
-    QueryResult {
-        columns: columns
-            .iter()
-            .map(|c| FieldDescription {
-                name: (*c).to_owned(),
-                table_oid: 0,
-                column_id: 0,
-                type_oid: 25,
-                type_size: -1,
-                type_modifier: -1,
-                format: 0,
-            })
-            .collect(),
-        rows: rows
-            .iter()
-            .map(|r| DataRow {
-                values: r
-                    .iter()
-                    .map(|v| v.map(|s| Bytes::copy_from_slice(s.as_bytes())))
-                    .collect(),
-            })
-            .collect(),
-        tag: format!("SELECT {}", rows.len()),
-    }
+    QueryResult::from_text_rows(columns, rows)
 }
 
 const USERS_COLUMNS: &str = r#"[["id", 23, -1, true, null, null], ["name", 1043, 36, false, null, null], ["mood", 16390, -1, false, "app", "mood"], ["amount", 16400, -1, false, "", "numeric"]]"#;
