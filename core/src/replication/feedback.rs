@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use crate::assemble::TransactionBatch;
 use crate::lsn::Lsn;
+use crate::model::SourceChange;
 use crate::pgoutput::Xid;
 
 /// The most delivered-but-unacknowledged transaction ends remembered. Beyond it the oldest
@@ -219,16 +220,34 @@ impl Feedback {
 struct Partial {
     xid: Xid,
     commit_lsn: Lsn,
-    last_index: u32,
+    /// Data changes (everything but schema changes) delivered so far.
+    delivered: u64,
+    /// Data changes of the transaction seen since the current connection began: equal to
+    /// `delivered` while the first connection lasts, counted up again from 0 on a replay.
+    seen: u64,
 }
 
-/// Drops transactions and chunks delivered before a reconnect.
+/// Whether a change is row data (or a transactional message) rather than a schema change:
+/// schema changes depend on what the relation cache already knew, so a replay may hold more
+/// or fewer of them; data changes replay identically.
+fn is_data(change: &SourceChange) -> bool {
+    !matches!(change, SourceChange::SchemaChange { .. })
+}
+
+fn data_count(batch: &TransactionBatch) -> u64 {
+    u64::try_from(batch.changes.iter().filter(|c| is_data(c)).count()).unwrap_or(u64::MAX)
+}
+
+/// Drops what was delivered before a reconnect.
 ///
 /// * A batch of a transaction that committed before the watermark (the end LSN of the last
 ///   whole transaction delivered) is a re-sent transaction: dropped, chunks included.
-/// * A transaction broken off after some chunks is sent again whole after the reconnect and
-///   chunked the same way (chunking is deterministic: same changes, same
-///   `max_batch_changes`), so its chunks up to the last one delivered are dropped.
+/// * A transaction broken off after some chunks is sent again whole after the reconnect. Its
+///   first `delivered` data changes are cut from the replay, whatever the chunk boundaries
+///   (a schema-change entry present in one pass and not the other shifts them); schema
+///   changes are kept. Replayed batches are never `first_chunk`, and their `chunk_index` is
+///   the replay's, so an index can repeat. A batch left without data is dropped, unless it is
+///   the last chunk, which carries the end LSN to acknowledge.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Dedupe {
     partial: Option<Partial>,
@@ -240,26 +259,65 @@ impl Dedupe {
         self.partial.is_some()
     }
 
-    /// Whether `batch` was already delivered, given the watermark.
-    pub(crate) fn is_duplicate(&self, batch: &TransactionBatch, watermark: Lsn) -> bool {
+    /// A new connection begins: a partly delivered transaction will be replayed from its
+    /// start.
+    pub(crate) fn restart(&mut self) {
+        if let Some(p) = self.partial.as_mut() {
+            p.seen = 0;
+        }
+    }
+
+    /// Cuts from `batch` what was already delivered, given the watermark; `false` when
+    /// nothing of it is left to deliver.
+    pub(crate) fn filter(&mut self, batch: &mut TransactionBatch, watermark: Lsn) -> bool {
         if batch.commit_lsn < watermark || batch.end_lsn.is_some_and(|e| e <= watermark) {
+            return false;
+        }
+        let Some(p) = self.partial.as_mut() else {
+            return true;
+        };
+        if p.xid != batch.xid || p.commit_lsn != batch.commit_lsn {
             return true;
         }
-        matches!(self.partial, Some(p) if p.xid == batch.xid
-            && p.commit_lsn == batch.commit_lsn
-            && batch.chunk_index <= p.last_index)
+        batch.first_chunk = false;
+        let owed = p.delivered.saturating_sub(p.seen);
+        if owed == 0 {
+            return true;
+        }
+        let skip = owed.min(data_count(batch));
+        p.seen = p.seen.saturating_add(skip);
+        let mut left = skip;
+        batch.changes.retain(|c| {
+            if left > 0 && is_data(c) {
+                left -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        batch.last_chunk || data_count(batch) > 0
     }
 
     /// Records a delivered batch.
     pub(crate) fn on_delivered(&mut self, batch: &TransactionBatch) {
         if batch.last_chunk {
             self.partial = None;
-        } else {
-            self.partial = Some(Partial {
-                xid: batch.xid,
-                commit_lsn: batch.commit_lsn,
-                last_index: batch.chunk_index,
-            });
+            return;
+        }
+        let n = data_count(batch);
+        match self.partial.as_mut() {
+            Some(p) if p.xid == batch.xid && p.commit_lsn == batch.commit_lsn => {
+                p.delivered = p.delivered.saturating_add(n);
+                p.seen = p.seen.saturating_add(n);
+            }
+            _ => {
+                self.partial = Some(Partial {
+                    xid: batch.xid,
+                    commit_lsn: batch.commit_lsn,
+                    delivered: n,
+                    seen: n,
+                });
+            }
         }
     }
 }

@@ -115,20 +115,21 @@
 //!   [`ACK_UPDATE_DELAY`] after an acknowledgement (or an idle keepalive) moved the flush.
 //! * **Reconnects inside one process** resume at the end LSN of the last transaction
 //!   delivered, so nothing is lost or repeated; re-sent transactions are dropped, and a
-//!   transaction cut off after some of its chunks continues with the next chunk (chunking is
-//!   deterministic; see below). After a process restart, `start_lsn` (the application's
+//!   transaction cut off after some of its chunks continues after the last change delivered
+//!   (see below). After a process restart, `start_lsn` (the application's
 //!   stored position) or the slot's confirmed position is used, and
 //!   [`ResumeGap`](SessionEvent::ResumeGap) reports a slot already past a requested start.
 //! * **Clean stop**: final status update, CopyDone, the server's end of copy and
 //!   ReadyForQuery (bounded by `stop_timeout`), Terminate, [`SessionEvent::Stopped`].
 //!
-//! ## Limits of the chunk dedupe
+//! ## The chunk dedupe
 //!
-//! The chunks of a transaction re-sent after a reconnect are matched by xid, commit LSN and
-//! chunk index, which holds while the pipeline chunks the replay the same way. A relation
-//! whose schema changed *inside* the broken transaction may add a schema-change entry on
-//! replay and shift the chunk boundaries by one change. Non-transactional logical messages
-//! are not deduplicated.
+//! A transaction re-sent after a reconnect is matched by xid and commit LSN; the data changes
+//! delivered before the break are cut from the front of the replay, whatever its chunk
+//! boundaries (a relation whose schema changed inside the broken transaction gives a
+//! schema-change entry in one pass and not the other). Replayed chunks are never
+//! `first_chunk` and may repeat a `chunk_index`. Non-transactional logical messages are not
+//! deduplicated.
 
 mod catalog;
 pub(crate) use catalog::quote_ident_lossy;

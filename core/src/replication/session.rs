@@ -290,6 +290,7 @@ impl ReplicationSession {
 
         self.pipeline.reset();
         self.drain_pipeline();
+        self.dedupe.restart();
         self.counters.attempts = self.counters.attempts.saturating_add(1);
         self.server_version = Some(version);
         self.attempt = Attempt {
@@ -369,6 +370,7 @@ impl ReplicationSession {
         self.attempt.held_consistent_point = None;
         self.next_status_at = None;
         self.feedback.detach();
+        self.dedupe.restart();
         match self.phase {
             Phase::Stopping => self.finish_stop(),
             Phase::Stopped => {}

@@ -95,8 +95,8 @@ impl ReplicationSession {
         }
     }
 
-    fn deliver(&mut self, batch: TransactionBatch) {
-        if self.dedupe.is_duplicate(&batch, self.feedback.delivered()) {
+    fn deliver(&mut self, mut batch: TransactionBatch) {
+        if !self.dedupe.filter(&mut batch, self.feedback.delivered()) {
             self.counters.duplicates_dropped = self.counters.duplicates_dropped.saturating_add(1);
             return;
         }

@@ -106,6 +106,94 @@ fn reconnect_inside_a_chunked_transaction_continues_with_the_next_chunk() {
     assert_eq!(h.status_updates()[0].flush, Lsn(0x3000));
 }
 
+/// The broken transaction changed the relation's schema: the first pass carries a
+/// schema-change entry, the replay does not (the relation cache already has the new schema),
+/// so the chunk boundaries shift by one. Every row must still arrive exactly once.
+#[test]
+fn reconnect_replay_with_shifted_chunk_boundaries_loses_and_repeats_nothing() {
+    let mut h = Harness::with_pipeline(
+        ReplicationOptions::default(),
+        FakeServer::new("15.18"),
+        PipelineConfig::default().with_max_batch_changes(2),
+    );
+    h.stream();
+    h.feed(&txn(699, 0x1F00, 0x1F30, &[9])).unwrap();
+    assert_eq!(h.batches().len(), 1);
+    // The same table with a column added.
+    let PgOutputMessage::Relation(mut wider) = relation() else {
+        unreachable!()
+    };
+    wider.columns.push(Column {
+        flags: 0,
+        name: "age".into(),
+        type_oid: Oid(23),
+        type_modifier: -1,
+    });
+    let row = |id: u32| {
+        let id = id.to_string();
+        PgOutputMessage::Insert {
+            xid: None,
+            rel: USERS,
+            new: TupleData::from_values([
+                ColumnValue::Text(id.as_bytes()),
+                ColumnValue::Text(b"x"),
+                ColumnValue::Text(b"7"),
+            ])
+            .unwrap(),
+        }
+    };
+    let mut whole = xlog(
+        Lsn(0x2000),
+        &PgOutputMessage::Begin {
+            final_lsn: Lsn(0x2100),
+            commit_time: 0,
+            xid: Xid(700),
+        },
+    );
+    whole.extend(xlog(Lsn::ZERO, &PgOutputMessage::Relation(wider)));
+    let mut cut = 0;
+    for id in 1..=5u32 {
+        whole.extend(xlog(Lsn(0x2000 + 8 * u64::from(id)), &row(id)));
+        if id == 3 {
+            cut = whole.len();
+        }
+    }
+    whole.extend(xlog(Lsn(0x2130), &commit_msg(0x2100, 0x2130)));
+    let ids = |evs: &[SessionEvent]| -> Vec<String> {
+        evs.iter()
+            .filter_map(|e| match e {
+                SessionEvent::Transaction(b) => Some(b),
+                _ => None,
+            })
+            .flat_map(|b| b.changes.iter())
+            .map(|c| {
+                c.element_id()
+                    .map_or_else(|| c.kind().to_owned(), str::to_owned)
+            })
+            .collect()
+    };
+    // First pass: [schema change, row 1] goes out, then the connection breaks.
+    h.feed(&whole[..cut]).unwrap();
+    let first = ids(&h.events());
+    assert_eq!(first, ["schema_change", "users:1"]);
+    h.session.handle_eof();
+    h.session.detach();
+    h.events();
+    h.connect().unwrap();
+    // Replay: [1, 2], [3, 4], [5] — row 1 is cut, nothing else.
+    h.feed(&whole).unwrap();
+    let evs = h.events();
+    assert_eq!(ids(&evs), ["users:2", "users:3", "users:4", "users:5"]);
+    let firsts: Vec<bool> = evs
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Transaction(b) => Some(b.first_chunk),
+            _ => None,
+        })
+        .collect();
+    assert!(firsts.iter().all(|f| !f), "{firsts:?}");
+}
+
 #[test]
 fn resume_after_idle_flush_uses_the_flushed_position() {
     let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
