@@ -301,6 +301,19 @@ const USER_TYPES_QUERY_14: &str = user_types_sql!(
 /// [`user_types_query`] before PostgreSQL 14 (no multiranges, no `rngmultitypid`).
 const USER_TYPES_QUERY_10: &str = user_types_sql!("", "", "", "0::pg_catalog.oid");
 
+/// The columns [`user_types_query`] returns, in order (read by name by [`load_user_types`]).
+pub const USER_TYPE_COLUMNS: [&str; 9] = [
+    "oid",
+    "nspname",
+    "typname",
+    "typtype",
+    "typcategory",
+    "typelem",
+    "typbasetype",
+    "rngsubtype",
+    "rngtypid",
+];
+
 /// The catalog query that lists the database's user-defined types for [`load_user_types`],
 /// in the SQL of a server of version `server_version_num` (`150018` for 15.18).
 ///
@@ -686,22 +699,11 @@ mod tests {
     }
 
     fn user_types_result(rows: &[[&str; 9]]) -> QueryResult {
-        let names = [
-            "oid",
-            "nspname",
-            "typname",
-            "typtype",
-            "typcategory",
-            "typelem",
-            "typbasetype",
-            "rngsubtype",
-            "rngtypid",
-        ];
         let rows: Vec<Vec<Option<&str>>> = rows
             .iter()
             .map(|r| r.iter().map(|v| Some(*v)).collect())
             .collect();
-        QueryResult::from_text_rows(&names, &rows)
+        QueryResult::from_text_rows(&USER_TYPE_COLUMNS, &rows)
     }
 
     #[test]

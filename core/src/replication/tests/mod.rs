@@ -149,18 +149,7 @@ pub(super) fn keepalive(wal_end: Lsn, reply: bool) -> Vec<u8> {
 
 pub(super) const USERS: Oid = Oid(16402);
 
-/// The columns of the user types query.
-pub(super) const USER_TYPE_COLUMNS: [&str; 9] = [
-    "oid",
-    "nspname",
-    "typname",
-    "typtype",
-    "typcategory",
-    "typelem",
-    "typbasetype",
-    "rngsubtype",
-    "rngtypid",
-];
+pub(super) use super::catalog::USER_TYPE_COLUMNS;
 
 pub(super) fn relation() -> PgOutputMessage {
     PgOutputMessage::Relation(RelationBody {
