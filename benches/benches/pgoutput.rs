@@ -19,7 +19,9 @@
 #![allow(missing_docs)]
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[cfg(not(feature = "mimalloc"))]
+use std::alloc::System;
+use std::alloc::{GlobalAlloc, Layout};
 use std::fs;
 use std::hint::black_box;
 use std::io::Write as _;
@@ -35,8 +37,15 @@ use pgcdc_testkit::Cluster;
 
 // ------------------------------------------------------------------------ allocation counting
 
-/// The system allocator, counting allocations while [`COUNTING`] is on.
+/// The system allocator (mimalloc with `--features mimalloc`), counting allocations while
+/// [`COUNTING`] is on.
 struct CountingAlloc;
+
+#[cfg(not(feature = "mimalloc"))]
+use System as Inner;
+
+#[cfg(feature = "mimalloc")]
+use mimalloc::MiMalloc as Inner;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -48,13 +57,13 @@ unsafe impl GlobalAlloc for CountingAlloc {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
             ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         }
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
+        // SAFETY: forwarded unchanged to the inner allocator.
+        unsafe { Inner.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
+        // SAFETY: forwarded unchanged to the inner allocator.
+        unsafe { Inner.dealloc(ptr, layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -62,8 +71,8 @@ unsafe impl GlobalAlloc for CountingAlloc {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
             ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         }
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc_zeroed(layout) }
+        // SAFETY: forwarded unchanged to the inner allocator.
+        unsafe { Inner.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -71,8 +80,8 @@ unsafe impl GlobalAlloc for CountingAlloc {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
             ALLOC_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
         }
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        // SAFETY: forwarded unchanged to the inner allocator.
+        unsafe { Inner.realloc(ptr, layout, new_size) }
     }
 }
 
@@ -334,7 +343,7 @@ fn assemble_all(corpus: &Corpus) -> usize {
     let mut pipeline = Pipeline::new("bench", PipelineConfig::default());
     let mut changes = 0;
     for (lsn, payload) in &corpus.messages {
-        if pipeline.handle_xlog(payload.clone(), *lsn, *lsn).is_err() {
+        if pipeline.handle_xlog(payload, *lsn, *lsn).is_err() {
             panic!("the corpus does not assemble");
         }
         while let Some(event) = pipeline.poll_event() {

@@ -261,7 +261,7 @@ mod assemble {
                     .with_skip_empty_transactions(max != 2),
             );
             for (i, payload) in msgs.into_iter().enumerate() {
-                if p.handle_xlog(payload, Lsn(i as u64), Lsn(i as u64)).is_err()
+                if p.handle_xlog(&payload, Lsn(i as u64), Lsn(i as u64)).is_err()
                     && resets.get(i).copied().unwrap_or(false)
                 {
                     p.reset();
@@ -318,7 +318,7 @@ mod assemble {
                     commit_time: 0,
                 });
                 for m in &msgs {
-                    p.handle_xlog(encoded(m), lsn, lsn).unwrap();
+                    p.handle_xlog(&encoded(m), lsn, lsn).unwrap();
                     while let Some(e) = p.poll_event() {
                         match e {
                             PipelineEvent::Transaction(b) => batches.push(b),

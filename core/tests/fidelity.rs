@@ -238,7 +238,7 @@ fn assemble(messages: &[(Lsn, Bytes)], setup: impl FnOnce(&mut Pipeline)) -> Ass
     let mut changes = Vec::new();
     for (lsn, payload) in messages {
         pipeline
-            .handle_xlog(payload.clone(), *lsn, *lsn)
+            .handle_xlog(payload, *lsn, *lsn)
             .unwrap_or_else(|e| panic!("pipeline refused a message at {lsn}: {e}"));
         while let Some(ev) = pipeline.poll_event() {
             match ev {

@@ -144,9 +144,7 @@ fn stream(
             }
             _ => {}
         }
-        pipeline
-            .handle_xlog(payload.clone(), *lsn, *lsn)
-            .expect("pipeline");
+        pipeline.handle_xlog(payload, *lsn, *lsn).expect("pipeline");
         while let Some(ev) = pipeline.poll_event() {
             if let PipelineEvent::Transaction(b) = ev {
                 collect(b.changes, &mut inserts);

@@ -320,11 +320,11 @@ fn value_network_money_bits_lsn() {
         panic!()
     };
     assert_eq!(m.cents, Some(100_000_100));
-    assert_eq!(m.text, "$1,000,001.00");
+    assert_eq!(&*m.text, "$1,000,001.00");
     let Value::Money(m) = dec(TypeOid::MONEY, &(-50i64).to_be_bytes()) else {
         panic!()
     };
-    assert_eq!(m.text, "-$0.50");
+    assert_eq!(&*m.text, "-$0.50");
     same_as_text(TypeOid::BIT, &hex("00000004 a0"), "1010");
     same_as_text(TypeOid::VARBIT, &hex("00000000"), "");
     same_as_text(TypeOid::VARBIT, &hex("00000009 a080"), "101000001");
@@ -415,14 +415,14 @@ fn value_arrays() {
     );
     assert_eq!(
         v,
-        Value::Array(Array {
+        Value::Array(Box::new(Array {
             element_type: TypeOid::INT4,
             dims: vec![ArrayDim {
                 lower_bound: 1,
                 len: 2
             }],
             elements: vec![Value::Int4(7), Value::Int4(8)]
-        })
+        }))
     );
     // Malformed arrays.
     bad(

@@ -384,7 +384,7 @@ proptest! {
                 pgcdc_core::value::ArrayDim { lower_bound: -3, len: n / 2 },
             ];
         }
-        let v = Value::Array(a);
+        let v = Value::Array(Box::new(a));
         prop_assert_eq!(round_trip(TypeOid::TEXT_ARRAY, &v), v);
     }
 

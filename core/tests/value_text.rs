@@ -170,7 +170,7 @@ fn value_money() {
             panic!()
         };
         assert_eq!(m.cents, cents, "{s}");
-        assert_eq!(m.text, s);
+        assert_eq!(&*m.text, s);
     }
 }
 
@@ -596,14 +596,14 @@ fn value_multiranges() {
 }
 
 fn arr(elem: TypeOid, dims: &[(i32, u32)], elements: Vec<Value>) -> Value {
-    Value::Array(Array {
+    Value::Array(Box::new(Array {
         element_type: elem,
         dims: dims
             .iter()
             .map(|&(lower_bound, len)| ArrayDim { lower_bound, len })
             .collect(),
         elements,
-    })
+    }))
 }
 
 #[test]

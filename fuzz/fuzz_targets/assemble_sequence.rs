@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
         let (msg, tail) = tail.split_at(len);
         rest = tail;
         n += 1;
-        let result = p.handle_xlog(Bytes::copy_from_slice(msg), Lsn(n), Lsn(n));
+        let result = p.handle_xlog(&Bytes::copy_from_slice(msg), Lsn(n), Lsn(n));
         if let Err(e) = result {
             let _ = e.to_string();
             if reset_on_error {

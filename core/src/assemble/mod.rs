@@ -163,7 +163,7 @@ use crate::value::{TypeOid, TypeRegistry};
 ///     let mut payload = BytesMut::new();
 ///     encode::message(msg, &mut payload)?;
 ///     // In a driver: `data`, `wal_start` and `wal_end` of each XLogData (`w`) message.
-///     pipeline.handle_xlog(payload.freeze(), Lsn(0x19428C8), Lsn(0x19428C8))?;
+///     pipeline.handle_xlog(&payload.freeze(), Lsn(0x19428C8), Lsn(0x19428C8))?;
 ///     while let Some(event) = pipeline.poll_event() {
 ///         match event {
 ///             PipelineEvent::Transaction(batch) => {
@@ -409,18 +409,19 @@ impl Pipeline {
     /// [`AssembleError`]). After an error, stop the session and [`reset`](Self::reset).
     pub fn handle_xlog(
         &mut self,
-        payload: Bytes,
+        payload: &Bytes,
         wal_start: Lsn,
         wal_end: Lsn,
     ) -> Result<(), AssembleError> {
         self.last_received = self.last_received.max(wal_start).max(wal_end);
         let result = if let Some(b'I' | b'U' | b'D') = payload.first() {
-            // Row changes, the bulk of the stream, are read in place: no message is built.
-            let row = self.decoder.decode_row(&payload)?;
+            // Row changes, the bulk of the stream, are read in place: no message is built and
+            // the payload is only borrowed.
+            let row = self.decoder.decode_row(payload)?;
             self.stats.messages += 1;
-            self.row_message(&payload, row)
+            self.row_message(payload, row)
         } else {
-            let msg = self.decoder.decode(payload)?;
+            let msg = self.decoder.decode(payload.clone())?;
             self.stats.messages += 1;
             self.handle_message(msg)
         };

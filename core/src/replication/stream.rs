@@ -41,7 +41,7 @@ impl ReplicationSession {
                 // A Commit Prepared removes its prepare from the pipeline: remember where the
                 // held prepares began, to keep the flush there until it is acknowledged.
                 self.prepare_floor = self.pipeline.oldest_pending_prepare_lsn();
-                let result = self.pipeline.handle_xlog(data, wal_start, wal_end);
+                let result = self.pipeline.handle_xlog(&data, wal_start, wal_end);
                 // Deliver what was assembled before any error.
                 self.drain_pipeline();
                 result.map_err(|source| SessionError::Assemble {

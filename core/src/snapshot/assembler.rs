@@ -310,7 +310,7 @@ impl SnapshotAssembler {
         let payload = self.buf.split().freeze();
         let result = self
             .pipeline
-            .handle_xlog(payload, self.consistent_point, self.consistent_point)
+            .handle_xlog(&payload, self.consistent_point, self.consistent_point)
             .map_err(|error| SnapshotError::Assemble {
                 table: table(),
                 error,

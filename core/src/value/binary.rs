@@ -52,9 +52,8 @@ pub(crate) fn decode_at(
                 })
                 .ok_or(ValueError::NoBinaryDecoder { type_oid: oid }),
         },
-        Shape::Array(elem) => {
-            array::decode_binary(oid, Some(elem), bytes, reg, depth).map(Value::Array)
-        }
+        Shape::Array(elem) => array::decode_binary(oid, Some(elem), bytes, reg, depth)
+            .map(|a| Value::Array(Box::new(a))),
         Shape::Range(sub) => range::decode_binary(oid, sub, bytes, reg, depth).map(Value::Range),
         Shape::Multirange(sub) => {
             range::decode_multirange_binary(oid, sub, bytes, reg, depth).map(Value::Multirange)

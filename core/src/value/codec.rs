@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::datetime::{self, Date, Timestamp};
 use super::numeric::BinaryNumeric;
 use super::scan::exact;
-use super::{TypeOid, TypeRegistry, Value, ValueError, binary, misc, numeric, text};
+use super::{PgText, TypeOid, TypeRegistry, Value, ValueError, binary, misc, numeric, text};
 
 /// How the values of one column are decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +95,13 @@ impl Codec {
             Codec::Numeric => {
                 push::value(out, Value::Numeric(numeric::parse_text(b).map_err(bad)?))
             }
-            Codec::Text => push::text(out, text::utf8_str(oid, b)?),
+            Codec::Text => push::text(
+                out,
+                PgText::from_utf8(b).ok_or(ValueError::InvalidText {
+                    type_oid: oid,
+                    reason: "not valid UTF-8",
+                })?,
+            ),
             Codec::Uuid => push::uuid(out, misc::parse_uuid(b).map_err(bad)?),
             Codec::Date => push::date(out, datetime::parse_date(b).map_err(bad)?.0),
             Codec::Timestamp => {
@@ -142,7 +148,13 @@ impl Codec {
                 BinaryNumeric::Special(n) => push::numeric(out, n),
                 BinaryNumeric::Finite(f) => push::numeric_binary(out, &f),
             },
-            Codec::Text => push::text(out, binary::utf8_str(oid, b)?),
+            Codec::Text => push::text(
+                out,
+                PgText::from_utf8(b).ok_or(ValueError::InvalidBinary {
+                    type_oid: oid,
+                    reason: "not valid UTF-8",
+                })?,
+            ),
             Codec::Uuid => push::uuid(out, exact(b).ok_or_else(len)?),
             Codec::Date => push::date(out, i32::from_be_bytes(exact(b).ok_or_else(len)?)),
             Codec::Timestamp => {
@@ -166,8 +178,8 @@ impl Codec {
 /// constant of the variant is pushed (copied from read-only data) and its payload is then
 /// set in place, which drops nothing.
 mod push {
+    use super::super::Numeric;
     use super::super::numeric::FiniteBinary;
-    use super::super::{Numeric, PgText};
     use super::*;
 
     /// Pushes the constant `$empty` (a `Value::$variant(..)`), then sets its payload to `$v`.
@@ -236,8 +248,8 @@ mod push {
     }
 
     #[inline(never)]
-    pub(super) fn text(out: &mut Vec<Value>, v: &str) {
-        put!(out, Text, Value::Text(PgText::new()), PgText::from(v));
+    pub(super) fn text(out: &mut Vec<Value>, v: PgText) {
+        put!(out, Text, Value::Text(PgText::new()), v);
     }
 
     #[inline(never)]

@@ -132,7 +132,7 @@ pub(crate) fn write_mac(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Money {
     /// The text form (for a binary value, the `C`-locale form `$1,000.00`).
-    pub text: String,
+    pub text: Box<str>,
     /// The amount in the smallest currency unit, when known.
     pub cents: Option<i64>,
 }
@@ -160,7 +160,7 @@ impl Money {
         text.push(char::from(b'0' + (frac / 10) as u8));
         text.push(char::from(b'0' + (frac % 10) as u8));
         Money {
-            text,
+            text: text.into_boxed_str(),
             cents: Some(cents),
         }
     }
@@ -169,7 +169,7 @@ impl Money {
     pub fn from_text(text: &str) -> Money {
         Money {
             cents: parse_money_cents(text),
-            text: text.to_owned(),
+            text: text.into(),
         }
     }
 }
@@ -664,8 +664,8 @@ mod tests {
             let m = Money::from_cents(c);
             assert_eq!(parse_money_cents(&m.text), Some(c), "{}", m.text);
         }
-        assert_eq!(Money::from_cents(100_000_100).text, "$1,000,001.00");
-        assert_eq!(Money::from_cents(-50).text, "-$0.50");
+        assert_eq!(&*Money::from_cents(100_000_100).text, "$1,000,001.00");
+        assert_eq!(&*Money::from_cents(-50).text, "-$0.50");
     }
 
     #[test]

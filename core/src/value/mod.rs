@@ -144,7 +144,7 @@ pub enum Value {
     /// A multirange: its ranges in order.
     Multirange(Vec<Range>),
     /// An array.
-    Array(Array),
+    Array(Box<Array>),
     /// A value kept as text: an unknown or unregistered type, a composite, or a built-in this
     /// module has no structured form for (geometric types, `tsvector`, `xid` …).
     Unknown {

@@ -70,7 +70,9 @@ pub(crate) fn decode_at(
             Some(r) => r,
             None => unknown(oid, bytes),
         },
-        Shape::Array(elem) => array::parse_text(oid, elem, bytes, reg, depth).map(Value::Array),
+        Shape::Array(elem) => {
+            array::parse_text(oid, elem, bytes, reg, depth).map(|a| Value::Array(Box::new(a)))
+        }
         Shape::Range(sub) => range::parse_text(oid, sub, bytes, reg, depth).map(Value::Range),
         Shape::Multirange(sub) => {
             range::parse_multirange_text(oid, sub, bytes, reg, depth).map(Value::Multirange)

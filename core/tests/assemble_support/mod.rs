@@ -180,7 +180,7 @@ impl Feed {
         encode::message(msg, &mut buf).unwrap();
         self.wal += 0x10;
         self.p
-            .handle_xlog(buf.freeze(), Lsn(self.wal), Lsn(self.wal))
+            .handle_xlog(&buf.freeze(), Lsn(self.wal), Lsn(self.wal))
     }
 
     /// Feeds messages that must be accepted.

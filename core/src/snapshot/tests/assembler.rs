@@ -96,7 +96,7 @@ fn stream(config: &PipelineConfig, t: &SnapshotTable, rows: &[Row<'_>]) -> Vec<T
     for m in &msgs {
         let mut buf = BytesMut::new();
         encode::message(m, &mut buf).unwrap();
-        p.handle_xlog(buf.freeze(), Lsn(0x5000), Lsn(0x5000))
+        p.handle_xlog(&buf.freeze(), Lsn(0x5000), Lsn(0x5000))
             .unwrap();
         while let Some(e) = p.poll_event() {
             if let PipelineEvent::Transaction(b) = e {
