@@ -95,13 +95,10 @@ impl Codec {
             Codec::Numeric => {
                 push::value(out, Value::Numeric(numeric::parse_text(b).map_err(bad)?))
             }
-            Codec::Text => push::text(
-                out,
-                PgText::from_utf8(b).ok_or(ValueError::InvalidText {
-                    type_oid: oid,
-                    reason: "not valid UTF-8",
-                })?,
-            ),
+            Codec::Text => push::text(out, b).ok_or(ValueError::InvalidText {
+                type_oid: oid,
+                reason: "not valid UTF-8",
+            })?,
             Codec::Uuid => push::uuid(out, misc::parse_uuid(b).map_err(bad)?),
             Codec::Date => push::date(out, datetime::parse_date(b).map_err(bad)?.0),
             Codec::Timestamp => {
@@ -148,13 +145,10 @@ impl Codec {
                 BinaryNumeric::Special(n) => push::numeric(out, n),
                 BinaryNumeric::Finite(f) => push::numeric_binary(out, &f),
             },
-            Codec::Text => push::text(
-                out,
-                PgText::from_utf8(b).ok_or(ValueError::InvalidBinary {
-                    type_oid: oid,
-                    reason: "not valid UTF-8",
-                })?,
-            ),
+            Codec::Text => push::text(out, b).ok_or(ValueError::InvalidBinary {
+                type_oid: oid,
+                reason: "not valid UTF-8",
+            })?,
             Codec::Uuid => push::uuid(out, exact(b).ok_or_else(len)?),
             Codec::Date => push::date(out, i32::from_be_bytes(exact(b).ok_or_else(len)?)),
             Codec::Timestamp => {
@@ -229,7 +223,7 @@ mod push {
         const EMPTY: Value = Value::Numeric(Numeric::Finite(PgText::new()));
         out.push(EMPTY);
         if let Some(Value::Numeric(Numeric::Finite(s))) = out.last_mut() {
-            *s = PgText::from_utf8(v).unwrap_or_default();
+            s.set_utf8(v);
         }
     }
 
@@ -247,9 +241,18 @@ mod push {
         put!(out, Numeric, Value::Numeric(Numeric::NaN), v);
     }
 
+    /// UTF-8 text; `None` (and nothing pushed) when `v` is not UTF-8.
     #[inline(never)]
-    pub(super) fn text(out: &mut Vec<Value>, v: PgText) {
-        put!(out, Text, Value::Text(PgText::new()), v);
+    pub(super) fn text(out: &mut Vec<Value>, v: &[u8]) -> Option<()> {
+        const EMPTY: Value = Value::Text(PgText::new());
+        out.push(EMPTY);
+        if let Some(Value::Text(s)) = out.last_mut()
+            && s.set_utf8(v)
+        {
+            return Some(());
+        }
+        out.pop();
+        None
     }
 
     #[inline(never)]

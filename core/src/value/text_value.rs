@@ -93,6 +93,32 @@ impl PgText {
         std::str::from_utf8(bytes).ok().map(PgText::from)
     }
 
+    /// Sets the string to `bytes` and returns `true` when they are UTF-8; `false` (and the
+    /// string unchanged) otherwise.
+    ///
+    /// Short ASCII (most column values) is checked a word at a time and copied straight into
+    /// the inline buffer where the string already lies, so a value being pushed into a list is
+    /// not built on the stack and copied (a copy that stalls on store forwarding).
+    #[inline]
+    pub(crate) fn set_utf8(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() <= INLINE_CAP && bytes.is_ascii() {
+            if let (Repr::Inline { len, buf }, Ok(n)) = (&mut self.0, u8::try_from(bytes.len()))
+                && let Some(dst) = buf.get_mut(..bytes.len())
+            {
+                dst.copy_from_slice(bytes);
+                *len = n;
+                return true;
+            }
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                *self = PgText::from(s);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Stores `s` inline when it fits.
     #[inline]
     fn inline(s: &str) -> Option<PgText> {
@@ -377,6 +403,42 @@ mod tests {
         assert_eq!(PgText::default(), "");
         assert_eq!(PgText::from_utf8(b"\xff"), None);
         assert_eq!(PgText::from_utf8(b"ok"), Some(PgText::from("ok")));
+    }
+
+    #[test]
+    fn set_utf8_in_place() {
+        let long = "x".repeat(31);
+        let cases: [(&[u8], Option<&str>, bool); 7] = [
+            (b"", Some(""), true),
+            (b"shipped", Some("shipped"), true),
+            (&[b'x'; 30], Some(&long[..30]), true),
+            (long.as_bytes(), Some(&long), false),
+            ("äöü".as_bytes(), Some("äöü"), true),
+            (b"\xff", None, true),
+            (b"ok\x80", None, true),
+        ];
+        for (bytes, want, inline) in cases {
+            for start in [
+                PgText::new(),
+                PgText::from("previous"),
+                PgText::from(long.clone()),
+            ] {
+                let mut t = start.clone();
+                let ok = t.set_utf8(bytes);
+                match want {
+                    Some(w) => {
+                        assert!(ok, "{bytes:?}");
+                        assert_eq!(t, w);
+                        assert_eq!(t.is_inline(), inline, "{bytes:?}");
+                        assert_eq!(Some(t), PgText::from_utf8(bytes));
+                    }
+                    None => {
+                        assert!(!ok, "{bytes:?}");
+                        assert_eq!(t, start, "unchanged after invalid UTF-8");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
