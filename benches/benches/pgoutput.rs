@@ -13,7 +13,9 @@
 //! line followed by one record per message: `u64` LSN, `u32` length, payload (big-endian).
 //!
 //! Before measuring, the bench prints the heap allocations per message of each path, counted
-//! by a global allocator wrapper (counting is off while criterion measures).
+//! by a global allocator wrapper (counting is off while criterion measures). The wrapper
+//! forwards to the system allocator, or to mimalloc with `--features mimalloc`
+//! (`cargo bench -p pgcdc-benches --bench pgoutput --features mimalloc`).
 
 // criterion_group! generates undocumented items; the counting allocator needs `unsafe impl`.
 #![allow(missing_docs)]

@@ -101,14 +101,14 @@ impl PgText {
     /// not built on the stack and copied (a copy that stalls on store forwarding).
     #[inline]
     pub(crate) fn set_utf8(&mut self, bytes: &[u8]) -> bool {
-        if bytes.len() <= INLINE_CAP && bytes.is_ascii() {
-            if let (Repr::Inline { len, buf }, Ok(n)) = (&mut self.0, u8::try_from(bytes.len()))
-                && let Some(dst) = buf.get_mut(..bytes.len())
-            {
-                dst.copy_from_slice(bytes);
-                *len = n;
-                return true;
-            }
+        if bytes.len() <= INLINE_CAP
+            && bytes.is_ascii()
+            && let (Repr::Inline { len, buf }, Ok(n)) = (&mut self.0, u8::try_from(bytes.len()))
+            && let Some(dst) = buf.get_mut(..bytes.len())
+        {
+            dst.copy_from_slice(bytes);
+            *len = n;
+            return true;
         }
         match std::str::from_utf8(bytes) {
             Ok(s) => {
