@@ -8,10 +8,12 @@ mod assemble {
     use bytes::{Bytes, BytesMut};
     use pgcdc_core::Lsn;
     use pgcdc_core::assemble::{Pipeline, PipelineConfig, PipelineEvent, TransactionBatch};
+    use pgcdc_core::model::{ElementPropertyMap, SourceChange};
     use pgcdc_core::pgoutput::{
         Column, ColumnValue, Oid, OldTuple, PgOutputMessage, RelationBody, ReplicaIdentity,
         TupleData, Xid, encode,
     };
+    use pgcdc_core::value::{PgText, Value};
     use proptest::prelude::*;
 
     // --------------------------------------------------------------------------- strategies
@@ -237,6 +239,148 @@ mod assemble {
         }
     }
 
+    /// A row change of table `t (id int4 key, v text)`.
+    #[derive(Clone, Debug)]
+    enum RowOp {
+        /// `None`: `v` unchanged TOAST.
+        Insert(i32, Option<String>),
+        /// Old key (when the key changes), new id, new `v` (`None`: unchanged TOAST).
+        Update(Option<i32>, i32, Option<String>),
+        Delete(i32),
+    }
+
+    fn row_op() -> impl Strategy<Value = RowOp> {
+        let v = prop::option::weighted(0.8, "[a-z_:]{0,40}");
+        prop_oneof![
+            3 => (0..50i32, v.clone()).prop_map(|(id, v)| RowOp::Insert(id, v)),
+            2 => (prop::option::of(0..50i32), 0..50i32, v)
+                .prop_map(|(old, id, v)| RowOp::Update(old.filter(|&o| o != id), id, v)),
+            1 => (0..50i32).prop_map(RowOp::Delete),
+        ]
+    }
+
+    fn cell(v: &Option<String>) -> ColumnValue<'_> {
+        v.as_deref().map_or(ColumnValue::UnchangedToast, |s| {
+            ColumnValue::Text(s.as_bytes())
+        })
+    }
+
+    /// `name=value` pairs, as [`describe`] prints a map.
+    fn pairs(id: i32, v: Option<&Option<String>>) -> String {
+        let mut out = format!("id={:?}", Value::Int4(id));
+        if let Some(Some(v)) = v {
+            out.push_str(&format!(",v={:?}", Value::Text(PgText::from(v.as_str()))));
+        }
+        out
+    }
+
+    fn toast(v: &Option<String>) -> String {
+        if v.is_some() {
+            "[]".into()
+        } else {
+            "[\"v\"]".into()
+        }
+    }
+
+    impl RowOp {
+        /// The message, and the changes it must produce as [`describe`] prints them.
+        fn message_and_changes(&self) -> (PgOutputMessage, Vec<String>) {
+            let key = |id: i32| id.to_string();
+            match self {
+                RowOp::Insert(id, v) => (
+                    PgOutputMessage::Insert {
+                        xid: None,
+                        rel: Oid(1),
+                        new: TupleData::from_values([
+                            ColumnValue::Text(key(*id).as_bytes()),
+                            cell(v),
+                        ])
+                        .unwrap(),
+                    },
+                    vec![format!("I t:{id} [{}] {}", pairs(*id, Some(v)), toast(v))],
+                ),
+                RowOp::Update(old, id, v) => {
+                    let msg = PgOutputMessage::Update {
+                        xid: None,
+                        rel: Oid(1),
+                        old: old.map(|o| {
+                            OldTuple::Key(
+                                TupleData::from_values([
+                                    ColumnValue::Text(key(o).as_bytes()),
+                                    ColumnValue::Null,
+                                ])
+                                .unwrap(),
+                            )
+                        }),
+                        new: TupleData::from_values([
+                            ColumnValue::Text(key(*id).as_bytes()),
+                            cell(v),
+                        ])
+                        .unwrap(),
+                    };
+                    let changes = match old {
+                        Some(o) => vec![
+                            format!("D t:{o} [{}]", pairs(*o, None)),
+                            format!("I t:{id} [{}] {}", pairs(*id, Some(v)), toast(v)),
+                        ],
+                        None => vec![format!(
+                            "U t:{id} [{}] None {}",
+                            pairs(*id, Some(v)),
+                            toast(v)
+                        )],
+                    };
+                    (msg, changes)
+                }
+                RowOp::Delete(id) => (
+                    PgOutputMessage::Delete {
+                        xid: None,
+                        rel: Oid(1),
+                        old: OldTuple::Key(
+                            TupleData::from_values([
+                                ColumnValue::Text(key(*id).as_bytes()),
+                                ColumnValue::Null,
+                            ])
+                            .unwrap(),
+                        ),
+                    },
+                    vec![format!("D t:{id} [{}]", pairs(*id, None))],
+                ),
+            }
+        }
+    }
+
+    /// A row change as `kind id [name=value,…] …`.
+    fn describe(c: &SourceChange) -> String {
+        let map = |m: &ElementPropertyMap| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let id = c.element_id().unwrap_or_default();
+        match c {
+            SourceChange::Insert {
+                element,
+                unchanged_toast,
+                ..
+            } => {
+                format!("I {id} [{}] {unchanged_toast:?}", map(element.properties()))
+            }
+            SourceChange::Update {
+                element,
+                old,
+                unchanged_toast,
+                ..
+            } => format!(
+                "U {id} [{}] {:?} {unchanged_toast:?}",
+                map(element.properties()),
+                old.as_ref().map(map)
+            ),
+            SourceChange::Delete { old, .. } => format!("D {id} [{}]", map(old)),
+            other => format!("{other:?}"),
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -343,6 +487,90 @@ mod assemble {
                 prop_assert_eq!(b.end_lsn.is_some(), b.last_chunk);
                 expect_index = if b.last_chunk { 0 } else { expect_index + 1 };
             }
+        }
+
+        /// The values of every row reach the consumer intact however transactions are split
+        /// into chunks, in plain and two-phase transactions: inserts, updates (with unchanged
+        /// TOAST, and changing the key), deletes.
+        #[test]
+        fn row_values_survive_any_chunking(
+            txns in prop::collection::vec(
+                (any::<bool>(), prop::collection::vec(row_op(), 0..40)),
+                1..5,
+            ),
+            max in 1usize..12,
+        ) {
+            let mut p = Pipeline::new("s", PipelineConfig::default().with_max_batch_changes(max));
+            let rel = PgOutputMessage::Relation(RelationBody {
+                xid: None,
+                oid: Oid(1),
+                namespace: "public".into(),
+                name: "t".into(),
+                replica_identity: ReplicaIdentity::Default,
+                columns: vec![
+                    Column { flags: 1, name: "id".into(), type_oid: Oid(23), type_modifier: -1 },
+                    Column { flags: 0, name: "v".into(), type_oid: Oid(25), type_modifier: -1 },
+                ],
+            });
+            let mut want = Vec::new();
+            let mut got = Vec::new();
+            for (t, (two_phase, ops)) in txns.iter().enumerate() {
+                let xid = Xid(t as u32 + 1);
+                let lsn = Lsn(0x100 * (t as u64 + 1));
+                let gid = format!("g{t}");
+                let mut msgs = vec![if *two_phase {
+                    PgOutputMessage::BeginPrepare {
+                        prepare_lsn: lsn,
+                        end_lsn: lsn,
+                        prepare_time: 0,
+                        xid,
+                        gid: gid.clone(),
+                    }
+                } else {
+                    PgOutputMessage::Begin { final_lsn: lsn, commit_time: 0, xid }
+                }];
+                msgs.push(rel.clone());
+                for op in ops {
+                    let (msg, changes) = op.message_and_changes();
+                    msgs.push(msg);
+                    want.extend(changes);
+                }
+                if *two_phase {
+                    msgs.push(PgOutputMessage::Prepare {
+                        flags: 0,
+                        prepare_lsn: lsn,
+                        end_lsn: Lsn(lsn.0 + 4),
+                        prepare_time: 0,
+                        xid,
+                        gid: gid.clone(),
+                    });
+                    msgs.push(PgOutputMessage::CommitPrepared {
+                        flags: 0,
+                        commit_lsn: Lsn(lsn.0 + 6),
+                        end_lsn: Lsn(lsn.0 + 8),
+                        commit_time: 0,
+                        xid,
+                        gid,
+                    });
+                } else {
+                    msgs.push(PgOutputMessage::Commit {
+                        flags: 0,
+                        commit_lsn: lsn,
+                        end_lsn: Lsn(lsn.0 + 8),
+                        commit_time: 0,
+                    });
+                }
+                for m in &msgs {
+                    p.handle_xlog(&encoded(m), lsn, lsn).unwrap();
+                    while let Some(e) = p.poll_event() {
+                        if let PipelineEvent::Transaction(b) = e {
+                            prop_assert!(b.changes.len() <= max);
+                            got.extend(b.changes.iter().map(describe));
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(got, want);
         }
     }
 }
