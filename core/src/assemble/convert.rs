@@ -124,6 +124,9 @@ impl Converter<'_> {
         new: TupleRef<'_>,
         old_full: Option<TupleRef<'_>>,
     ) -> (ElementPropertyMap, Vec<Arc<str>>) {
+        // Reference counts are taken before the values are written: an atomic increment waits
+        // for the stores before it to drain.
+        let names = rel.names.clone();
         let mut values = Vec::with_capacity(rel.columns.len());
         for (i, (col, v)) in rel.columns.iter().zip(new.iter()).enumerate() {
             if !self.push(col, v, &mut values) {
@@ -135,7 +138,7 @@ impl Converter<'_> {
                 values,
                 own_names: None,
             }
-            .finish(&rel.names),
+            .finish(names),
             Vec::new(),
         )
     }
@@ -167,7 +170,7 @@ impl Converter<'_> {
                 unchanged.push(col.name.clone());
             }
         }
-        (props.finish(&rel.names), unchanged)
+        (props.finish(rel.names.clone()), unchanged)
     }
 
     /// The properties of an old row as sent: every column of an `O` tuple, only the
@@ -177,9 +180,9 @@ impl Converter<'_> {
     pub(crate) fn old_row(&mut self, rel: &RelInfo, old: OldRef<'_>) -> ElementPropertyMap {
         let key_only = matches!(old, OldRef::Key(_));
         let names = if key_only {
-            &rel.ri_key_names
+            rel.ri_key_names.clone()
         } else {
-            &rel.names
+            rel.names.clone()
         };
         let mut props = RowBuilder {
             values: Vec::with_capacity(names.len()),
@@ -189,7 +192,7 @@ impl Converter<'_> {
             if key_only && !col.ri_key {
                 continue;
             }
-            props.push(self, col, v, names);
+            props.push(self, col, v, &names);
         }
         props.finish(names)
     }
@@ -234,10 +237,10 @@ impl RowBuilder {
     }
 
     #[inline]
-    fn finish(self, shared: &Arc<[Arc<str>]>) -> ElementPropertyMap {
+    fn finish(self, shared: Arc<[Arc<str>]>) -> ElementPropertyMap {
         match self.own_names {
             None if self.values.len() == shared.len() => {
-                ElementPropertyMap::from_shared(shared.clone(), self.values)
+                ElementPropertyMap::from_shared(shared, self.values)
             }
             None => {
                 let mut values = self.values;

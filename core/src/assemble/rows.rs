@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::convert::{Converter, OldRef};
-use super::keys::{KeySource, RelInfo};
+use super::keys::KeySource;
 use super::{AssembleError, Pipeline};
 use crate::model::{Element, ElementMetadata, ElementReference, SourceChange, TxInfo};
 use crate::pgoutput::{
@@ -124,13 +124,15 @@ impl Pipeline {
                 oid,
             })?;
         Self::check_width(rel, new, "Insert")?;
+        // Reference counts first, before the row's values are written (see `Converter::row`).
+        let (source_id, labels) = (self.source_id.clone(), rel.labels.clone());
         let (properties, unchanged_toast) = Converter {
             registry: &self.registry,
             fallbacks: &mut self.stats.fallback_values,
         }
         .row(rel, new, None);
         let id = self.ids.element_id(rel, new, None, &self.registry);
-        let metadata = metadata(&self.source_id, rel, id, &tx);
+        let metadata = metadata(source_id, labels, id, &tx);
         emit!(
             self,
             sub,
@@ -185,6 +187,7 @@ impl Pipeline {
             Some(OldRef::Full(t)) => Some(t),
             _ => None,
         };
+        let (source_id, labels) = (self.source_id.clone(), rel.labels.clone());
         let mut converter = Converter {
             registry: &self.registry,
             fallbacks: &mut self.stats.fallback_values,
@@ -206,13 +209,13 @@ impl Pipeline {
             (Some(old), Some(old_id)) if old_id != new_id => {
                 let old_props = converter.old_row(rel, old);
                 let delete = SourceChange::Delete {
-                    metadata: metadata(&self.source_id, rel, old_id, &tx),
+                    metadata: metadata(source_id.clone(), labels.clone(), old_id, &tx),
                     old: old_props,
                     tx,
                 };
                 let insert = SourceChange::Insert {
                     element: Element::Node {
-                        metadata: metadata(&self.source_id, rel, new_id, &tx),
+                        metadata: metadata(source_id, labels, new_id, &tx),
                         properties,
                     },
                     unchanged_toast,
@@ -226,7 +229,7 @@ impl Pipeline {
                     Some(o) if self.config.include_old_values => Some(converter.old_row(rel, o)),
                     _ => None,
                 };
-                let metadata = metadata(&self.source_id, rel, new_id, &tx);
+                let metadata = metadata(source_id, labels, new_id, &tx);
                 emit!(
                     self,
                     sub,
@@ -272,13 +275,14 @@ impl Pipeline {
                 oid,
             })?;
         Self::check_width(rel, old.tuple(), "Delete")?;
+        let (source_id, labels) = (self.source_id.clone(), rel.labels.clone());
         let id = self.ids.element_id(rel, old.tuple(), None, &self.registry);
         let old_props = Converter {
             registry: &self.registry,
             fallbacks: &mut self.stats.fallback_values,
         }
         .old_row(rel, old);
-        let metadata = metadata(&self.source_id, rel, id, &tx);
+        let metadata = metadata(source_id, labels, id, &tx);
         emit!(
             self,
             sub,
@@ -292,20 +296,20 @@ impl Pipeline {
     }
 }
 
-/// The metadata of an element of `rel` made in `tx`.
+/// The metadata of an element with `labels` made in `tx`.
 #[inline]
 fn metadata(
-    source_id: &Arc<str>,
-    rel: &RelInfo,
+    source_id: Arc<str>,
+    labels: Arc<[Arc<str>]>,
     element_id: Arc<str>,
     tx: &TxInfo,
 ) -> ElementMetadata {
     ElementMetadata {
         reference: ElementReference {
-            source_id: source_id.clone(),
+            source_id,
             element_id,
         },
-        labels: rel.labels.clone(),
+        labels,
         effective_from: tx.commit_time_ns,
     }
 }
