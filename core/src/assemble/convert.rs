@@ -7,6 +7,7 @@ use super::keys::{ColInfo, RelInfo};
 use crate::model::{ElementPropertyMap, ElementValue};
 use crate::pgoutput::{ColumnValue, OldTuple, TupleRef};
 use crate::value::TypeRegistry;
+use crate::value::datetime::DateMemo;
 
 /// An old tuple: the replica-identity key (`K`) or the whole old row (`O`).
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +47,8 @@ impl<'a> OldRef<'a> {
 pub(crate) struct Converter<'a> {
     pub(crate) registry: &'a TypeRegistry,
     pub(crate) fallbacks: &'a mut u64,
+    /// The last date parsed, reused by the next timestamps of the same day.
+    pub(crate) dates: &'a mut DateMemo,
 }
 
 impl Converter<'_> {
@@ -71,7 +74,7 @@ impl Converter<'_> {
             ColumnValue::Text(b) => {
                 if col
                     .codec
-                    .push_text(col.type_oid, b, self.registry, out)
+                    .push_text(col.type_oid, b, self.registry, self.dates, out)
                     .is_err()
                 {
                     self.text_fallback(col, b, out);

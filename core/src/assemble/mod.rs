@@ -103,6 +103,7 @@ use txn::{OpenTx, PreparedTx, StreamTx};
 use crate::lsn::Lsn;
 use crate::model::{LogicalMessage, SourceChange, TxInfo};
 use crate::pgoutput::{Decoder, Oid, PgOutputMessage, RelationCache, TupleRef, Xid};
+use crate::value::datetime::DateMemo;
 use crate::value::{TypeOid, TypeRegistry};
 
 /// The sans-IO assembly pipeline: pgoutput payloads in, transactions of changes out.
@@ -203,6 +204,8 @@ pub struct Pipeline {
     /// The number of changes of the last non-empty plain transaction (at most a chunk): room
     /// made in the next one's buffer.
     tx_size_hint: usize,
+    /// The last date parsed in a row, reused by the timestamps of the same day.
+    dates: DateMemo,
     /// An empty buffer with room for the next transaction's changes, made at the last
     /// Commit.
     spare_changes: Vec<SourceChange>,
@@ -250,6 +253,7 @@ impl Pipeline {
             last_received: Lsn::ZERO,
             stats: PipelineStats::default(),
             tx_size_hint: 0,
+            dates: DateMemo::default(),
             spare_changes: Vec::new(),
         }
     }

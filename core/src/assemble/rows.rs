@@ -129,6 +129,7 @@ impl Pipeline {
         let (properties, unchanged_toast) = Converter {
             registry: &self.registry,
             fallbacks: &mut self.stats.fallback_values,
+            dates: &mut self.dates,
         }
         .row(rel, new, None);
         let id = self.ids.element_id(rel, new, None, &self.registry);
@@ -191,6 +192,7 @@ impl Pipeline {
         let mut converter = Converter {
             registry: &self.registry,
             fallbacks: &mut self.stats.fallback_values,
+            dates: &mut self.dates,
         };
         let (properties, unchanged_toast) = converter.row(rel, new, full_old);
         let new_id = self
@@ -280,6 +282,7 @@ impl Pipeline {
         let old_props = Converter {
             registry: &self.registry,
             fallbacks: &mut self.stats.fallback_values,
+            dates: &mut self.dates,
         }
         .old_row(rel, old);
         let metadata = metadata(source_id, labels, id, &tx);

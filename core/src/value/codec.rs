@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::datetime::{self, Date, Timestamp};
+use super::datetime::{self, Date, DateMemo, Timestamp};
 use super::numeric::BinaryNumeric;
 use super::scan::exact;
 use super::{PgText, TypeOid, TypeRegistry, Value, ValueError, binary, misc, numeric, text};
@@ -65,6 +65,7 @@ impl Codec {
         oid: TypeOid,
         b: &[u8],
         reg: &TypeRegistry,
+        dates: &mut DateMemo,
         out: &mut Vec<Value>,
     ) -> Result<(), ValueError> {
         let bad = |reason: &'static str| ValueError::InvalidText {
@@ -100,13 +101,19 @@ impl Codec {
                 reason: "not valid UTF-8",
             })?,
             Codec::Uuid => push::uuid(out, misc::parse_uuid(b).map_err(bad)?),
-            Codec::Date => push::date(out, datetime::parse_date(b).map_err(bad)?.0),
-            Codec::Timestamp => {
-                push::timestamp(out, datetime::parse_timestamp(b, false).map_err(bad)?.0)
-            }
-            Codec::TimestampTz => {
-                push::timestamptz(out, datetime::parse_timestamp(b, true).map_err(bad)?.0)
-            }
+            Codec::Date => push::date(out, datetime::parse_date_memo(b, dates).map_err(bad)?.0),
+            Codec::Timestamp => push::timestamp(
+                out,
+                datetime::parse_timestamp_memo(b, false, dates)
+                    .map_err(bad)?
+                    .0,
+            ),
+            Codec::TimestampTz => push::timestamptz(
+                out,
+                datetime::parse_timestamp_memo(b, true, dates)
+                    .map_err(bad)?
+                    .0,
+            ),
             Codec::Bytea => push::value(
                 out,
                 Value::Bytea(Bytes::from(misc::parse_bytea(b).map_err(bad)?)),
@@ -319,7 +326,7 @@ mod tests {
         let reg = TypeRegistry::new();
         let codec = Codec::of(oid);
         let mut out = vec![Value::Null];
-        let got = codec.push_text(oid, bytes, &reg, &mut out);
+        let got = codec.push_text(oid, bytes, &reg, &mut DateMemo::default(), &mut out);
         let want = decode_text(oid, -1, bytes, &reg);
         match (got, want) {
             (Ok(()), Ok(w)) => {

@@ -535,6 +535,31 @@ fn digit(b: u8) -> u32 {
     u32::from(b.wrapping_sub(b'0'))
 }
 
+/// The day count of the last `YYYY-MM-DD` date read through it.
+///
+/// The timestamps of consecutive rows mostly fall on the same day, so the fast paths of
+/// [`parse_timestamp_memo`] and [`parse_date_memo`] reuse the day count when the ten date
+/// characters are the same, instead of checking and converting them again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DateMemo {
+    last: Option<([u8; 10], i64)>,
+}
+
+impl DateMemo {
+    /// The day count of `date` (as [`fast_ymd`] gives it), remembered.
+    #[inline]
+    fn days(&mut self, date: &[u8; 10]) -> Option<i64> {
+        if let Some((text, days)) = &self.last
+            && text == date
+        {
+            return Some(*days);
+        }
+        let days = fast_ymd(date)?;
+        self.last = Some((*date, days));
+        Some(days)
+    }
+}
+
 /// `YYYY-MM-DD` with a four-digit year from 1 to 9999 (AD), validated → days since
 /// 2000-01-01; `None` for anything else (left to the general parser).
 #[inline(always)]
@@ -567,8 +592,8 @@ fn fast_ymd(s: &[u8; 10]) -> Option<i64> {
 
 /// The common `date` text `YYYY-MM-DD` (year 1 to 9999); `None` for anything else.
 #[inline]
-fn parse_date_fast(s: &[u8]) -> Option<Date> {
-    let days = fast_ymd(s.try_into().ok()?)?;
+fn parse_date_fast(s: &[u8], memo: &mut DateMemo) -> Option<Date> {
+    let days = memo.days(s.try_into().ok()?)?;
     // Four-digit years are far inside the `i32` range.
     i32::try_from(days).ok().map(Date)
 }
@@ -578,9 +603,9 @@ fn parse_date_fast(s: &[u8]) -> Option<Date> {
 /// 9999, hour below 24). `None` for anything else, which the general parser handles (and
 /// refuses when invalid): whenever this returns a value, the general parser returns the same.
 #[inline]
-fn parse_timestamp_fast(s: &[u8], with_offset: bool) -> Option<Timestamp> {
+fn parse_timestamp_fast(s: &[u8], with_offset: bool, memo: &mut DateMemo) -> Option<Timestamp> {
     let (date, rest) = s.split_first_chunk::<10>()?;
-    let days = fast_ymd(date)?;
+    let days = memo.days(date)?;
     let (time, mut rest) = rest.split_first_chunk::<9>()?;
     let [b' ', h0, h1, b':', mi0, mi1, b':', s0, s1] = *time else {
         return None;
@@ -661,7 +686,13 @@ fn parse_timestamp_fast(s: &[u8], with_offset: bool) -> Option<Timestamp> {
 
 /// Parses `date` text: `2024-02-29`, `0001-01-01 BC`, `5874897-12-31`, `infinity`.
 pub(crate) fn parse_date(s: &[u8]) -> PResult<Date> {
-    if let Some(d) = parse_date_fast(s) {
+    parse_date_memo(s, &mut DateMemo::default())
+}
+
+/// [`parse_date`], reusing the day count of `memo`'s last date when `s` is the same date.
+#[inline]
+pub(crate) fn parse_date_memo(s: &[u8], memo: &mut DateMemo) -> PResult<Date> {
+    if let Some(d) = parse_date_fast(s, memo) {
         return Ok(d);
     }
     match s {
@@ -710,7 +741,18 @@ pub(crate) fn parse_timetz(s: &[u8]) -> PResult<TimeTz> {
 /// Parses `timestamp` (`with_offset == false`) or `timestamptz` text and returns UTC
 /// microseconds since 2000-01-01.
 pub(crate) fn parse_timestamp(s: &[u8], with_offset: bool) -> PResult<Timestamp> {
-    if let Some(ts) = parse_timestamp_fast(s, with_offset) {
+    parse_timestamp_memo(s, with_offset, &mut DateMemo::default())
+}
+
+/// [`parse_timestamp`], reusing the day count of `memo`'s last date when `s` starts with the
+/// same date.
+#[inline]
+pub(crate) fn parse_timestamp_memo(
+    s: &[u8],
+    with_offset: bool,
+    memo: &mut DateMemo,
+) -> PResult<Timestamp> {
+    if let Some(ts) = parse_timestamp_fast(s, with_offset, memo) {
         return Ok(ts);
     }
     parse_timestamp_general(s, with_offset)
@@ -1136,7 +1178,7 @@ mod tests {
             ("2024-03-01 08:00:37.000001", false),
             ("1900-02-28 12:00:00.1", false),
         ] {
-            let fast = parse_timestamp_fast(s.as_bytes(), tz);
+            let fast = parse_timestamp_fast(s.as_bytes(), tz, &mut DateMemo::default());
             assert!(fast.is_some(), "{s}");
             assert_eq!(
                 fast.map(Ok),
@@ -1160,12 +1202,22 @@ mod tests {
             ("12024-02-29 08:15:01", false),
             ("2024-02-29 8:15:01", false),
         ] {
-            assert_eq!(parse_timestamp_fast(s.as_bytes(), tz), None, "{s}");
+            assert_eq!(
+                parse_timestamp_fast(s.as_bytes(), tz, &mut DateMemo::default()),
+                None,
+                "{s}"
+            );
         }
-        assert_eq!(parse_date_fast(b"2024-02-29"), Some(Date(8825)));
-        assert_eq!(parse_date_fast(b"2023-02-29"), None);
         assert_eq!(
-            parse_date_fast(b"0001-01-01"),
+            parse_date_fast(b"2024-02-29", &mut DateMemo::default()),
+            Some(Date(8825))
+        );
+        assert_eq!(
+            parse_date_fast(b"2023-02-29", &mut DateMemo::default()),
+            None
+        );
+        assert_eq!(
+            parse_date_fast(b"0001-01-01", &mut DateMemo::default()),
             parse_date_general(b"0001-01-01").ok()
         );
     }
@@ -1218,10 +1270,26 @@ mod tests {
             #[test]
             fn fast_timestamp_is_general(s in timestampish(), tz in any::<bool>()) {
                 let general = parse_timestamp_general(&s, tz);
-                if let Some(fast) = parse_timestamp_fast(&s, tz) {
+                if let Some(fast) = parse_timestamp_fast(&s, tz, &mut DateMemo::default()) {
                     prop_assert_eq!(Ok(fast), general);
                 }
                 prop_assert_eq!(parse_timestamp(&s, tz), general);
+            }
+
+            /// A memo primed by any earlier timestamps changes no result.
+            #[test]
+            fn memo_changes_nothing(
+                seq in prop::collection::vec((timestampish(), any::<bool>()), 1..8),
+            ) {
+                let mut memo = DateMemo::default();
+                for (s, tz) in &seq {
+                    prop_assert_eq!(
+                        parse_timestamp_memo(s, *tz, &mut memo),
+                        parse_timestamp_general(s, *tz)
+                    );
+                    let date = s.get(..10).unwrap_or(s);
+                    prop_assert_eq!(parse_date_memo(date, &mut memo), parse_date_general(date));
+                }
             }
 
             #[test]
@@ -1241,7 +1309,7 @@ mod tests {
                     b[i] = x;
                 }
                 let general = parse_date_general(&b);
-                if let Some(fast) = parse_date_fast(&b) {
+                if let Some(fast) = parse_date_fast(&b, &mut DateMemo::default()) {
                     prop_assert_eq!(Ok(fast), general);
                 }
                 prop_assert_eq!(parse_date(&b), general);

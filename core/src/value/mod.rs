@@ -39,7 +39,7 @@
 mod array;
 mod binary;
 mod codec;
-mod datetime;
+pub(crate) mod datetime;
 mod json;
 mod misc;
 mod numeric;
