@@ -239,6 +239,40 @@ mod assemble {
         }
     }
 
+    /// The Relation message of table `public.t` (oid 1) with `columns`.
+    fn table_t(columns: Vec<Column>) -> PgOutputMessage {
+        PgOutputMessage::Relation(RelationBody {
+            xid: None,
+            oid: Oid(1),
+            namespace: "public".into(),
+            name: "t".into(),
+            replica_identity: ReplicaIdentity::Default,
+            columns,
+        })
+    }
+
+    /// The Commit of the plain transaction whose commit LSN is `lsn` (ending at `lsn` + 8).
+    fn commit_at(lsn: Lsn) -> PgOutputMessage {
+        PgOutputMessage::Commit {
+            flags: 0,
+            commit_lsn: lsn,
+            end_lsn: Lsn(lsn.0 + 8),
+            commit_time: 0,
+        }
+    }
+
+    /// Feeds `msgs` to `p` (all at `lsn`) and returns the events they produced.
+    fn feed(p: &mut Pipeline, msgs: &[PgOutputMessage], lsn: Lsn) -> Vec<PipelineEvent> {
+        let mut events = Vec::new();
+        for m in msgs {
+            p.handle_xlog(&encoded(m), lsn, lsn).unwrap();
+            while let Some(e) = p.poll_event() {
+                events.push(e);
+            }
+        }
+        events
+    }
+
     /// A row change of table `t (id int4 key, v text)`.
     #[derive(Clone, Debug)]
     enum RowOp {
@@ -424,19 +458,12 @@ mod assemble {
             max in 1usize..6,
         ) {
             let mut p = Pipeline::new("s", PipelineConfig::default().with_max_batch_changes(max));
-            let rel = PgOutputMessage::Relation(RelationBody {
-                xid: None,
-                oid: Oid(1),
-                namespace: "public".into(),
-                name: "t".into(),
-                replica_identity: ReplicaIdentity::Default,
-                columns: vec![Column {
-                    flags: 1,
-                    name: "id".into(),
-                    type_oid: Oid(23),
-                    type_modifier: -1,
-                }],
-            });
+            let rel = table_t(vec![Column {
+                flags: 1,
+                name: "id".into(),
+                type_oid: Oid(23),
+                type_modifier: -1,
+            }]);
             let mut batches: Vec<TransactionBatch> = Vec::new();
             let mut next_id = 0u32;
             for (t, &n) in txns.iter().enumerate() {
@@ -455,19 +482,11 @@ mod assemble {
                         new: TupleData::from_values([ColumnValue::Text(id.as_bytes())]).unwrap(),
                     });
                 }
-                msgs.push(PgOutputMessage::Commit {
-                    flags: 0,
-                    commit_lsn: lsn,
-                    end_lsn: Lsn(lsn.0 + 8),
-                    commit_time: 0,
-                });
-                for m in &msgs {
-                    p.handle_xlog(&encoded(m), lsn, lsn).unwrap();
-                    while let Some(e) = p.poll_event() {
-                        match e {
-                            PipelineEvent::Transaction(b) => batches.push(b),
-                            other => prop_assert!(false, "unexpected {other:?}"),
-                        }
+                msgs.push(commit_at(lsn));
+                for e in feed(&mut p, &msgs, lsn) {
+                    match e {
+                        PipelineEvent::Transaction(b) => batches.push(b),
+                        other => prop_assert!(false, "unexpected {other:?}"),
                     }
                 }
                 prop_assert_eq!(p.last_end_lsn(), Some(Lsn(lsn.0 + 8)));
@@ -501,17 +520,10 @@ mod assemble {
             max in 1usize..12,
         ) {
             let mut p = Pipeline::new("s", PipelineConfig::default().with_max_batch_changes(max));
-            let rel = PgOutputMessage::Relation(RelationBody {
-                xid: None,
-                oid: Oid(1),
-                namespace: "public".into(),
-                name: "t".into(),
-                replica_identity: ReplicaIdentity::Default,
-                columns: vec![
-                    Column { flags: 1, name: "id".into(), type_oid: Oid(23), type_modifier: -1 },
-                    Column { flags: 0, name: "v".into(), type_oid: Oid(25), type_modifier: -1 },
-                ],
-            });
+            let rel = table_t(vec![
+                Column { flags: 1, name: "id".into(), type_oid: Oid(23), type_modifier: -1 },
+                Column { flags: 0, name: "v".into(), type_oid: Oid(25), type_modifier: -1 },
+            ]);
             let mut want = Vec::new();
             let mut got = Vec::new();
             for (t, (two_phase, ops)) in txns.iter().enumerate() {
@@ -553,20 +565,12 @@ mod assemble {
                         gid,
                     });
                 } else {
-                    msgs.push(PgOutputMessage::Commit {
-                        flags: 0,
-                        commit_lsn: lsn,
-                        end_lsn: Lsn(lsn.0 + 8),
-                        commit_time: 0,
-                    });
+                    msgs.push(commit_at(lsn));
                 }
-                for m in &msgs {
-                    p.handle_xlog(&encoded(m), lsn, lsn).unwrap();
-                    while let Some(e) = p.poll_event() {
-                        if let PipelineEvent::Transaction(b) = e {
-                            prop_assert!(b.changes.len() <= max);
-                            got.extend(b.changes.iter().map(describe));
-                        }
+                for e in feed(&mut p, &msgs, lsn) {
+                    if let PipelineEvent::Transaction(b) = e {
+                        prop_assert!(b.changes.len() <= max);
+                        got.extend(b.changes.iter().map(describe));
                     }
                 }
             }

@@ -11,29 +11,17 @@
 //! `/dev/null`: the server's decoding and the network alone), and a pgcdc source reads the
 //! second (decoded, typed changes delivered to a subscriber, acknowledged).
 
+#[path = "speed/mod.rs"]
+mod speed;
+
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use pgcdc_testkit::{Cluster, SCRAM_USER, TRUST_USER};
-use pgcdc_tokio::core::model::SourceChange;
-use pgcdc_tokio::{PostgresReplicationSource, SslMode};
+use pgcdc_testkit::TRUST_USER;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let rows: u64 = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
-    let batches = rows.div_ceil(1000);
-    eprintln!("starting a throwaway PostgreSQL …");
-    let cluster = Cluster::builder().tls(false).start()?;
-    cluster.create_database("speed")?;
-    cluster.psql(
-        "speed",
-        "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, amount numeric(12,2),
-           note text, created_at timestamptz, status varchar(20), paid bool);
-         CREATE PUBLICATION speed_pub FOR TABLE orders;",
-    )?;
+fn main() -> speed::Result<()> {
+    let rows = speed::rows_arg()?;
+    let cluster = speed::cluster_with_orders()?;
     // A slot cannot be created in a transaction that wrote: one statement each.
     for slot in ["raw_slot", "pgcdc_slot"] {
         cluster.psql(
@@ -48,15 +36,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "DO $$
              BEGIN
                FOR b IN 0..{last} LOOP
-                 INSERT INTO orders
-                 SELECT g, g % 5000, (g % 100000) / 100.0, 'order number ' || g,
-                        timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
-                        CASE WHEN g % 3 = 0 THEN 'shipped' ELSE 'new' END, g % 2 = 0
-                 FROM generate_series(b * 1000 + 1::bigint, least(b * 1000 + 1000, {rows})) g;
+                 {insert};
                  COMMIT;
                END LOOP;
              END $$",
-            last = batches - 1,
+            last = rows.div_ceil(1000) - 1,
+            insert = speed::insert_orders(
+                "b * 1000 + 1::bigint",
+                &format!("least(b * 1000 + 1000, {rows})")
+            ),
         ),
     )?;
     let end_lsn = cluster.psql("speed", "SELECT pg_current_wal_lsn()")?;
@@ -74,41 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("pg_recvlogical failed: {status}").into());
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let (secs, n) = rt.block_on(async {
-        let source = PostgresReplicationSource::builder("speed")
-            .with_host(cluster.host())
-            .with_port(cluster.port())
-            .with_database("speed")
-            .with_user(SCRAM_USER.name)
-            .with_password(SCRAM_USER.password.unwrap_or_default())
-            .with_ssl_mode(SslMode::Disable)
-            .with_slot_name("pgcdc_slot")
-            .with_publication_name("speed_pub")
-            .with_auto_start(false)
-            .build()?;
-        let mut sub = source.subscribe();
-        let t = Instant::now();
-        source.start().await?;
-        let mut n = 0u64;
-        while n < rows {
-            let Ok(Some(b)) = tokio::time::timeout(Duration::from_secs(120), sub.recv()).await
-            else {
-                return Err::<_, Box<dyn std::error::Error>>("the stream stalled".into());
-            };
-            n += b
-                .changes
-                .iter()
-                .filter(|c| matches!(c, SourceChange::Insert { .. }))
-                .count() as u64;
-        }
-        let secs = t.elapsed().as_secs_f64();
-        source.stop().await?;
-        Ok((secs, n))
-    })?;
+    let (secs, n) = speed::read_rows(&cluster, "pgcdc_slot", false, rows, speed::inserts)?;
     println!("rows: {rows} (transactions of 1000)");
     println!(
         "pg_recvlogical, raw pgoutput to /dev/null: {raw_secs:.2} s, {:.0} rows/s",
