@@ -535,6 +535,13 @@ fn digit(b: u8) -> u32 {
     u32::from(b.wrapping_sub(b'0'))
 }
 
+/// The values of `N` ASCII digits; `None` when one is not a digit.
+#[inline(always)]
+fn digits<const N: usize>(b: [u8; N]) -> Option<[u32; N]> {
+    let ds = b.map(digit);
+    ds.iter().all(|&d| d <= 9).then_some(ds)
+}
+
 /// The day count of the last `YYYY-MM-DD` date read through it.
 ///
 /// The timestamps of consecutive rows mostly fall on the same day, so the fast paths of
@@ -567,20 +574,7 @@ fn fast_ymd(s: &[u8; 10]) -> Option<i64> {
     let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *s else {
         return None;
     };
-    let ds = [
-        digit(y0),
-        digit(y1),
-        digit(y2),
-        digit(y3),
-        digit(m0),
-        digit(m1),
-        digit(d0),
-        digit(d1),
-    ];
-    if ds.iter().any(|&d| d > 9) {
-        return None;
-    }
-    let [y0, y1, y2, y3, m0, m1, d0, d1] = ds;
+    let [y0, y1, y2, y3, m0, m1, d0, d1] = digits([y0, y1, y2, y3, m0, m1, d0, d1])?;
     let y = y0 * 1000 + y1 * 100 + y2 * 10 + y3;
     let m = m0 * 10 + m1;
     let d = d0 * 10 + d1;
@@ -610,18 +604,7 @@ fn parse_timestamp_fast(s: &[u8], with_offset: bool, memo: &mut DateMemo) -> Opt
     let [b' ', h0, h1, b':', mi0, mi1, b':', s0, s1] = *time else {
         return None;
     };
-    let ds = [
-        digit(h0),
-        digit(h1),
-        digit(mi0),
-        digit(mi1),
-        digit(s0),
-        digit(s1),
-    ];
-    if ds.iter().any(|&d| d > 9) {
-        return None;
-    }
-    let [h0, h1, mi0, mi1, s0, s1] = ds;
+    let [h0, h1, mi0, mi1, s0, s1] = digits([h0, h1, mi0, mi1, s0, s1])?;
     let (h, mi, sec) = (h0 * 10 + h1, mi0 * 10 + mi1, s0 * 10 + s1);
     if h > 23 || mi > 59 || sec > 59 {
         return None;

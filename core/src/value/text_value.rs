@@ -78,19 +78,12 @@ impl PgText {
         matches!(self.0, Repr::Inline { .. })
     }
 
-    /// The string of `bytes`, or `None` when they are not UTF-8.
-    ///
-    /// Short ASCII (most column values) is copied inline after a word-at-a-time ASCII check,
-    /// which costs a fraction of the general UTF-8 validation.
+    /// The string of `bytes`, or `None` when they are not UTF-8 (see
+    /// [`set_utf8`](Self::set_utf8)).
     #[inline]
     pub(crate) fn from_utf8(bytes: &[u8]) -> Option<PgText> {
-        if bytes.len() <= INLINE_CAP && bytes.is_ascii() {
-            let mut buf = [0; INLINE_CAP];
-            buf.get_mut(..bytes.len())?.copy_from_slice(bytes);
-            let len = u8::try_from(bytes.len()).ok()?;
-            return Some(PgText(Repr::Inline { len, buf }));
-        }
-        std::str::from_utf8(bytes).ok().map(PgText::from)
+        let mut t = PgText::new();
+        t.set_utf8(bytes).then_some(t)
     }
 
     /// Sets the string to `bytes` and returns `true` when they are UTF-8; `false` (and the
