@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::keys::{ColInfo, RelInfo};
 use crate::model::{ElementPropertyMap, ElementValue};
-use crate::pgoutput::{ColumnValue, OldTuple, TupleRef};
+use crate::pgoutput::{ColumnValue, DecodeError, OldTuple, TupleReader, TupleRef};
 use crate::value::TypeRegistry;
 use crate::value::datetime::DateMemo;
 
@@ -144,6 +144,37 @@ impl Converter<'_> {
             .finish(names),
             Vec::new(),
         )
+    }
+
+    /// [`row`](Self::row) of a new tuple being read from `payload` by `columns`, each column
+    /// converted as it is read (one pass over the payload). The caller has checked that the
+    /// tuple has as many columns as the relation.
+    #[inline]
+    pub(crate) fn row_from(
+        &mut self,
+        rel: &RelInfo,
+        columns: &mut TupleReader<'_, '_, '_>,
+        payload: &[u8],
+    ) -> Result<(ElementPropertyMap, Vec<Arc<str>>), DecodeError> {
+        let names = rel.names.clone();
+        let mut values = Vec::with_capacity(rel.columns.len());
+        for (i, col) in rel.columns.iter().enumerate() {
+            let Some(v) = columns.next_value()? else {
+                break;
+            };
+            if !self.push(col, v, &mut values) {
+                columns.read_rest()?;
+                return Ok(self.row_with_toast(rel, columns.tuple(payload), None, i, values));
+            }
+        }
+        Ok((
+            RowBuilder {
+                values,
+                own_names: None,
+            }
+            .finish(names),
+            Vec::new(),
+        ))
     }
 
     /// [`row`](Self::row) from column `from` on, which was sent as unchanged TOAST; `values`

@@ -82,6 +82,8 @@ mod convert;
 mod flow;
 mod keys;
 mod rows;
+#[cfg(test)]
+mod tests;
 mod txn;
 mod types;
 
@@ -102,7 +104,7 @@ use txn::{OpenTx, PreparedTx, StreamTx};
 
 use crate::lsn::Lsn;
 use crate::model::{LogicalMessage, SourceChange, TxInfo};
-use crate::pgoutput::{Decoder, Oid, PgOutputMessage, RelationCache, TupleRef, Xid};
+use crate::pgoutput::{Cell, Decoder, Oid, PgOutputMessage, RelationCache, TupleRef, Xid};
 use crate::value::datetime::DateMemo;
 use crate::value::{TypeOid, TypeRegistry};
 
@@ -206,6 +208,8 @@ pub struct Pipeline {
     tx_size_hint: usize,
     /// The last date parsed in a row, reused by the timestamps of the same day.
     dates: DateMemo,
+    /// The cells of the tuple being read by the row fast path.
+    cells: Vec<Cell>,
     /// An empty buffer with room for the next transaction's changes, made at the last
     /// Commit.
     spare_changes: Vec<SourceChange>,
@@ -254,6 +258,7 @@ impl Pipeline {
             stats: PipelineStats::default(),
             tx_size_hint: 0,
             dates: DateMemo::default(),
+            cells: Vec::new(),
             spare_changes: Vec::new(),
         }
     }
@@ -417,8 +422,25 @@ impl Pipeline {
         wal_start: Lsn,
         wal_end: Lsn,
     ) -> Result<(), AssembleError> {
+        self.handle_payload::<true>(payload, wal_start, wal_end)
+    }
+
+    /// [`handle_xlog`](Self::handle_xlog); with `FAST` false every message takes the general
+    /// path (decoded whole, then handled), which tests compare the fast paths against.
+    #[inline(always)]
+    fn handle_payload<const FAST: bool>(
+        &mut self,
+        payload: &Bytes,
+        wal_start: Lsn,
+        wal_end: Lsn,
+    ) -> Result<(), AssembleError> {
         self.last_received = self.last_received.max(wal_start).max(wal_end);
-        let result = if let Some(b'I' | b'U' | b'D') = payload.first() {
+        let result = if FAST
+            && let Some(head) = self.decoder.new_row_head(payload)
+            && let Some(result) = self.new_row(payload, head)
+        {
+            result
+        } else if FAST && let Some(b'I' | b'U' | b'D') = payload.first() {
             // Row changes, the bulk of the stream, are read in place: no message is built and
             // the payload is only borrowed.
             let row = self.decoder.decode_row(payload)?;

@@ -7,7 +7,8 @@ use super::keys::KeySource;
 use super::{AssembleError, Pipeline};
 use crate::model::{Element, ElementMetadata, ElementReference, SourceChange, TxInfo};
 use crate::pgoutput::{
-    Oid, OldTuple, RelationBody, RowMessage, SchemaChange, TupleData, TupleRef, Xid,
+    NewRowHead, Oid, OldTuple, RelationBody, RowMessage, SchemaChange, TupleData, TupleReader,
+    TupleRef, Xid,
 };
 
 /// Adds the change `$change` (an expression evaluated once) of (sub)transaction `$sub`, like
@@ -94,6 +95,82 @@ impl Pipeline {
                 result
             }
         }
+    }
+
+    /// An Insert, or an Update with only its new tuple, whose header is `head`: the tuple is
+    /// read from `payload` and converted column by column in one pass (the fast path of
+    /// [`handle_xlog`](Pipeline::handle_xlog)).
+    ///
+    /// `None`, with nothing changed, when the message is outside a transaction, of an unknown
+    /// relation, or its tuple does not start with the relation's column count: the general
+    /// path handles it and reports what is wrong exactly as for any other message.
+    #[inline]
+    pub(super) fn new_row(
+        &mut self,
+        payload: &[u8],
+        head: NewRowHead<'_>,
+    ) -> Option<Result<(), AssembleError>> {
+        let NewRowHead {
+            update,
+            xid: sub,
+            rel: oid,
+            mut reader,
+        } = head;
+        let tx = self.target(if update { "Update" } else { "Insert" }).ok()?;
+        let rel = self.rel_info.get(&oid)?;
+        let mut columns = TupleReader::new(&mut reader, &mut self.cells).ok()?;
+        if columns.len() != rel.columns.len() {
+            return None;
+        }
+        // Reference counts first, before the row's values are written (see `Converter::row`).
+        let (source_id, labels) = (self.source_id.clone(), rel.labels.clone());
+        let fallbacks = self.stats.fallback_values;
+        let converted = Converter {
+            registry: &self.registry,
+            fallbacks: &mut self.stats.fallback_values,
+            dates: &mut self.dates,
+        }
+        .row_from(rel, &mut columns, payload)
+        .and_then(|row| columns.finish().map(|()| row));
+        let (properties, unchanged_toast) = match converted {
+            Ok(row) => row,
+            Err(e) => {
+                // A message that does not decode counts nothing.
+                self.stats.fallback_values = fallbacks;
+                return Some(Err(e.into()));
+            }
+        };
+        self.stats.messages += 1;
+        let id = self
+            .ids
+            .element_id(rel, columns.tuple(payload), None, &self.registry);
+        let element = Element::Node {
+            metadata: metadata(source_id, labels, id, &tx),
+            properties,
+        };
+        if update {
+            emit!(
+                self,
+                sub,
+                SourceChange::Update {
+                    element,
+                    old: None,
+                    unchanged_toast,
+                    tx,
+                }
+            );
+        } else {
+            emit!(
+                self,
+                sub,
+                SourceChange::Insert {
+                    element,
+                    unchanged_toast,
+                    tx,
+                }
+            );
+        }
+        Some(Ok(()))
     }
 
     pub(super) fn insert(

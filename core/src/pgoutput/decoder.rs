@@ -300,6 +300,18 @@ fn expect_new(r: &mut Reader<'_>) -> Result<(), DecodeError> {
     }
 }
 
+/// An Insert, or an Update that carries only its new tuple, read up to that tuple.
+pub(crate) struct NewRowHead<'a> {
+    /// An Update (else an Insert).
+    pub(crate) update: bool,
+    /// The (sub)transaction, inside a stream block.
+    pub(crate) xid: Option<Xid>,
+    /// The relation.
+    pub(crate) rel: Oid,
+    /// Positioned at the new tuple.
+    pub(crate) reader: Reader<'a>,
+}
+
 /// A parsed Insert, Update or Delete whose tuples are not yet attached to the payload.
 pub(crate) enum RowMessage {
     /// `I`.
@@ -344,6 +356,31 @@ impl Decoder {
                 byte,
             }),
             None => Err(DecodeError::Empty { layer: "pgoutput" }),
+        }
+    }
+
+    /// Reads an Insert, or an Update without an old tuple, up to its new tuple, for the caller
+    /// to read that tuple column by column. `None` for any other message, and for one whose
+    /// header does not read: [`decode_row`](Self::decode_row) reads those whole (and reports
+    /// what is wrong).
+    #[inline]
+    pub(crate) fn new_row_head<'a>(&self, payload: &'a [u8]) -> Option<NewRowHead<'a>> {
+        let update = match payload.first() {
+            Some(b'I') => false,
+            Some(b'U') => true,
+            _ => return None,
+        };
+        let mut reader = Reader::new(payload, 1, if update { "Update" } else { "Insert" });
+        let xid = stream_xid(&mut reader, self.stream.is_some()).ok()?;
+        let rel = reader.oid().ok()?;
+        match reader.u8() {
+            Ok(b'N') => Some(NewRowHead {
+                update,
+                xid,
+                rel,
+                reader,
+            }),
+            _ => None,
         }
     }
 

@@ -51,11 +51,11 @@ mod tuple;
 mod xlog;
 
 pub use decoder::Decoder;
-pub(crate) use decoder::RowMessage;
+pub(crate) use decoder::{NewRowHead, RowMessage};
 pub use error::{DecodeError, EncodeError};
 pub use messages::{Column, OldTuple, PgOutputMessage, RelationBody, ReplicaIdentity};
 pub use relation::{RelationCache, SchemaChange, SchemaDiff, TypeCache, TypeInfo};
-pub(crate) use tuple::TupleRef;
+pub(crate) use tuple::{Cell, TupleReader, TupleRef};
 pub use tuple::{ColumnValue, TupleData, TupleIter};
 pub use xlog::{ReplicationMessage, StandbyStatusUpdate, parse_copy_data};
 

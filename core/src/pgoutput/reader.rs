@@ -173,6 +173,18 @@ impl<'a> Reader<'a> {
         Ok(start..self.pos)
     }
 
+    /// The next `n` bytes.
+    #[inline]
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(b) => {
+                self.pos += n;
+                Ok(b)
+            }
+            None => Err(self.truncated(n)),
+        }
+    }
+
     /// A NUL-terminated string, without its NUL.
     #[inline]
     pub(crate) fn cstr(&mut self) -> Result<&'a [u8], DecodeError> {

@@ -328,16 +328,10 @@ impl CellPool {
     /// Larger tables (in cells) are freed rather than kept.
     const MAX_CELLS: usize = 1024;
 
-    /// An empty table with room for at least `n` cells.
+    /// A table, empty or not (the reader clears it).
     #[inline]
-    fn take(&mut self, n: usize) -> Vec<Cell> {
-        match self.spare.pop() {
-            Some(mut cells) => {
-                cells.reserve(n);
-                cells
-            }
-            None => Vec::with_capacity(n),
-        }
+    fn take(&mut self) -> Vec<Cell> {
+        self.spare.pop().unwrap_or_default()
     }
 
     /// Keeps the cell table of `tuple` for reuse.
@@ -430,46 +424,131 @@ pub(crate) fn parse_tuple(
     r: &mut Reader<'_>,
     pool: &mut CellPool,
 ) -> Result<RawTuple, DecodeError> {
-    let start = r.pos();
-    if r.remaining() > u32::MAX as usize {
-        return Err(DecodeError::TooLarge {
-            message: r.message(),
-            len: r.remaining(),
-        });
-    }
-    let ncols = r.i16()?;
-    let ncols = match u16::try_from(ncols) {
-        Ok(n) => usize::from(n),
-        Err(_) => return Err(r.negative("column count", i64::from(ncols), start)),
-    };
-    // Every column takes at least its kind byte, so a lying count cannot over-allocate.
-    let mut cells = pool.take(ncols.min(r.remaining()));
-    for _ in 0..ncols {
-        let at = r.pos();
-        let kind = match r.u8()? {
-            b'n' => Kind::Null,
-            b'u' => Kind::Unchanged,
-            b't' => Kind::Text,
-            b'b' => Kind::Binary,
-            other => return Err(r.invalid_byte("column kind", other, at)),
+    let mut cells = pool.take();
+    let mut columns = TupleReader::new(r, &mut cells)?;
+    let range = columns.read_rest()?;
+    Ok(RawTuple { range, cells })
+}
+
+/// Reads a TupleData one column at a time, straight from the payload, noting where each
+/// column lies so that the tuple can then be read again at random ([`tuple`](Self::tuple)).
+///
+/// The row fast path converts each column as it is read, in a single pass over the payload;
+/// [`parse_tuple`] reads them all at once. Either way the tuple is checked the same way: no
+/// length is used before it is checked against the bytes left.
+pub(crate) struct TupleReader<'r, 'a, 'c> {
+    r: &'r mut Reader<'a>,
+    /// Where the tuple starts (its column count) in the payload.
+    start: usize,
+    /// Columns not read yet.
+    left: usize,
+    /// One per column read, offsets relative to `start`.
+    cells: &'c mut Vec<Cell>,
+}
+
+impl<'r, 'a, 'c> TupleReader<'r, 'a, 'c> {
+    /// Reads the column count at the position of `r`; `cells` is cleared and will hold the
+    /// cells of the columns read.
+    #[inline(always)]
+    pub(crate) fn new(
+        r: &'r mut Reader<'a>,
+        cells: &'c mut Vec<Cell>,
+    ) -> Result<Self, DecodeError> {
+        let start = r.pos();
+        if r.remaining() > u32::MAX as usize {
+            return Err(DecodeError::TooLarge {
+                message: r.message(),
+                len: r.remaining(),
+            });
+        }
+        let ncols = r.i16()?;
+        let ncols = match u16::try_from(ncols) {
+            Ok(n) => usize::from(n),
+            Err(_) => return Err(r.negative("column count", i64::from(ncols), start)),
         };
-        let (rel_start, len) = match kind {
-            Kind::Text | Kind::Binary => {
-                let len = r.u32()?;
-                let range = r.range(len as usize)?;
-                // In bounds of a payload checked to be < 4 GiB above.
-                ((range.start - start) as u32, len)
+        cells.clear();
+        // Every column takes at least its kind byte, so a lying count cannot over-allocate.
+        cells.reserve(ncols.min(r.remaining()));
+        Ok(TupleReader {
+            r,
+            start,
+            left: ncols,
+            cells,
+        })
+    }
+
+    /// The number of columns the tuple says it has.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.cells.len() + self.left
+    }
+
+    /// The next column's value; `None` after the last.
+    #[inline(always)]
+    pub(crate) fn next_value(&mut self) -> Result<Option<ColumnValue<'a>>, DecodeError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let at = self.r.pos();
+        let (cell, value) = match self.r.u8()? {
+            b'n' => (Kind::Null, ColumnValue::Null),
+            b'u' => (Kind::Unchanged, ColumnValue::UnchangedToast),
+            kind @ (b't' | b'b') => {
+                let len = self.r.u32()?;
+                // In bounds of a payload checked to be < 4 GiB in `new`.
+                let start = (self.r.pos() - self.start) as u32;
+                let data = self.r.bytes(len as usize)?;
+                let value = if kind == b't' {
+                    ColumnValue::Text(data)
+                } else {
+                    ColumnValue::Binary(data)
+                };
+                let kind = if kind == b't' {
+                    Kind::Text
+                } else {
+                    Kind::Binary
+                };
+                self.push(Cell { kind, start, len });
+                self.left -= 1;
+                return Ok(Some(value));
             }
-            Kind::Null | Kind::Unchanged => ((r.pos() - start) as u32, 0),
+            other => return Err(self.r.invalid_byte("column kind", other, at)),
         };
-        cells.push(Cell {
-            kind,
-            start: rel_start,
-            len,
+        self.push(Cell {
+            kind: cell,
+            start: (self.r.pos() - self.start) as u32,
+            len: 0,
         });
+        self.left -= 1;
+        Ok(Some(value))
     }
-    Ok(RawTuple {
-        range: start..r.pos(),
-        cells,
-    })
+
+    #[inline(always)]
+    fn push(&mut self, cell: Cell) {
+        self.cells.push(cell);
+    }
+
+    /// Reads the columns not read yet and returns the tuple's range in the payload.
+    #[inline]
+    pub(crate) fn read_rest(&mut self) -> Result<Range<usize>, DecodeError> {
+        while self.next_value()?.is_some() {}
+        Ok(self.start..self.r.pos())
+    }
+
+    /// Reads the columns not read yet and succeeds when nothing follows the tuple in the
+    /// payload.
+    #[inline]
+    pub(crate) fn finish(&mut self) -> Result<(), DecodeError> {
+        self.read_rest()?;
+        self.r.finish()
+    }
+
+    /// The columns read so far, at random, in `payload` (the buffer being read).
+    #[inline]
+    pub(crate) fn tuple<'t>(&'t self, payload: &'t [u8]) -> TupleRef<'t> {
+        TupleRef {
+            raw: payload.get(self.start..self.r.pos()).unwrap_or_default(),
+            cells: self.cells,
+        }
+    }
 }
