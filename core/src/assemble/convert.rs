@@ -1,5 +1,6 @@
 //! Tuples to property maps.
 
+use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -39,6 +40,70 @@ impl<'a> OldRef<'a> {
         match self {
             OldRef::Key(t) | OldRef::Full(t) => t,
         }
+    }
+}
+
+/// A tuple's columns, read in order, for the row converters: either from a tuple already
+/// parsed ([`InOrder`]) or straight from the payload ([`TupleReader`], which may fail).
+pub(crate) trait Columns<'v> {
+    /// What reading a column can fail with.
+    type Error;
+    /// The next column's value; `None` after the last.
+    fn next_value(&mut self) -> Result<Option<ColumnValue<'v>>, Self::Error>;
+    /// The whole tuple, for reading at random (the columns not read yet are read first).
+    fn whole(&mut self) -> Result<TupleRef<'_>, Self::Error>;
+}
+
+/// The columns of a parsed tuple, in order.
+pub(crate) struct InOrder<'a> {
+    tuple: TupleRef<'a>,
+    next: usize,
+}
+
+impl<'a> InOrder<'a> {
+    #[inline]
+    pub(crate) fn new(tuple: TupleRef<'a>) -> Self {
+        InOrder { tuple, next: 0 }
+    }
+}
+
+impl<'a> Columns<'a> for InOrder<'a> {
+    type Error = Infallible;
+
+    #[inline(always)]
+    fn next_value(&mut self) -> Result<Option<ColumnValue<'a>>, Infallible> {
+        let v = self.tuple.get(self.next);
+        self.next += 1;
+        Ok(v)
+    }
+
+    #[inline]
+    fn whole(&mut self) -> Result<TupleRef<'_>, Infallible> {
+        Ok(self.tuple)
+    }
+}
+
+impl<'a> Columns<'a> for TupleReader<'_, 'a, '_> {
+    type Error = DecodeError;
+
+    #[inline(always)]
+    fn next_value(&mut self) -> Result<Option<ColumnValue<'a>>, DecodeError> {
+        TupleReader::next_value(self)
+    }
+
+    #[inline]
+    fn whole(&mut self) -> Result<TupleRef<'_>, DecodeError> {
+        self.read_rest()?;
+        Ok(self.tuple())
+    }
+}
+
+/// The value of a conversion that cannot fail.
+#[inline(always)]
+pub(crate) fn infallible<T>(result: Result<T, Infallible>) -> T {
+    match result {
+        Ok(t) => t,
+        Err(never) => match never {},
     }
 }
 
@@ -118,53 +183,28 @@ impl Converter<'_> {
         });
     }
 
-    /// The properties of a new row. Unchanged-TOAST columns are filled from `old_full` (an
-    /// `O` tuple) when it has a value; otherwise they are left out and their names returned.
-    #[inline]
-    pub(crate) fn row(
+    /// The properties of a new row, its columns read from `new`. Unchanged-TOAST columns are
+    /// filled from `old_full` (an `O` tuple) when it has a value; otherwise they are left out
+    /// and their names returned. The caller has checked that the tuple has as many columns as
+    /// the relation.
+    #[inline(always)]
+    pub(crate) fn row<'v, C: Columns<'v>>(
         &mut self,
         rel: &RelInfo,
-        new: TupleRef<'_>,
+        new: &mut C,
         old_full: Option<TupleRef<'_>>,
-    ) -> (ElementPropertyMap, Vec<Arc<str>>) {
+    ) -> Result<(ElementPropertyMap, Vec<Arc<str>>), C::Error> {
         // Reference counts are taken before the values are written: an atomic increment waits
         // for the stores before it to drain.
         let names = rel.names.clone();
         let mut values = Vec::with_capacity(rel.columns.len());
-        for (i, (col, v)) in rel.columns.iter().zip(new.iter()).enumerate() {
-            if !self.push(col, v, &mut values) {
-                return self.row_with_toast(rel, new, old_full, i, values);
-            }
-        }
-        (
-            RowBuilder {
-                values,
-                own_names: None,
-            }
-            .finish(names),
-            Vec::new(),
-        )
-    }
-
-    /// [`row`](Self::row) of a new tuple being read from `payload` by `columns`, each column
-    /// converted as it is read (one pass over the payload). The caller has checked that the
-    /// tuple has as many columns as the relation.
-    #[inline]
-    pub(crate) fn row_from(
-        &mut self,
-        rel: &RelInfo,
-        columns: &mut TupleReader<'_, '_, '_>,
-        payload: &[u8],
-    ) -> Result<(ElementPropertyMap, Vec<Arc<str>>), DecodeError> {
-        let names = rel.names.clone();
-        let mut values = Vec::with_capacity(rel.columns.len());
         for (i, col) in rel.columns.iter().enumerate() {
-            let Some(v) = columns.next_value()? else {
+            let Some(v) = new.next_value()? else {
                 break;
             };
             if !self.push(col, v, &mut values) {
-                columns.read_rest()?;
-                return Ok(self.row_with_toast(rel, columns.tuple(payload), None, i, values));
+                let new = new.whole()?;
+                return Ok(self.row_with_toast(rel, new, old_full, i, values));
             }
         }
         Ok((

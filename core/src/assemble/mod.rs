@@ -436,8 +436,8 @@ impl Pipeline {
     ) -> Result<(), AssembleError> {
         self.last_received = self.last_received.max(wal_start).max(wal_end);
         let result = if FAST
-            && let Some(head) = self.decoder.new_row_head(payload)
-            && let Some(result) = self.new_row(payload, head)
+            && let Some(head) = self.decoder.row_head(payload)
+            && let Some(result) = self.new_row_fast(head)
         {
             result
         } else if FAST && let Some(b'I' | b'U' | b'D') = payload.first() {

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use super::convert::{Converter, OldRef};
+use super::convert::{Converter, InOrder, OldRef, infallible};
 use super::keys::KeySource;
 use super::{AssembleError, Pipeline};
 use crate::model::{Element, ElementMetadata, ElementReference, SourceChange, TxInfo};
 use crate::pgoutput::{
-    NewRowHead, Oid, OldTuple, RelationBody, RowMessage, SchemaChange, TupleData, TupleReader,
+    Oid, OldTuple, RelationBody, RowHead, RowMessage, SchemaChange, TupleData, TupleReader,
     TupleRef, Xid,
 };
 
@@ -97,20 +97,16 @@ impl Pipeline {
         }
     }
 
-    /// An Insert, or an Update with only its new tuple, whose header is `head`: the tuple is
-    /// read from `payload` and converted column by column in one pass (the fast path of
+    /// An Insert, or an Update without an old tuple, whose header is `head`: the new tuple is
+    /// read from the payload and converted column by column in one pass (the fast path of
     /// [`handle_xlog`](Pipeline::handle_xlog)).
     ///
     /// `None`, with nothing changed, when the message is outside a transaction, of an unknown
     /// relation, or its tuple does not start with the relation's column count: the general
     /// path handles it and reports what is wrong exactly as for any other message.
     #[inline]
-    pub(super) fn new_row(
-        &mut self,
-        payload: &[u8],
-        head: NewRowHead<'_>,
-    ) -> Option<Result<(), AssembleError>> {
-        let NewRowHead {
+    pub(super) fn new_row_fast(&mut self, head: RowHead<'_>) -> Option<Result<(), AssembleError>> {
+        let RowHead {
             update,
             xid: sub,
             rel: oid,
@@ -130,7 +126,7 @@ impl Pipeline {
             fallbacks: &mut self.stats.fallback_values,
             dates: &mut self.dates,
         }
-        .row_from(rel, &mut columns, payload)
+        .row(rel, &mut columns, None)
         .and_then(|row| columns.finish().map(|()| row));
         let (properties, unchanged_toast) = match converted {
             Ok(row) => row,
@@ -143,7 +139,7 @@ impl Pipeline {
         self.stats.messages += 1;
         let id = self
             .ids
-            .element_id(rel, columns.tuple(payload), None, &self.registry);
+            .element_id(rel, columns.tuple(), None, &self.registry);
         let element = Element::Node {
             metadata: metadata(source_id, labels, id, &tx),
             properties,
@@ -203,12 +199,14 @@ impl Pipeline {
         Self::check_width(rel, new, "Insert")?;
         // Reference counts first, before the row's values are written (see `Converter::row`).
         let (source_id, labels) = (self.source_id.clone(), rel.labels.clone());
-        let (properties, unchanged_toast) = Converter {
-            registry: &self.registry,
-            fallbacks: &mut self.stats.fallback_values,
-            dates: &mut self.dates,
-        }
-        .row(rel, new, None);
+        let (properties, unchanged_toast) = infallible(
+            Converter {
+                registry: &self.registry,
+                fallbacks: &mut self.stats.fallback_values,
+                dates: &mut self.dates,
+            }
+            .row(rel, &mut InOrder::new(new), None),
+        );
         let id = self.ids.element_id(rel, new, None, &self.registry);
         let metadata = metadata(source_id, labels, id, &tx);
         emit!(
@@ -271,7 +269,8 @@ impl Pipeline {
             fallbacks: &mut self.stats.fallback_values,
             dates: &mut self.dates,
         };
-        let (properties, unchanged_toast) = converter.row(rel, new, full_old);
+        let (properties, unchanged_toast) =
+            infallible(converter.row(rel, &mut InOrder::new(new), full_old));
         let new_id = self
             .ids
             .element_id(rel, new, old.map(OldRef::tuple), &self.registry);

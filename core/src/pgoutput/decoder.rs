@@ -301,7 +301,7 @@ fn expect_new(r: &mut Reader<'_>) -> Result<(), DecodeError> {
 }
 
 /// An Insert, or an Update that carries only its new tuple, read up to that tuple.
-pub(crate) struct NewRowHead<'a> {
+pub(crate) struct RowHead<'a> {
     /// An Update (else an Insert).
     pub(crate) update: bool,
     /// The (sub)transaction, inside a stream block.
@@ -364,7 +364,7 @@ impl Decoder {
     /// header does not read: [`decode_row`](Self::decode_row) reads those whole (and reports
     /// what is wrong).
     #[inline]
-    pub(crate) fn new_row_head<'a>(&self, payload: &'a [u8]) -> Option<NewRowHead<'a>> {
+    pub(crate) fn row_head<'a>(&self, payload: &'a [u8]) -> Option<RowHead<'a>> {
         let update = match payload.first() {
             Some(b'I') => false,
             Some(b'U') => true,
@@ -374,7 +374,7 @@ impl Decoder {
         let xid = stream_xid(&mut reader, self.stream.is_some()).ok()?;
         let rel = reader.oid().ok()?;
         match reader.u8() {
-            Ok(b'N') => Some(NewRowHead {
+            Ok(b'N') => Some(RowHead {
                 update,
                 xid,
                 rel,

@@ -51,7 +51,7 @@ mod tuple;
 mod xlog;
 
 pub use decoder::Decoder;
-pub(crate) use decoder::{NewRowHead, RowMessage};
+pub(crate) use decoder::{RowHead, RowMessage};
 pub use error::{DecodeError, EncodeError};
 pub use messages::{Column, OldTuple, PgOutputMessage, RelationBody, ReplicaIdentity};
 pub use relation::{RelationCache, SchemaChange, SchemaDiff, TypeCache, TypeInfo};

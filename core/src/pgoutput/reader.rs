@@ -32,6 +32,12 @@ impl<'a> Reader<'a> {
         self.message
     }
 
+    /// The whole payload.
+    #[inline]
+    pub(crate) fn payload(&self) -> &'a [u8] {
+        self.buf
+    }
+
     /// The current offset.
     #[inline]
     pub(crate) fn pos(&self) -> usize {

@@ -543,11 +543,15 @@ impl<'r, 'a, 'c> TupleReader<'r, 'a, 'c> {
         self.r.finish()
     }
 
-    /// The columns read so far, at random, in `payload` (the buffer being read).
+    /// The columns read so far, at random.
     #[inline]
-    pub(crate) fn tuple<'t>(&'t self, payload: &'t [u8]) -> TupleRef<'t> {
+    pub(crate) fn tuple(&self) -> TupleRef<'_> {
         TupleRef {
-            raw: payload.get(self.start..self.r.pos()).unwrap_or_default(),
+            raw: self
+                .r
+                .payload()
+                .get(self.start..self.r.pos())
+                .unwrap_or_default(),
             cells: self.cells,
         }
     }
