@@ -29,6 +29,7 @@ use std::hint::black_box;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -358,6 +359,34 @@ fn assemble_all(corpus: &Corpus) -> usize {
     changes
 }
 
+/// [`assemble_all`] `iters` times, timing only the pipeline: the events are held and dropped
+/// every few batches with the clock stopped, as a consumer on another core would drop them.
+/// The memory is reused as in `assemble_all` (each batch is freed soon after it is made).
+fn assemble_untimed_drop(corpus: &Corpus, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let mut pipeline = Pipeline::new("bench", PipelineConfig::default());
+        let mut held: Vec<PipelineEvent> = Vec::with_capacity(16);
+        let mut start = Instant::now();
+        for (lsn, payload) in &corpus.messages {
+            if pipeline.handle_xlog(payload, *lsn, *lsn).is_err() {
+                panic!("the corpus does not assemble");
+            }
+            while let Some(event) = pipeline.poll_event() {
+                held.push(event);
+            }
+            if held.len() >= 8 {
+                total += start.elapsed();
+                held.clear();
+                start = Instant::now();
+            }
+        }
+        total += start.elapsed();
+        black_box(held);
+    }
+    total
+}
+
 fn report(corpus: &Corpus, name: &str) {
     let n = corpus.messages.len() as f64;
     let changes = assemble_all(corpus);
@@ -401,6 +430,9 @@ fn pgoutput(c: &mut Criterion) {
         g.bench_function("decode/orders_text", |b| b.iter(|| decode_all(&text)));
         g.bench_function("decode_assemble/orders_text", |b| {
             b.iter(|| assemble_all(&text))
+        });
+        g.bench_function("decode_assemble_untimed_drop/orders_text", |b| {
+            b.iter_custom(|iters| assemble_untimed_drop(&text, iters))
         });
         g.throughput(throughput(&binary));
         g.bench_function("decode_assemble/orders_binary", |b| {
