@@ -3,7 +3,7 @@
 //! of transactions and stream blocks, with tuples that match their relation or not, corrupted
 //! or cut short — both give the same results, events and counters.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::{Pipeline, PipelineConfig};
@@ -147,16 +147,7 @@ fn payload() -> impl Strategy<Value = Bytes> {
         prop::option::weighted(0.1, any::<u8>()),
     )
         .prop_map(|(msg, edit, cut, extra)| {
-            let mut buf = BytesMut::new();
-            encode::message(&msg, &mut buf).unwrap();
-            let mut raw = buf.to_vec();
-            if let Some((i, x)) = edit {
-                let i = i.index(raw.len());
-                raw[i] = x;
-            }
-            if let Some(c) = cut {
-                raw.truncate(c.index(raw.len() + 1));
-            }
+            let mut raw = encode::damaged(&msg, edit, cut);
             raw.extend(extra);
             Bytes::from(raw)
         })

@@ -712,17 +712,7 @@ mod tests {
                 },
                 _ => PgOutputMessage::Delete { xid, rel: Oid(1), old: old(tuple(&a)) },
             };
-            let mut buf = BytesMut::new();
-            encode::message(&msg, &mut buf).unwrap();
-            let mut raw = buf.to_vec();
-            if let Some((i, x)) = edit {
-                let i = i.index(raw.len());
-                raw[i] = x;
-            }
-            if let Some(c) = cut {
-                raw.truncate(c.index(raw.len() + 1));
-            }
-            let payload = Bytes::from(raw);
+            let payload = Bytes::from(encode::damaged(&msg, edit, cut));
             let mut d1 = Decoder::new();
             let mut d2 = Decoder::new();
             if in_stream {

@@ -308,3 +308,24 @@ fn put_old(buf: &mut BytesMut, old: &OldTuple) {
     buf.put_u8(old.marker());
     tuple(old.tuple(), buf);
 }
+
+/// The encoding of `msg` with the byte at `edit` replaced and cut at `cut` (positions scaled
+/// to its length), for tests that feed damaged messages.
+#[cfg(test)]
+pub(crate) fn damaged(
+    msg: &PgOutputMessage,
+    edit: Option<(proptest::sample::Index, u8)>,
+    cut: Option<proptest::sample::Index>,
+) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    message(msg, &mut buf).unwrap();
+    let mut raw = buf.to_vec();
+    if let Some((i, x)) = edit {
+        let i = i.index(raw.len());
+        raw[i] = x;
+    }
+    if let Some(c) = cut {
+        raw.truncate(c.index(raw.len() + 1));
+    }
+    raw
+}
