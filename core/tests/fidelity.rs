@@ -28,6 +28,7 @@
 
 #[path = "fidelity/bootstrap.rs"]
 mod bootstrap;
+mod table_rows;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

@@ -14,12 +14,14 @@ use pgcdc_core::assemble::{KeyConfig, Pipeline, PipelineConfig, PipelineEvent};
 use pgcdc_core::model::{ElementPropertyMap, SourceChange};
 use pgcdc_core::pgoutput::{Decoder, PgOutputMessage, RelationBody};
 use pgcdc_core::snapshot::{
-    SnapshotAssembler, SnapshotTable, TABLE_COLUMNS, import_snapshot_sql, parse_tables_rows,
-    plan_copies, tables_query,
+    SnapshotAssembler, SnapshotTable, import_snapshot_sql, parse_tables_rows, plan_copies,
+    tables_query,
 };
 use pgcdc_core::source_config::TableName;
-use pgcdc_core::value::{Json, Value};
+use pgcdc_core::value::Value;
 use pgcdc_testkit::Cluster;
+
+mod table_rows;
 
 /// pgcdc's pinned output settings (the decoding functions and COPY run the output functions
 /// in the calling session), and synchronous commits so a peek sees what was just written
@@ -47,24 +49,9 @@ fn unhex(s: &str) -> Vec<u8> {
 /// The table list, through psql: each row as JSON so that any text survives.
 fn list_tables(db: &str, publication: &str, tables: &[TableName]) -> Vec<SnapshotTable> {
     let q = tables_query(publication, tables).expect("query");
-    let out = psql(db, &format!("SELECT row_to_json(q)::text FROM ({q}) q"));
-    let rows = out.lines().map(|line| {
-        let Json::Object(members) = Json::parse(line).expect("row JSON") else {
-            panic!("not an object: {line}")
-        };
-        let names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, TABLE_COLUMNS);
-        members
-            .into_iter()
-            .map(|(_, v)| match v {
-                Json::Null => None,
-                Json::String(s) | Json::Number(s) => Some(s),
-                Json::Bool(b) => Some(if b { "t" } else { "f" }.to_owned()),
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect::<Vec<_>>()
-    });
-    parse_tables_rows(rows.collect::<Vec<_>>()).expect("parse tables")
+    let out = psql(db, &table_rows::as_json_lines(&q));
+    let rows = table_rows::parse_json_lines(&out);
+    parse_tables_rows(rows).expect("parse tables")
 }
 
 /// What pgoutput sent: `(lsn, payload)` of every message of the slot.

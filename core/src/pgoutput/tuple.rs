@@ -490,42 +490,30 @@ impl<'r, 'a, 'c> TupleReader<'r, 'a, 'c> {
             return Ok(None);
         }
         let at = self.r.pos();
-        let (cell, value) = match self.r.u8()? {
-            b'n' => (Kind::Null, ColumnValue::Null),
-            b'u' => (Kind::Unchanged, ColumnValue::UnchangedToast),
-            kind @ (b't' | b'b') => {
-                let len = self.r.u32()?;
-                // In bounds of a payload checked to be < 4 GiB in `new`.
-                let start = (self.r.pos() - self.start) as u32;
-                let data = self.r.bytes(len as usize)?;
-                let value = if kind == b't' {
-                    ColumnValue::Text(data)
-                } else {
-                    ColumnValue::Binary(data)
-                };
-                let kind = if kind == b't' {
-                    Kind::Text
-                } else {
-                    Kind::Binary
-                };
-                self.push(Cell { kind, start, len });
-                self.left -= 1;
-                return Ok(Some(value));
-            }
+        let kind = match self.r.u8()? {
+            b'n' => Kind::Null,
+            b'u' => Kind::Unchanged,
+            b't' => Kind::Text,
+            b'b' => Kind::Binary,
             other => return Err(self.r.invalid_byte("column kind", other, at)),
         };
-        self.push(Cell {
-            kind: cell,
-            start: (self.r.pos() - self.start) as u32,
-            len: 0,
-        });
+        let (data, len) = match kind {
+            Kind::Text | Kind::Binary => {
+                let len = self.r.u32()?;
+                (self.r.bytes(len as usize)?, len)
+            }
+            Kind::Null | Kind::Unchanged => (&[][..], 0),
+        };
+        // In bounds of a payload checked to be < 4 GiB in `new`.
+        let start = (self.r.pos() - data.len() - self.start) as u32;
+        self.cells.push(Cell { kind, start, len });
         self.left -= 1;
-        Ok(Some(value))
-    }
-
-    #[inline(always)]
-    fn push(&mut self, cell: Cell) {
-        self.cells.push(cell);
+        Ok(Some(match kind {
+            Kind::Null => ColumnValue::Null,
+            Kind::Unchanged => ColumnValue::UnchangedToast,
+            Kind::Text => ColumnValue::Text(data),
+            Kind::Binary => ColumnValue::Binary(data),
+        }))
     }
 
     /// Reads the columns not read yet and returns the tuple's range in the payload.

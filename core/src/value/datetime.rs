@@ -678,6 +678,11 @@ pub(crate) fn parse_date_memo(s: &[u8], memo: &mut DateMemo) -> PResult<Date> {
     if let Some(d) = parse_date_fast(s, memo) {
         return Ok(d);
     }
+    parse_date_general(s)
+}
+
+/// [`parse_date`] without the fast path: every form the server prints.
+fn parse_date_general(s: &[u8]) -> PResult<Date> {
     match s {
         b"infinity" => return Ok(Date::INFINITY),
         b"-infinity" => return Ok(Date::NEG_INFINITY),
@@ -1128,25 +1133,6 @@ mod tests {
         ] {
             assert!(parse_interval(bad.as_bytes()).is_err(), "{bad}");
         }
-    }
-
-    /// The general `date` parser, without the fast path.
-    fn parse_date_general(s: &[u8]) -> PResult<Date> {
-        let (body, bc) = strip_bc(s);
-        if matches!(s, b"infinity" | b"-infinity") {
-            return parse_date(s);
-        }
-        let mut sc = Scan::new(body);
-        let (y, m, d) = date_fields(&mut sc)?;
-        if !sc.done() {
-            return Err("trailing characters");
-        }
-        let days = civil_days(y, m, d, bc)?;
-        let date = Date(i32::try_from(days).map_err(|_| "date out of range")?);
-        if !date.is_finite() {
-            return Err("date out of range");
-        }
-        Ok(date)
     }
 
     #[test]

@@ -16,11 +16,11 @@ use pgcdc_core::Lsn;
 use pgcdc_core::assemble::PipelineConfig;
 use pgcdc_core::model::{ElementPropertyMap, SourceChange};
 use pgcdc_core::snapshot::{
-    SnapshotAssembler, SnapshotTable, TABLE_COLUMNS, parse_tables_rows, plan_copies, tables_query,
+    SnapshotAssembler, SnapshotTable, parse_tables_rows, plan_copies, tables_query,
 };
-use pgcdc_core::value::{Json, TypeRegistry};
+use pgcdc_core::value::TypeRegistry;
 
-use super::{abbrev, psql};
+use super::{abbrev, psql, table_rows};
 
 /// The consistent point and snapshot time given to the assembler (they only stamp the
 /// transaction, which is not compared).
@@ -41,26 +41,8 @@ pub type Rows = BTreeMap<String, Row>;
 /// psql, each row as JSON so that any text survives, read by [`parse_tables_rows`].
 pub fn list_tables(db: &str, publication: &str) -> Vec<SnapshotTable> {
     let q = tables_query(publication, &[]).expect("table list query");
-    let out = psql(db, &format!("SELECT row_to_json(q)::text FROM ({q}) q"));
-    let rows: Vec<Vec<Option<String>>> = out
-        .lines()
-        .map(|line| {
-            let Json::Object(members) = Json::parse(line).expect("row JSON") else {
-                panic!("not an object: {line}")
-            };
-            let names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
-            assert_eq!(names, TABLE_COLUMNS);
-            members
-                .into_iter()
-                .map(|(_, v)| match v {
-                    Json::Null => None,
-                    Json::String(s) | Json::Number(s) => Some(s),
-                    Json::Bool(b) => Some(if b { "t" } else { "f" }.to_owned()),
-                    other => panic!("unexpected {other:?}"),
-                })
-                .collect()
-        })
-        .collect();
+    let out = psql(db, &table_rows::as_json_lines(&q));
+    let rows = table_rows::parse_json_lines(&out);
     parse_tables_rows(rows).expect("parse the table list")
 }
 
