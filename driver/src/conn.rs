@@ -1,6 +1,6 @@
 //! A connection driven by the core's [`Connection`] state machine over a runtime's socket.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
@@ -120,7 +120,7 @@ impl<R: Runtime> PgConnection<R> {
         tls::random_bytes(&mut nonce)?;
         let mut params = opts.params.clone();
         params.ssl_mode = mode;
-        let conn = Connection::new(params, nonce, Instant::now())?;
+        let conn = Connection::new(params, nonce, rt.now())?;
         let mut this = PgConnection {
             rt,
             io: Transport::Plain(tcp),
@@ -158,7 +158,7 @@ impl<R: Runtime> PgConnection<R> {
         let remaining = self
             .conn
             .poll_timeout()
-            .map(|d| d.saturating_duration_since(Instant::now()))
+            .map(|d| d.saturating_duration_since(self.rt.now()))
             .unwrap_or(Duration::from_secs(3600));
         let stream = with_deadline(
             &self.rt,
@@ -332,7 +332,7 @@ impl<R: Runtime> PgConnection<R> {
             if n == 0 {
                 return Err(self.conn.handle_eof().into());
             }
-            self.conn.handle_input(&mut self.read_buf, Instant::now())?;
+            self.conn.handle_input(&mut self.read_buf, self.rt.now())?;
         }
     }
 
@@ -348,7 +348,7 @@ impl<R: Runtime> PgConnection<R> {
             let result = match deadline {
                 None => Some(read.await),
                 Some(d) => {
-                    let wait = d.saturating_duration_since(Instant::now());
+                    let wait = d.saturating_duration_since(self.rt.now());
                     match select(read, self.rt.sleep(wait)).await {
                         Either::Left((r, _)) => Some(r),
                         Either::Right(((), _)) => None,
@@ -369,7 +369,7 @@ impl<R: Runtime> PgConnection<R> {
                 }
                 None => {
                     self.read_buf.truncate(start);
-                    self.conn.handle_timeout(Instant::now())?;
+                    self.conn.handle_timeout(self.rt.now())?;
                 }
             }
         }

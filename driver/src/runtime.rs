@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
@@ -20,8 +20,21 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// (`TCP_NODELAY`, keepalive).
     fn connect(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>>;
 
-    /// Completes after `duration`.
+    /// Completes after `duration`, measured on the clock of [`now`](Self::now).
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// The runtime's monotonic clock. Every deadline the driver hands to the core and every
+    /// `sleep` it asks for is measured on it, so a runtime with virtual time (tests) drives
+    /// the whole loop deterministically. The default is the system's monotonic clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// The wall clock, for standby status updates and delivery timestamps. The default is the
+    /// system's.
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
+    }
 
     /// Runs `future` in the background.
     fn spawn(&self, future: BoxFuture<'static, ()>);

@@ -52,6 +52,11 @@ impl pgcdc_driver::Runtime for TokioRuntime {
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         tokio::spawn(future);
     }
+
+    fn now(&self) -> std::time::Instant {
+        // tokio's clock, which `sleep` uses (and which tests may pause).
+        tokio::time::Instant::now().into_std()
+    }
 }
 
 impl futures_io::AsyncRead for TokioTcp {

@@ -392,7 +392,9 @@ async fn copy_worker<R: Runtime>(
     queue: Arc<PartQueue>,
     failed: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let time_ns = SystemTime::now()
+    let time_ns = ctx
+        .rt
+        .wall_clock()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0);

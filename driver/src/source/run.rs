@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use futures_core::Stream;
@@ -169,7 +169,10 @@ pub(crate) async fn run<R: Runtime>(
         pgcdc_core::assemble::Pipeline::new(cfg.source_id.as_str(), cfg.pipeline.clone());
     pipeline = pipeline.with_id_generator(random_u128);
     let mut session =
-        ReplicationSession::new(cfg.replication.clone(), pipeline, Box::new(SystemTime::now));
+        ReplicationSession::new(cfg.replication.clone(), pipeline, {
+            let clock = rt.clone();
+            Box::new(move || clock.wall_clock())
+        });
     let mut reconnector = Reconnector::new(cfg.reconnect.clone());
     let mut started = Some(started);
     let mut commands: Cmds = Box::pin(commands);
@@ -323,11 +326,11 @@ async fn attempt<R: Runtime>(
     let tls = conn.is_tls();
     let (mut io, core_conn, mut rbuf) = conn.into_parts();
     tracing::info!(tls, "replication connection established");
-    if let Err(e) = session.attach(core_conn, Instant::now()) {
+    if let Err(e) = session.attach(core_conn, rt.now()) {
         return AttemptEnd::Failed(e.into());
     }
     if *stop_requested {
-        session.stop(Instant::now());
+        session.stop(rt.now());
     }
     let mut wbuf = BytesMut::new();
     let mut scratch = vec![0u8; READ_CHUNK];
@@ -340,7 +343,7 @@ async fn attempt<R: Runtime>(
         .last_delivered_lsn;
     let mut handed_lsn = delivered_lsn;
     if !rbuf.is_empty() {
-        if let Err(e) = session.handle_input(&mut rbuf, Instant::now()) {
+        if let Err(e) = session.handle_input(&mut rbuf, rt.now()) {
             return AttemptEnd::Failed(e.into());
         }
     }
@@ -432,7 +435,7 @@ async fn attempt<R: Runtime>(
                         }
                         shared.update(|s| s.state = SourceState::Starting);
                     }
-                    if let Err(e) = session.release_snapshot(Instant::now()) {
+                    if let Err(e) = session.release_snapshot(rt.now()) {
                         return AttemptEnd::Failed(e.into());
                     }
                 }
@@ -482,7 +485,7 @@ async fn attempt<R: Runtime>(
         let reading = outbox.is_empty() && delivering.is_none();
         let mut sleep = session
             .poll_timeout()
-            .map(|d| rt.sleep(d.saturating_duration_since(Instant::now())));
+            .map(|d| rt.sleep(d.saturating_duration_since(rt.now())));
         let wake = std::future::poll_fn(|cx| {
             if let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
                 return Poll::Ready(Wake::Command(cmd));
@@ -505,7 +508,7 @@ async fn attempt<R: Runtime>(
             Poll::Pending
         })
         .await;
-        let now = Instant::now();
+        let now = rt.now();
         let result = match wake {
             Wake::Command(Some(Command::Ack(lsn))) => {
                 // Never past what a subscriber could have received.
@@ -522,7 +525,14 @@ async fn attempt<R: Runtime>(
             }
             Wake::Delivered => {
                 if let Some((_, batch)) = delivering.take() {
-                    on_delivered(shared, session, cfg.ack_mode, &batch, &mut delivered_lsn);
+                    on_delivered(
+                        shared,
+                        session,
+                        cfg.ack_mode,
+                        &batch,
+                        &mut delivered_lsn,
+                        rt.wall_clock(),
+                    );
                 }
                 Ok(())
             }
@@ -554,6 +564,7 @@ fn on_delivered(
     ack_mode: AckMode,
     batch: &ChangeBatch,
     delivered_lsn: &mut Lsn,
+    now_wall: SystemTime,
 ) {
     let ack = batch.ack_lsn();
     if let Some(lsn) = ack {
@@ -571,7 +582,7 @@ fn on_delivered(
             s.transactions += 1;
         }
         s.last_delivered_lsn = delivered;
-        s.last_change_at = Some(SystemTime::now());
+        s.last_change_at = Some(now_wall);
     });
 }
 
