@@ -349,7 +349,7 @@ impl Pipeline {
     }
 
     /// The end LSN of the last transaction completed (emitted, skipped as empty, or rolled
-    /// back prepared).
+    /// back prepared) since the pipeline was created or last [`reset`](Self::reset).
     pub fn last_end_lsn(&self) -> Option<Lsn> {
         self.last_end_lsn
     }
@@ -387,8 +387,8 @@ impl Pipeline {
     }
 
     /// Prepares for a new replication session: forgets the open transaction, streamed
-    /// transactions and the decoder's stream state. Relations, types and prepared
-    /// transactions are kept (the server may send Commit Prepared in the next session).
+    /// transactions, the decoder's stream state and the last end LSN. Relations, types and
+    /// prepared transactions are kept (the server may send Commit Prepared in the next session).
     ///
     /// If chunks of the open transaction were already emitted, reports
     /// [`PipelineEvent::IncompleteTransaction`].
@@ -403,6 +403,8 @@ impl Pipeline {
             }
         }
         self.streams.clear();
+        // What the next session sends starts over: an end seen before belongs to the old one.
+        self.last_end_lsn = None;
     }
 
     // -------------------------------------------------------------------------------- input

@@ -31,7 +31,7 @@ const MAX_PENDING: usize = 1 << 20;
 pub(crate) struct Feedback {
     /// Highest LSN received (XLogData positions, keepalive `wal_end`): the `write` position.
     received: Lsn,
-    /// Highest keepalive `wal_end`.
+    /// Highest keepalive `wal_end` on the current connection.
     keepalive_end: Lsn,
     /// End LSN of the last whole transaction delivered or completed silently (or the start
     /// position / snapshot point): the resume and dedupe watermark.
@@ -212,6 +212,31 @@ impl Feedback {
     pub(crate) fn detach(&mut self) {
         self.last_sent_at = None;
         self.dirty = false;
+        // A keepalive's wal_end says that everything before it was sent on that connection.
+        // The next connection starts over at the resume position and sends again what was
+        // not handed over: only its own keepalives may move an idle flush.
+        self.keepalive_end = Lsn::ZERO;
+    }
+}
+
+/// What the dedupe needs to know of a batch once a subscriber took it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Handed {
+    pub(crate) xid: Xid,
+    pub(crate) commit_lsn: Lsn,
+    pub(crate) last_chunk: bool,
+    /// Its data changes (everything but schema changes).
+    pub(crate) data: u64,
+}
+
+impl Handed {
+    pub(crate) fn of(batch: &TransactionBatch) -> Self {
+        Handed {
+            xid: batch.xid,
+            commit_lsn: batch.commit_lsn,
+            last_chunk: batch.last_chunk,
+            data: data_count(batch),
+        }
     }
 }
 
@@ -251,6 +276,9 @@ fn data_count(batch: &TransactionBatch) -> u64 {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Dedupe {
     partial: Option<Partial>,
+    /// The LSN of the last non-transactional message handed over: the server sends a
+    /// message again after a reconnect that resumes before it.
+    last_message: Option<Lsn>,
 }
 
 impl Dedupe {
@@ -298,13 +326,23 @@ impl Dedupe {
         batch.last_chunk || data_count(batch) > 0
     }
 
-    /// Records a delivered batch.
-    pub(crate) fn on_delivered(&mut self, batch: &TransactionBatch) {
+    /// Whether a non-transactional message at `lsn` is new (not handed over before).
+    pub(crate) fn message_is_new(&self, lsn: Lsn) -> bool {
+        self.last_message.is_none_or(|last| lsn > last)
+    }
+
+    /// Records a non-transactional message handed to a subscriber.
+    pub(crate) fn on_message_delivered(&mut self, lsn: Lsn) {
+        self.last_message = Some(self.last_message.map_or(lsn, |l| l.max(lsn)));
+    }
+
+    /// Records a batch handed to a subscriber.
+    pub(crate) fn on_delivered(&mut self, batch: &Handed) {
         if batch.last_chunk {
             self.partial = None;
             return;
         }
-        let n = data_count(batch);
+        let n = batch.data;
         match self.partial.as_mut() {
             Some(p) if p.xid == batch.xid && p.commit_lsn == batch.commit_lsn => {
                 p.delivered = p.delivered.saturating_add(n);

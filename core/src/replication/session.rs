@@ -14,7 +14,7 @@ use crate::model::PG_EPOCH_UNIX_MICROS;
 use crate::pgoutput::StandbyStatusUpdate;
 
 use super::catalog::TableName;
-use super::feedback::{Dedupe, Feedback};
+use super::feedback::{Dedupe, Feedback, Handed};
 use super::{Phase, ReplicationOptions, SessionError, SessionEvent, SessionStats};
 
 /// The shortest spacing between a status update and one triggered by an acknowledgement (or
@@ -104,6 +104,23 @@ pub(super) struct Counters {
     pub(super) attempts: u32,
 }
 
+/// An emitted [`SessionEvent::Transaction`] or [`SessionEvent::Message`] that the driver has
+/// not yet reported handed over ([`ReplicationSession::handed`]), or a transaction that
+/// completed silently behind one.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Handoff {
+    Batch {
+        handed: Handed,
+        end: Option<Lsn>,
+        /// A delivered two-phase transaction keeps the flush at or below this (the oldest
+        /// prepare held when it committed) until acknowledged.
+        hold: Option<Lsn>,
+        changes: u64,
+    },
+    Message(Lsn),
+    Silent(Lsn),
+}
+
 /// A logical replication session over one connection at a time, as a sans-IO state machine.
 ///
 /// It runs the setup (IDENTIFY_SYSTEM, catalog checks, slot, START_REPLICATION), feeds every
@@ -133,6 +150,10 @@ pub struct ReplicationSession {
     /// The oldest held prepare before the XLogData being handled.
     pub(super) prepare_floor: Option<Lsn>,
     pub(super) counters: Counters,
+    /// Emitted, not yet handed over, in order.
+    pub(super) handoff: VecDeque<Handoff>,
+    /// The end of the last transaction emitted or completed silently on this connection.
+    pub(super) emitted_end: Lsn,
     scratch: BytesMut,
 }
 
@@ -180,6 +201,8 @@ impl ReplicationSession {
             stop_deadline: None,
             prepare_floor: None,
             counters: Counters::default(),
+            handoff: VecDeque::new(),
+            emitted_end: Lsn::ZERO,
             scratch: BytesMut::with_capacity(StandbyStatusUpdate::LEN),
         }
     }
@@ -290,6 +313,8 @@ impl ReplicationSession {
 
         self.pipeline.reset();
         self.drain_pipeline();
+        self.handoff.clear();
+        self.emitted_end = self.feedback.delivered();
         self.dedupe.restart();
         self.counters.attempts = self.counters.attempts.saturating_add(1);
         self.server_version = Some(version);
@@ -364,6 +389,10 @@ impl ReplicationSession {
     /// are kept for the next [`attach`](Self::attach); the pipeline is reset (a transaction
     /// cut short is reported as a [`SessionEvent::Warning`]; its chunks are not repeated).
     pub fn detach(&mut self) {
+        // What was emitted but not handed over is discarded: the next attempt resumes before
+        // it, so the server sends it again.
+        self.handoff.clear();
+        self.emitted_end = self.feedback.delivered();
         self.conn = None;
         self.step = Step::Idle;
         self.attempt.command_deadline = None;
@@ -390,6 +419,40 @@ impl ReplicationSession {
             let target = self.flush_target();
             self.feedback.mark_dirty_if(target);
         }
+    }
+
+    /// A subscriber queue accepted the oldest [`SessionEvent::Transaction`] or
+    /// [`SessionEvent::Message`] not yet reported: only from now on does it count as
+    /// delivered — for the resume position, the reconnect dedupe, what an
+    /// [`ack`](Self::ack) may confirm and the idle flush. Report hand-overs in the order the
+    /// events were emitted. What is emitted and never reported before
+    /// [`detach`](Self::detach) is sent again by the server after the next attach: the
+    /// driver discards it.
+    ///
+    /// Fails with [`SessionError::Usage`] when nothing is waiting to be handed over.
+    pub fn handed(&mut self) -> Result<(), SessionError> {
+        let Some(first) = self.handoff.pop_front() else {
+            return Err(SessionError::Usage(
+                "handed() without an emitted batch waiting to be handed over",
+            ));
+        };
+        self.apply_handoff(first);
+        // Transactions that completed silently behind it are delivered with it.
+        while let Some(Handoff::Silent(end)) = self.handoff.front().copied() {
+            self.handoff.pop_front();
+            self.apply_handoff(Handoff::Silent(end));
+        }
+        let target = self.flush_target();
+        self.feedback.mark_dirty_if(target);
+        Ok(())
+    }
+
+    /// Emitted transactions and messages not yet reported handed over.
+    pub fn unhanded(&self) -> usize {
+        self.handoff
+            .iter()
+            .filter(|h| !matches!(h, Handoff::Silent(_)))
+            .count()
     }
 
     /// Ends the snapshot hold: starts streaming at the slot's consistent point.
@@ -533,6 +596,31 @@ impl ReplicationSession {
             && self.pipeline.pending_events() == 0
             && self.pipeline.oldest_pending_prepare_lsn().is_none()
             && !self.dedupe.has_partial()
+            && self.handoff.is_empty()
+    }
+
+    /// Accounts for one hand-over (or a silent completion behind it).
+    fn apply_handoff(&mut self, h: Handoff) {
+        match h {
+            Handoff::Batch {
+                handed,
+                end,
+                hold,
+                changes,
+            } => {
+                self.dedupe.on_delivered(&handed);
+                if let Some(end) = end {
+                    if let Some(floor) = hold {
+                        self.feedback.hold(end, floor);
+                    }
+                    self.feedback.on_delivered(end);
+                    self.counters.transactions = self.counters.transactions.saturating_add(1);
+                }
+                self.counters.changes = self.counters.changes.saturating_add(changes);
+            }
+            Handoff::Message(lsn) => self.dedupe.on_message_delivered(lsn),
+            Handoff::Silent(end) => self.feedback.on_silent_end(end),
+        }
     }
 
     /// Sends a standby status update (streaming only). Does nothing once the server ended

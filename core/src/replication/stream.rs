@@ -7,7 +7,8 @@ use bytes::Bytes;
 use crate::assemble::{PipelineEvent, TransactionBatch, TransactionKind};
 use crate::pgoutput::{ReplicationMessage, parse_copy_data};
 
-use super::session::{ReplicationSession, Step};
+use super::feedback::Handed;
+use super::session::{Handoff, ReplicationSession, Step};
 use super::{SessionError, SessionEvent};
 
 impl ReplicationSession {
@@ -67,54 +68,69 @@ impl ReplicationSession {
         Ok(())
     }
 
-    /// Moves the pipeline's events into session events, dropping re-sent transactions, and
-    /// accounts for transactions completed without delivery.
+    /// Moves the pipeline's events into session events, dropping re-sent transactions and
+    /// messages, and queues each emitted one until the driver reports it handed over.
     pub(super) fn drain_pipeline(&mut self) {
         while let Some(ev) = self.pipeline.poll_event() {
             match ev {
-                PipelineEvent::Transaction(batch) => self.deliver(batch),
-                PipelineEvent::Message(m) => self.events.push_back(SessionEvent::Message(m)),
+                PipelineEvent::Transaction(batch) => self.emit(batch),
+                PipelineEvent::Message(m) => {
+                    if self.dedupe.message_is_new(m.lsn) {
+                        self.handoff.push_back(Handoff::Message(m.lsn));
+                        self.events.push_back(SessionEvent::Message(m));
+                    } else {
+                        self.counters.duplicates_dropped =
+                            self.counters.duplicates_dropped.saturating_add(1);
+                    }
+                }
                 PipelineEvent::Warning(w) => self.events.push_back(SessionEvent::Warning(w)),
                 PipelineEvent::IncompleteTransaction {
                     xid,
                     chunks_emitted,
                 } => self.events.push_back(SessionEvent::Warning(format!(
                     "the connection broke inside transaction {xid} after {chunks_emitted} \
-                     chunk(s) were delivered; after reconnecting its remaining chunks follow \
-                     (the delivered ones are not repeated)"
+                     chunk(s) were emitted; after reconnecting it is sent again from the \
+                     first change no subscriber took"
                 ))),
             }
         }
         if let Some(end) = self.pipeline.last_end_lsn()
+            && end > self.emitted_end
             && end > self.feedback.delivered()
         {
-            // Completed without delivery: an empty transaction, a rolled-back prepare.
-            self.feedback.on_silent_end(end);
-            let target = self.flush_target();
-            self.feedback.mark_dirty_if(target);
+            // Completed without delivery: an empty transaction, a rolled-back prepare. It
+            // counts as delivered once everything emitted before it is handed over.
+            self.emitted_end = end;
+            if self.handoff.is_empty() {
+                self.feedback.on_silent_end(end);
+                let target = self.flush_target();
+                self.feedback.mark_dirty_if(target);
+            } else {
+                self.handoff.push_back(Handoff::Silent(end));
+            }
         }
     }
 
-    fn deliver(&mut self, mut batch: TransactionBatch) {
+    fn emit(&mut self, mut batch: TransactionBatch) {
         if !self.dedupe.filter(&mut batch, self.feedback.delivered()) {
             self.counters.duplicates_dropped = self.counters.duplicates_dropped.saturating_add(1);
             return;
         }
-        self.dedupe.on_delivered(&batch);
-        if let Some(end) = batch.ack_lsn() {
-            if batch.kind == TransactionKind::TwoPhase
-                && !batch.prepare_missing
-                && let Some(floor) = self.prepare_floor
-            {
-                self.feedback.hold(end, floor);
-            }
-            self.feedback.on_delivered(end);
-            self.counters.transactions = self.counters.transactions.saturating_add(1);
+        let end = batch.ack_lsn();
+        if let Some(end) = end {
+            self.emitted_end = self.emitted_end.max(end);
         }
-        self.counters.changes = self
-            .counters
-            .changes
-            .saturating_add(u64::try_from(batch.changes.len()).unwrap_or(u64::MAX));
+        let hold = if batch.kind == TransactionKind::TwoPhase && !batch.prepare_missing {
+            self.prepare_floor
+        } else {
+            None
+        };
+        self.handoff.push_back(Handoff::Batch {
+            handed: Handed::of(&batch),
+            end,
+            hold,
+            changes: u64::try_from(batch.changes.len()).unwrap_or(u64::MAX),
+        });
         self.events.push_back(SessionEvent::Transaction(batch));
     }
 }

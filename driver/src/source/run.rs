@@ -168,11 +168,10 @@ pub(crate) async fn run<R: Runtime>(
     let mut pipeline =
         pgcdc_core::assemble::Pipeline::new(cfg.source_id.as_str(), cfg.pipeline.clone());
     pipeline = pipeline.with_id_generator(random_u128);
-    let mut session =
-        ReplicationSession::new(cfg.replication.clone(), pipeline, {
-            let clock = rt.clone();
-            Box::new(move || clock.wall_clock())
-        });
+    let mut session = ReplicationSession::new(cfg.replication.clone(), pipeline, {
+        let clock = rt.clone();
+        Box::new(move || clock.wall_clock())
+    });
     let mut reconnector = Reconnector::new(cfg.reconnect.clone());
     let mut started = Some(started);
     let mut commands: Cmds = Box::pin(commands);

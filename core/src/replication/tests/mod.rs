@@ -1,5 +1,6 @@
 //! A scripted fake walsender driving [`ReplicationSession`] with virtual time.
 
+mod handoff;
 mod lifecycle;
 mod setup;
 mod stream;
@@ -502,6 +503,9 @@ pub(super) struct Harness {
     pub clock: Arc<Mutex<SystemTime>>,
     /// Non-query messages the session sent, in order.
     pub sent: Vec<Sent>,
+    /// Report every emitted batch and message handed over as soon as the session emits it
+    /// (a driver whose subscriber queue always has room); off to test hand-over itself.
+    pub auto_hand: bool,
 }
 
 pub(super) fn wall_start() -> SystemTime {
@@ -531,6 +535,7 @@ impl Harness {
             now: Instant::now(),
             clock,
             sent: Vec::new(),
+            auto_hand: true,
         }
     }
 
@@ -563,6 +568,9 @@ impl Harness {
     /// Drains the session's output; the fake server answers queries.
     pub(super) fn pump(&mut self) -> Result<(), SessionError> {
         loop {
+            while self.auto_hand && self.session.unhanded() > 0 {
+                self.session.handed()?;
+            }
             let mut out = BytesMut::new();
             while self.session.poll_transmit(&mut out) {}
             if out.is_empty() {
