@@ -444,6 +444,52 @@ fn until_lsn_and_from_lsn() {
     assert_eq!(summary(&json_lines(&o)), ["insert t t:3"]);
 }
 
+/// A second consumer of a slot in use waits and retries (the attempts on stderr), and takes
+/// over once the first one is gone.
+#[test]
+fn slot_in_use_waits_and_retries() {
+    let db = Db::new("inuse");
+    db.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t;");
+    db.create_slot("s");
+    let first = pgcdc(&db.stream_args("pub", "s", &[])).spawn().unwrap();
+    db.wait_active("s");
+    let mut second = pgcdc(&db.stream_args("pub", "s", &["--idle-exit", "3"]))
+        .spawn()
+        .unwrap();
+    let err = second.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The second one reports the slot in use and retries.
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("in use") && l.contains("attempt=2"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        seen.push(rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!("no second attempt reported: {seen:#?}");
+        }));
+    }
+    Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let o = wait(first, LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    db.wait_active("s");
+    db.sql("INSERT INTO t VALUES (7)");
+    let o = wait(second, LIMIT);
+    let lines = json_lines(&o);
+    assert_eq!(summary(&lines), ["insert t t:7"]);
+}
+
 #[test]
 fn sigterm_stops_cleanly() {
     let db = Db::new("sigterm");
@@ -668,12 +714,25 @@ fn runtime_errors_exit_1() {
         .port();
     let url = format!("postgres://u:p@127.0.0.1:{port}/d");
     let started = Instant::now();
+    // A refused connection is transient: retried until --start-timeout, then an error.
     let o = run(
-        &["stream", "--url", &url, "--publication", "p", "--slot", "s"],
+        &[
+            "stream",
+            "--url",
+            &url,
+            "--publication",
+            "p",
+            "--slot",
+            "s",
+            "--start-timeout",
+            "2",
+        ],
         LIMIT,
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("could not connect"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("start_timeout_ms"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("attempt=1"), "{}", stderr(&o));
     assert!(started.elapsed() < Duration::from_secs(20));
     let o = run(&["slots", "--url", &url], LIMIT);
     assert_eq!(o.status.code(), Some(1));

@@ -76,6 +76,22 @@ pub enum SessionError {
         /// The slot name.
         slot: String,
     },
+    /// The slot existed and was streamed from, and is gone now. Recreating it would start
+    /// after the changes made in between, so they would be lost: the source stops instead.
+    #[error(
+        "replication slot {} disappeared after streaming from it (last delivered position \
+         {delivered}): most likely the server failed over to one without the slot, or the slot \
+         was dropped or invalidated. Recreating it would skip every change made since, so \
+         pgcdc will not do it. To recover: create the slot again and bootstrap again (a fresh \
+         snapshot), or point the source at the server that has the slot",
+        quote_ident_lossy(slot)
+    )]
+    SlotLost {
+        /// The slot name.
+        slot: String,
+        /// The end LSN of the last transaction delivered from it.
+        delivered: Lsn,
+    },
     /// The slot uses another output plugin.
     #[error(
         "replication slot {} uses output plugin {plugin:?}, but pgcdc needs pgoutput: \
@@ -210,9 +226,9 @@ impl SessionError {
             SessionError::Connection(e) => e.server_error().and_then(|s| s.code),
             SessionError::Server(e) => e.code,
             SessionError::WalLevel { .. } => Some(SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE),
-            SessionError::PublicationMissing { .. } | SessionError::SlotMissing { .. } => {
-                Some(SqlState::UNDEFINED_OBJECT)
-            }
+            SessionError::PublicationMissing { .. }
+            | SessionError::SlotMissing { .. }
+            | SessionError::SlotLost { .. } => Some(SqlState::UNDEFINED_OBJECT),
             SessionError::TableMissing { .. } => SqlState::from_code("42P01"),
             SessionError::SlotActive { .. } => Some(SqlState::OBJECT_IN_USE),
             SessionError::SlotWrongDatabase { .. } | SessionError::SlotWrongType { .. } => {

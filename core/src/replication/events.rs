@@ -95,6 +95,19 @@ pub enum SessionEvent {
         /// Where the server starts instead.
         server_start: Lsn,
     },
+    /// The delivery position was reset to the slot's: the server's history changed under
+    /// it (a timeline switch, or a server whose WAL ends before the resume position). The
+    /// stream starts again at the slot's confirmed position and nothing is dropped as
+    /// already delivered, so changes between the two positions may arrive again (or, on
+    /// the new history, for the first time). Log it and expose it.
+    PositionReset {
+        /// The resume position before the reset.
+        previous: Lsn,
+        /// The slot's confirmed position, where streaming starts now.
+        slot_position: Option<Lsn>,
+        /// What happened.
+        reason: String,
+    },
     /// A transaction, or one chunk of a large one. Acknowledge `batch.ack_lsn()` with
     /// [`ack`](ReplicationSession::ack) once processed.
     Transaction(TransactionBatch),

@@ -90,6 +90,9 @@ pub(super) struct Attempt {
     pub(super) requested: Lsn,
     pub(super) command_deadline: Option<Instant>,
     pub(super) streaming_since: Option<Instant>,
+    /// Why this attempt starts over from the slot's position (timeline change, server
+    /// behind the resume point).
+    pub(super) reset_reason: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -150,6 +153,9 @@ pub struct ReplicationSession {
     /// The oldest held prepare before the XLogData being handled.
     pub(super) prepare_floor: Option<Lsn>,
     pub(super) counters: Counters,
+    /// Streaming from the (permanent) slot has begun once: from then on a missing slot is
+    /// [`SessionError::SlotLost`], never silently recreated.
+    pub(super) streamed_from_slot: bool,
     /// Emitted, not yet handed over, in order.
     pub(super) handoff: VecDeque<Handoff>,
     /// The end of the last transaction emitted or completed silently on this connection.
@@ -201,6 +207,7 @@ impl ReplicationSession {
             stop_deadline: None,
             prepare_floor: None,
             counters: Counters::default(),
+            streamed_from_slot: false,
             handoff: VecDeque::new(),
             emitted_end: Lsn::ZERO,
             scratch: BytesMut::with_capacity(StandbyStatusUpdate::LEN),
@@ -386,12 +393,16 @@ impl ReplicationSession {
     // ----------------------------------------------------------------------------- mutators
 
     /// The driver dropped the connection (after any error). LSN and acknowledgement state
-    /// are kept for the next [`attach`](Self::attach); the pipeline is reset (a transaction
+    /// are kept for the next [`attach`](Self::attach). Batches and messages not reported
+    /// [`handed`](Self::handed) — polled or not — are forgotten: the next attempt resumes
+    /// before them and the server sends them again. The pipeline is reset (a transaction
     /// cut short is reported as a [`SessionEvent::Warning`]; its chunks are not repeated).
     pub fn detach(&mut self) {
-        // What was emitted but not handed over is discarded: the next attempt resumes before
-        // it, so the server sends it again.
+        // What was emitted but not handed over is discarded — also what the driver has not
+        // polled yet: the next attempt resumes before it, so the server sends it again.
         self.handoff.clear();
+        self.events
+            .retain(|e| !matches!(e, SessionEvent::Transaction(_) | SessionEvent::Message(_)));
         self.emitted_end = self.feedback.delivered();
         self.conn = None;
         self.step = Step::Idle;
@@ -597,6 +608,24 @@ impl ReplicationSession {
             && self.pipeline.oldest_pending_prepare_lsn().is_none()
             && !self.dedupe.has_partial()
             && self.handoff.is_empty()
+    }
+
+    /// Forgets the delivery position: the server's history is not the one it was measured
+    /// on. The next start is the slot's own position; nothing is dropped as a duplicate.
+    pub(super) fn reset_to_slot(&mut self, reason: String, slot_position: Option<Lsn>) {
+        let previous = self.feedback.resume_lsn();
+        self.feedback = Feedback::new(None);
+        if let Some(p) = slot_position {
+            self.feedback.raise_base(p);
+        }
+        self.dedupe = Dedupe::default();
+        self.handoff.clear();
+        self.emitted_end = self.feedback.delivered();
+        self.events.push_back(SessionEvent::PositionReset {
+            previous,
+            slot_position,
+            reason,
+        });
     }
 
     /// Accounts for one hand-over (or a silent completion behind it).

@@ -123,6 +123,9 @@ impl ReplicationSession {
         self.attempt.command_deadline = None;
         self.attempt.streaming_since = Some(now);
         self.next_status_at = now.checked_add(self.status_interval);
+        if !self.options.temporary_slot {
+            self.streamed_from_slot = true;
+        }
         self.events.push_back(SessionEvent::StreamingStarted {
             requested_lsn: self.attempt.requested,
             slot_confirmed_lsn: self.attempt.slot_confirmed,
@@ -154,14 +157,23 @@ impl ReplicationSession {
                 found: id.system_id,
             });
         }
+        let resume = self.feedback.resume_lsn();
         if let Some(tl) = self.timeline
             && tl != id.timeline
         {
-            self.events.push_back(SessionEvent::Warning(format!(
+            // LSNs past the fork point name other changes on the new timeline: what was
+            // delivered says nothing about them.
+            self.attempt.reset_reason = Some(format!(
                 "the server's timeline changed from {tl} to {} (a failover or a point-in-time \
-                 recovery); resuming from the slot on the new timeline",
+                 recovery)",
                 id.timeline
-            )));
+            ));
+        } else if !resume.is_zero() && id.xlogpos < resume {
+            self.attempt.reset_reason = Some(format!(
+                "the server's WAL position {} is below the resume position {resume} (a \
+                 failover to a server that is behind, or a restore from a backup)",
+                id.xlogpos
+            ));
         }
         self.system_id = Some(id.system_id);
         self.timeline = Some(id.timeline);
@@ -299,6 +311,12 @@ impl ReplicationSession {
     fn after_slot_lookup(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
         let slot = self.options.slot_name.clone();
         let Some(info) = parse_slot(r)? else {
+            if self.streamed_from_slot {
+                return Err(SessionError::SlotLost {
+                    slot,
+                    delivered: self.feedback.delivered(),
+                });
+            }
             if self.options.create_slot || self.attempt.export {
                 return self.create_slot(now);
             }
@@ -332,6 +350,9 @@ impl ReplicationSession {
             });
         }
         self.attempt.slot_confirmed = info.confirmed_flush;
+        if let Some(reason) = self.attempt.reset_reason.take() {
+            self.reset_to_slot(reason, info.confirmed_flush);
+        }
         if self.attempt.export && !self.options.snapshot_existing_slot {
             self.attempt.export = false;
             self.snapshot_done = true;

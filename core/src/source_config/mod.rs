@@ -72,6 +72,8 @@ pub const DEFAULT_PUBLICATION_NAME: &str = "drasi_publication";
 pub const DEFAULT_APPLICATION_NAME: &str = "pgcdc";
 /// Default `connect_timeout_ms`.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// Default `start_timeout_ms`.
+pub const DEFAULT_START_TIMEOUT_MS: u64 = 60_000;
 /// Default `status_interval_ms`.
 pub const DEFAULT_STATUS_INTERVAL_MS: u64 = 10_000;
 /// Default `dispatch_buffer_capacity` (drasi-lib's source default).
@@ -127,6 +129,11 @@ pub struct PostgresSourceConfig {
     /// Limit, in milliseconds, on establishing a connection (TCP, TLS, authentication); `0`
     /// means none. Default `10000`.
     pub connect_timeout_ms: u64,
+    /// How long, in milliseconds, `start()` keeps retrying transient failures before the
+    /// capture point is fixed (the slot exists and its position is known); `0` means no
+    /// limit. Until then no change is captured, so `start()` does not return `Ok` before it.
+    /// Default `60000`.
+    pub start_timeout_ms: u64,
     /// PEM file of root certificates for `verify-ca` / `verify-full`. Default none: the
     /// platform's trusted roots are used, so this is only needed for a private CA.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -207,6 +214,7 @@ impl Default for PostgresSourceConfig {
             channel_binding: ChannelBinding::Prefer,
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            start_timeout_ms: DEFAULT_START_TIMEOUT_MS,
             ssl_root_cert: None,
             create_slot: true,
             temporary_slot: false,
@@ -244,6 +252,11 @@ impl PostgresSourceConfig {
     /// `connect_timeout_ms` as a duration (`None` when it is `0`: no limit).
     pub fn connect_timeout(&self) -> Option<Duration> {
         (self.connect_timeout_ms > 0).then(|| Duration::from_millis(self.connect_timeout_ms))
+    }
+
+    /// `start_timeout_ms` as a duration (`None` when it is `0`: no limit).
+    pub fn start_timeout(&self) -> Option<Duration> {
+        (self.start_timeout_ms > 0).then(|| Duration::from_millis(self.start_timeout_ms))
     }
 
     /// `status_interval_ms` as a duration.

@@ -38,6 +38,12 @@ impl ChangeBatch {
         ChangeBatch::new(batch, acker)
     }
 
+    /// The same batch, acknowledged through `acker` (a subscriber's own).
+    pub(crate) fn with_acker(mut self, acker: AckHandle) -> Self {
+        self.acker = acker;
+        self
+    }
+
     /// The shared batch.
     pub fn batch(&self) -> &Arc<TransactionBatch> {
         &self.inner
@@ -94,14 +100,31 @@ impl Deref for ChangeBatch {
 
 /// Acknowledges transactions by their end LSN ([`TransactionBatch::ack_lsn`]) from anywhere:
 /// cheap to clone, `Send`, never blocks.
+///
+/// The handle inside a batch a [`Subscription`](super::Subscription) received acknowledges
+/// for that subscriber only: the source confirms to PostgreSQL the minimum over its live
+/// subscribers. [`Source::ack_handle`](super::Source::ack_handle) acknowledges for all of
+/// them at once.
 #[derive(Clone, Debug)]
 pub struct AckHandle {
     tx: async_channel::Sender<super::run::Command>,
+    subscriber: Option<u64>,
 }
 
 impl AckHandle {
     pub(crate) fn new(tx: async_channel::Sender<super::run::Command>) -> Self {
-        AckHandle { tx }
+        AckHandle {
+            tx,
+            subscriber: None,
+        }
+    }
+
+    /// The same channel, acknowledging for one subscriber.
+    pub(crate) fn for_subscriber(&self, id: u64) -> Self {
+        AckHandle {
+            tx: self.tx.clone(),
+            subscriber: Some(id),
+        }
     }
 
     /// Everything up to and including the transaction ending at `lsn` is processed. Acking
@@ -109,6 +132,14 @@ impl AckHandle {
     pub fn ack(&self, lsn: Lsn) {
         // Unbounded: never fails but when the source is gone, and then there is nothing to
         // acknowledge to.
-        let _ = self.tx.try_send(super::run::Command::Ack(lsn));
+        let _ = self.tx.try_send(super::run::Command::Ack {
+            subscriber: self.subscriber,
+            lsn,
+        });
+    }
+
+    /// A subscriber left: the minimum over the others may have moved.
+    pub(crate) fn recompute(&self) {
+        let _ = self.tx.try_send(super::run::Command::Recompute);
     }
 }

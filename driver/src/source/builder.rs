@@ -249,6 +249,13 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
+    /// How long `start()` keeps retrying transient failures before the capture point is
+    /// fixed (the slot exists); `Duration::ZERO` means no limit. Default 60 s.
+    pub fn with_start_timeout(mut self, timeout: Duration) -> Self {
+        self.config.start_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
     /// `application_name` shown in `pg_stat_activity`.
     pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
         self.config.application_name = name.into();
@@ -365,6 +372,7 @@ pub(crate) fn run_config<R: Runtime>(
         source_id: id.to_owned(),
         reconnect,
         ack_mode: cfg.ack_mode,
+        start_timeout: cfg.start_timeout(),
         bootstrap: None,
         config: cfg.clone(),
     })

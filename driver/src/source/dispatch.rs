@@ -2,7 +2,14 @@
 //! ([`DispatchMode::Channel`]) or one shared bounded ring read by every subscriber
 //! ([`DispatchMode::Broadcast`]). Neither mode drops a batch: a full queue makes delivery wait,
 //! and the wait reaches the socket (the run loop stops reading while a batch is undelivered).
+//!
+//! Each subscription acknowledges for itself: the dispatcher keeps what every live
+//! subscriber acknowledged, and the source confirms to PostgreSQL only the minimum, so a fast
+//! subscriber cannot free WAL a slow one has not processed. A subscriber that joins later
+//! starts at what was handed over before it (it never sees those batches); one that is
+//! dropped no longer holds the flush back.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -11,7 +18,9 @@ use std::time::Duration;
 use futures_core::Stream;
 use pgcdc_core::source_config::DispatchMode;
 
-use super::batch::ChangeBatch;
+use pgcdc_core::Lsn;
+
+use super::batch::{AckHandle, ChangeBatch};
 use crate::runtime::{BoxFuture, Runtime};
 
 /// How long delivery waits before looking again for a subscriber when there is none.
@@ -23,6 +32,20 @@ const NO_SUBSCRIBER_POLL: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Subscription {
     inner: SubscriptionInner,
+    id: u64,
+    /// Acknowledges for this subscriber; given to every batch it receives.
+    acker: AckHandle,
+    dispatcher: std::sync::Weak<Dispatcher>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(d) = self.dispatcher.upgrade() {
+            d.lock().acks.remove(&self.id);
+        }
+        // The minimum over the others may have risen.
+        self.acker.recompute();
+    }
 }
 
 #[derive(Debug)]
@@ -35,10 +58,12 @@ impl Stream for Subscription {
     type Item = ChangeBatch;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ChangeBatch>> {
-        match &mut self.get_mut().inner {
+        let this = self.get_mut();
+        let next = match &mut this.inner {
             SubscriptionInner::Channel(rx) => rx.as_mut().poll_next(cx),
             SubscriptionInner::Broadcast(rx) => rx.as_mut().poll_next(cx),
-        }
+        };
+        next.map(|b| b.map(|b| b.with_acker(this.acker.clone())))
     }
 }
 
@@ -60,6 +85,11 @@ pub(crate) struct Dispatcher {
 
 #[derive(Debug, Default)]
 struct DispatchState {
+    next_id: u64,
+    /// What each live subscriber acknowledged.
+    acks: BTreeMap<u64, Lsn>,
+    /// The highest ack LSN handed over so far.
+    handed: Lsn,
     channels: Vec<async_channel::Sender<ChangeBatch>>,
     broadcast: Option<(
         async_broadcast::Sender<ChangeBatch>,
@@ -80,9 +110,14 @@ impl Dispatcher {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a subscriber. It sees the batches delivered from now on.
-    pub(crate) fn subscribe(&self) -> Subscription {
+    /// Adds a subscriber. It sees the batches delivered from now on; `acker` sends the
+    /// source's commands.
+    pub(crate) fn subscribe(self: &Arc<Self>, acker: &AckHandle) -> Subscription {
         let mut st = self.lock();
+        let id = st.next_id;
+        st.next_id = st.next_id.wrapping_add(1);
+        let handed = st.handed;
+        st.acks.insert(id, handed);
         let inner = match self.mode {
             DispatchMode::Broadcast => {
                 let (tx, inactive) = st.broadcast.get_or_insert_with(|| {
@@ -100,7 +135,47 @@ impl Dispatcher {
                 SubscriptionInner::Channel(Box::pin(rx))
             }
         };
-        Subscription { inner }
+        Subscription {
+            inner,
+            id,
+            acker: acker.for_subscriber(id),
+            dispatcher: Arc::downgrade(self),
+        }
+    }
+
+    /// Records an acknowledgement — of one subscriber, or of the application for all of
+    /// them (`None`) — and returns what every live subscriber has acknowledged: the
+    /// position the source may confirm. `None` when nobody has acknowledged anything yet.
+    pub(crate) fn ack(&self, subscriber: Option<u64>, lsn: Lsn) -> Option<Lsn> {
+        let mut st = self.lock();
+        match subscriber {
+            Some(id) => {
+                if let Some(a) = st.acks.get_mut(&id) {
+                    *a = (*a).max(lsn);
+                }
+            }
+            None => {
+                for a in st.acks.values_mut() {
+                    *a = (*a).max(lsn);
+                }
+                if st.acks.is_empty() {
+                    return Some(lsn);
+                }
+            }
+        }
+        st.acks.values().copied().min()
+    }
+
+    /// The minimum acknowledged over the live subscribers.
+    pub(crate) fn acked(&self) -> Option<Lsn> {
+        self.lock().acks.values().copied().min()
+    }
+
+    /// Notes that batches up to `lsn` were handed over (subscribers joining later start
+    /// there).
+    pub(crate) fn note_handed(&self, lsn: Lsn) {
+        let mut st = self.lock();
+        st.handed = st.handed.max(lsn);
     }
 
     /// Number of live subscribers.

@@ -177,7 +177,7 @@ impl<R: Runtime> Source<R> {
     ///
     /// With no subscriber, delivery waits: a change is never handed to no one.
     pub fn subscribe(&self) -> Subscription {
-        let sub = self.inner.shared.dispatcher.subscribe();
+        let sub = self.inner.shared.dispatcher.subscribe(&self.ack_handle());
         if self.inner.config.auto_start && !self.is_running() {
             let this = self.clone();
             self.inner.rt.spawn(Box::pin(async move {

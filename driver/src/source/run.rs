@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use futures_core::Stream;
@@ -38,8 +38,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Messages from the source handle to the task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// The application processed everything up to this transaction end LSN.
-    Ack(Lsn),
+    /// A subscriber (or, with `None`, the application for all of them) processed everything
+    /// up to this transaction end LSN.
+    Ack { subscriber: Option<u64>, lsn: Lsn },
+    /// A subscriber left: the acknowledged minimum may have moved.
+    Recompute,
     /// Stop cleanly.
     Stop,
 }
@@ -55,6 +58,8 @@ pub(crate) struct RunConfig<R: Runtime> {
     pub(crate) source_id: String,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) ack_mode: AckMode,
+    /// How long `start()` retries before the capture point is fixed (`None`: forever).
+    pub(crate) start_timeout: Option<Duration>,
     pub(crate) bootstrap: Option<Arc<dyn BootstrapProvider<R>>>,
     pub(crate) config: PostgresSourceConfig,
 }
@@ -168,40 +173,142 @@ pub(crate) async fn run<R: Runtime>(
     let mut pipeline =
         pgcdc_core::assemble::Pipeline::new(cfg.source_id.as_str(), cfg.pipeline.clone());
     pipeline = pipeline.with_id_generator(random_u128);
-    let mut session = ReplicationSession::new(cfg.replication.clone(), pipeline, {
-        let clock = rt.clone();
-        Box::new(move || clock.wall_clock())
-    });
-    let mut reconnector = Reconnector::new(cfg.reconnect.clone());
-    let mut started = Some(started);
-    let mut commands: Cmds = Box::pin(commands);
-    let mut stop_requested = false;
-    loop {
-        shared.update(|s| s.state = SourceState::Starting);
-        let end = attempt(
-            &rt,
-            &cfg,
-            &mut session,
-            &shared,
-            &mut commands,
-            &acker,
-            &mut started,
-            &mut reconnector,
-            &mut stop_requested,
-        )
-        .await;
-        session.detach();
-        let err = match end {
-            AttemptEnd::Stopped => break,
-            AttemptEnd::Failed(e) => e,
-        };
+    let clock = rt.clone();
+    let session = ReplicationSession::new(
+        cfg.replication.clone(),
+        pipeline,
+        Box::new(move || clock.wall_clock()),
+    );
+    let reconnector = Reconnector::new(cfg.reconnect.clone());
+    let start_deadline = cfg.start_timeout.and_then(|t| rt.now().checked_add(t));
+    let delivered_lsn = shared
+        .status
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .last_delivered_lsn;
+    let driver = Driver {
+        rt,
+        cfg,
+        shared,
+        commands: Box::pin(commands),
+        acker,
+        session,
+        reconnector,
+        started: Some(started),
+        start_deadline,
+        capture_fixed: false,
+        stop_requested: false,
+        outbox: VecDeque::new(),
+        delivering: None,
+        handed_lsn: delivered_lsn,
+        delivered_lsn,
+    };
+    driver.run().await;
+}
+
+/// The task's state: the session, the delivery pipeline and the start report. Each session
+/// event, command, delivery, read and timer is one method.
+///
+/// Delivery accounting: a batch the session emits waits in `outbox`, then in `delivering`
+/// while the dispatcher offers it to the subscriber queues; only when every queue took it
+/// is it reported to the session ([`ReplicationSession::handed`]). A connection that breaks
+/// first lets the delivery in progress finish (some queues may hold it already), then drops
+/// the rest of the outbox: the session resumes before those batches, so the server sends
+/// them again.
+struct Driver<R: Runtime> {
+    rt: R,
+    cfg: RunConfig<R>,
+    shared: Arc<Shared>,
+    commands: Cmds,
+    acker: AckHandle,
+    session: ReplicationSession,
+    reconnector: Reconnector,
+    /// `start()` waits on this until the capture point is fixed, or the start fails.
+    started: Option<async_channel::Sender<StartReport>>,
+    /// When `start()` gives up retrying.
+    start_deadline: Option<Instant>,
+    /// The slot exists and its position is known: every change from here is delivered or
+    /// still in the slot.
+    capture_fixed: bool,
+    stop_requested: bool,
+    outbox: VecDeque<ChangeBatch>,
+    delivering: Option<(BoxFuture<'static, ()>, ChangeBatch)>,
+    /// The highest ack LSN a subscriber may hold.
+    handed_lsn: Lsn,
+    /// The highest ack LSN handed over, for the status.
+    delivered_lsn: Lsn,
+}
+
+/// One connection's socket and buffers.
+struct Link<T> {
+    io: Transport<T>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    scratch: Vec<u8>,
+}
+
+/// What to do after a session event.
+enum Flow {
+    Continue,
+    End(AttemptEnd),
+}
+
+impl<R: Runtime> Driver<R> {
+    async fn run(mut self) {
+        loop {
+            self.shared.update(|s| s.state = SourceState::Starting);
+            let end = self.attempt().await;
+            if !matches!(end, AttemptEnd::Stopped) {
+                // A delivery that began completes: some subscriber queues may hold the batch
+                // already, and the server would send it again to all of them.
+                self.finish_delivery().await;
+            }
+            self.outbox.clear();
+            self.delivering = None;
+            self.session.detach();
+            let err = match end {
+                AttemptEnd::Stopped => break,
+                AttemptEnd::Failed(e) => e,
+            };
+            if !self.on_failure(err).await {
+                return;
+            }
+        }
+        tracing::info!("replication source stopped");
+        self.shared.update(|s| s.state = SourceState::Stopped);
+        self.shared.dispatcher.close();
+        if let Some(tx) = self.started.take() {
+            let _ = tx.try_send(Ok(()));
+        }
+    }
+
+    /// Decides after a failed attempt: waits for the retry and returns true, or ends the
+    /// source (false). Before the capture point is fixed, transient failures are retried
+    /// inside `start()` until its deadline.
+    async fn on_failure(&mut self, err: AttemptError) -> bool {
         let message = err.report();
-        let decision = err.decide(&mut reconnector, random_u64());
+        let decision = err.decide(&mut self.reconnector, random_u64());
         match decision {
-            Decision::RetryAfter(delay) if !stop_requested => {
-                let attempt = reconnector.attempts();
+            Decision::RetryAfter(mut delay) if !self.stop_requested => {
+                let attempt = self.reconnector.attempts();
+                let now = self.rt.now();
+                let deadline = self
+                    .start_deadline
+                    .filter(|_| self.started.is_some() && !self.capture_fixed);
+                if let Some(d) = deadline {
+                    // The last attempt is made at the deadline.
+                    delay = delay.min(d.saturating_duration_since(now));
+                }
+                if deadline.is_some_and(|d| now >= d) {
+                    self.fail(format!(
+                        "{message} (no replication slot position could be fixed within the start \
+                         timeout, start_timeout_ms = {}; {attempt} attempt(s))",
+                        self.cfg.start_timeout.map_or(0, |d| d.as_millis())
+                    ));
+                    return false;
+                }
                 tracing::warn!(error = %message, attempt, delay_ms = delay.as_millis() as u64, "replication connection failed; reconnecting");
-                shared.update(|s| {
+                self.shared.update(|s| {
                     s.state = SourceState::Reconnecting {
                         attempt,
                         delay_ms: delay.as_millis() as u64,
@@ -209,71 +316,445 @@ pub(crate) async fn run<R: Runtime>(
                     s.reconnects += 1;
                     s.last_error = Some(message.clone());
                 });
-                if let Some(tx) = started.take() {
-                    // The source is up and keeps trying; start() does not wait forever.
+                if self.capture_fixed
+                    && let Some(tx) = self.started.take()
+                {
+                    // Every change from the slot's position on will be delivered: start() may
+                    // return while the source reconnects.
                     let _ = tx.try_send(Ok(()));
                 }
-                if wait_or_stop(&rt, delay, &mut commands, &mut session).await {
-                    break;
-                }
+                !self.wait_or_stop(delay).await
             }
-            Decision::RetryAfter(_) => break,
+            Decision::RetryAfter(_) => {
+                self.finish_stopped();
+                false
+            }
             Decision::GiveUp { attempts } => {
-                let message = format!("{message} (gave up after {attempts} attempts)");
-                fail(&shared, &mut started, message);
-                return;
+                self.fail(format!("{message} (gave up after {attempts} attempts)"));
+                false
             }
             _ => {
-                fail(&shared, &mut started, message);
-                return;
+                self.fail(message);
+                false
             }
         }
     }
-    tracing::info!("replication source stopped");
-    shared.update(|s| s.state = SourceState::Stopped);
-    shared.dispatcher.close();
-    if let Some(tx) = started.take() {
-        let _ = tx.try_send(Ok(()));
-    }
-}
 
-fn fail(
-    shared: &Shared,
-    started: &mut Option<async_channel::Sender<StartReport>>,
-    message: String,
-) {
-    tracing::error!(error = %message, "replication source failed");
-    shared.update(|s| {
-        s.state = SourceState::Failed(message.clone());
-        s.last_error = Some(message.clone());
-    });
-    shared.dispatcher.close();
-    if let Some(tx) = started.take() {
-        let _ = tx.try_send(Err(message));
+    fn finish_stopped(&mut self) {
+        tracing::info!("replication source stopped");
+        self.shared.update(|s| s.state = SourceState::Stopped);
+        self.shared.dispatcher.close();
+        if let Some(tx) = self.started.take() {
+            let _ = tx.try_send(Ok(()));
+        }
     }
-}
 
-/// Sleeps for the reconnect delay; acknowledgements received meanwhile are applied. Returns
-/// true when a stop was requested.
-async fn wait_or_stop<R: Runtime>(
-    rt: &R,
-    delay: Duration,
-    commands: &mut Cmds,
-    session: &mut ReplicationSession,
-) -> bool {
-    let mut sleep = rt.sleep(delay);
-    loop {
-        let next = std::future::poll_fn(|cx| {
-            if let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
-                return Poll::Ready(cmd);
-            }
-            sleep.as_mut().poll(cx).map(|()| None)
+    fn fail(&mut self, message: String) {
+        tracing::error!(error = %message, "replication source failed");
+        self.shared.update(|s| {
+            s.state = SourceState::Failed(message.clone());
+            s.last_error = Some(message.clone());
         });
-        match next.await {
-            Some(Command::Ack(lsn)) => session.ack(lsn),
-            Some(Command::Stop) => return true,
-            None => return false,
+        self.shared.dispatcher.close();
+        if let Some(tx) = self.started.take() {
+            let _ = tx.try_send(Err(message));
         }
+    }
+
+    /// Sleeps for the reconnect delay; commands received meanwhile are applied. Returns
+    /// true when a stop was requested.
+    async fn wait_or_stop(&mut self, delay: Duration) -> bool {
+        let mut sleep = self.rt.sleep(delay);
+        loop {
+            let commands = &mut self.commands;
+            let next = std::future::poll_fn(|cx| {
+                if let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
+                    return Poll::Ready(cmd);
+                }
+                sleep.as_mut().poll(cx).map(|()| None)
+            });
+            match next.await {
+                Some(Command::Stop) => return true,
+                Some(cmd) => self.on_command(cmd),
+                None => return false,
+            }
+        }
+    }
+
+    /// Completes the delivery in progress, if any (a stop request abandons it: the
+    /// subscriptions end anyway).
+    async fn finish_delivery(&mut self) {
+        let Some((mut fut, batch)) = self.delivering.take() else {
+            return;
+        };
+        let commands = &mut self.commands;
+        let stopped = std::future::poll_fn(|cx| {
+            if let Poll::Ready(Some(Command::Stop) | None) = commands.as_mut().poll_next(cx) {
+                return Poll::Ready(true);
+            }
+            fut.as_mut().poll(cx).map(|()| false)
+        })
+        .await;
+        if stopped {
+            self.stop_requested = true;
+        } else {
+            self.on_handed(&batch);
+        }
+    }
+
+    /// One connection: connect, attach, then move bytes, events, deliveries and commands
+    /// until it ends.
+    async fn attempt(&mut self) -> AttemptEnd {
+        let conn = {
+            let options = self.cfg.connect.clone();
+            let connecting = PgConnection::connect(self.rt.clone(), &options);
+            let mut connecting = std::pin::pin!(connecting);
+            let commands = &mut self.commands;
+            let mut acks = Vec::new();
+            let raced = std::future::poll_fn(|cx| {
+                while let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
+                    match cmd {
+                        Some(Command::Stop) | None => return Poll::Ready(None),
+                        Some(other) => acks.push(other),
+                    }
+                }
+                connecting.as_mut().poll(cx).map(Some)
+            })
+            .await;
+            for cmd in acks {
+                self.on_command(cmd);
+            }
+            match raced {
+                None => {
+                    self.stop_requested = true;
+                    return AttemptEnd::Stopped;
+                }
+                Some(Err(e)) => return AttemptEnd::Failed(e.into()),
+                Some(Ok(c)) => c,
+            }
+        };
+        let tls = conn.is_tls();
+        let (io, core_conn, rbuf) = conn.into_parts();
+        tracing::info!(tls, "replication connection established");
+        if let Err(e) = self.session.attach(core_conn, self.rt.now()) {
+            return AttemptEnd::Failed(e.into());
+        }
+        if self.stop_requested {
+            self.session.stop(self.rt.now());
+        }
+        let mut link = Link {
+            io,
+            rbuf,
+            wbuf: BytesMut::new(),
+            scratch: vec![0u8; READ_CHUNK],
+        };
+        if !link.rbuf.is_empty()
+            && let Err(e) = self.session.handle_input(&mut link.rbuf, self.rt.now())
+        {
+            return AttemptEnd::Failed(e.into());
+        }
+        loop {
+            // 1. Events from the session.
+            while let Some(ev) = self.session.poll_event() {
+                if let Flow::End(end) = self.on_session_event(ev, &mut link).await {
+                    return end;
+                }
+            }
+            // 2. Bytes to the server.
+            if let Err(e) = write_out(&mut self.session, &mut link.io, &mut link.wbuf).await {
+                return AttemptEnd::Failed(e.into());
+            }
+            // 3. Offer the next batch to the subscribers.
+            self.start_delivery();
+            publish_stats(&self.shared, &self.session);
+            // 4. Wait for input, a delivery, a command or the session's deadline. The
+            // socket is read only when nothing waits for delivery: that is the backpressure.
+            let wake = self.wait(&mut link).await;
+            let now = self.rt.now();
+            let result = match wake {
+                Wake::Command(Some(Command::Stop) | None) => {
+                    self.stop_requested = true;
+                    self.shared.update(|s| s.state = SourceState::Stopping);
+                    self.outbox.clear();
+                    self.delivering = None;
+                    self.session.stop(now);
+                    Ok(())
+                }
+                Wake::Command(Some(cmd)) => {
+                    self.on_command(cmd);
+                    Ok(())
+                }
+                Wake::Delivered => {
+                    if let Some((_, batch)) = self.delivering.take() {
+                        self.on_handed(&batch);
+                    }
+                    Ok(())
+                }
+                Wake::Read(Ok(0)) => return AttemptEnd::Failed(self.session.handle_eof().into()),
+                Wake::Read(Ok(n)) => {
+                    link.rbuf
+                        .extend_from_slice(link.scratch.get(..n).unwrap_or_default());
+                    self.session.handle_input(&mut link.rbuf, now)
+                }
+                Wake::Read(Err(source)) => {
+                    return AttemptEnd::Failed(
+                        Error::Io {
+                            context: "reading from the server",
+                            source,
+                        }
+                        .into(),
+                    );
+                }
+                Wake::Timer => self.session.handle_timeout(now),
+            };
+            if let Err(e) = result {
+                return AttemptEnd::Failed(e.into());
+            }
+        }
+    }
+
+    /// Waits for the next thing to do.
+    async fn wait(&mut self, link: &mut Link<R::Tcp>) -> Wake {
+        let reading = self.outbox.is_empty() && self.delivering.is_none();
+        let now = self.rt.now();
+        let mut sleep = self
+            .session
+            .poll_timeout()
+            .map(|d| self.rt.sleep(d.saturating_duration_since(now)));
+        let commands = &mut self.commands;
+        let delivering = &mut self.delivering;
+        let io = &mut link.io;
+        let scratch = &mut link.scratch;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
+                return Poll::Ready(Wake::Command(cmd));
+            }
+            if let Some((fut, _)) = delivering.as_mut()
+                && fut.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Wake::Delivered);
+            }
+            if reading && let Poll::Ready(r) = Pin::new(&mut *io).poll_read(cx, scratch) {
+                return Poll::Ready(Wake::Read(r));
+            }
+            if let Some(s) = sleep.as_mut()
+                && s.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Wake::Timer);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Offers the oldest waiting batch to the dispatcher, when none is on offer.
+    fn start_delivery(&mut self) {
+        if self.delivering.is_some() {
+            return;
+        }
+        if let Some(batch) = self.outbox.pop_front() {
+            // From here a subscriber may hold the batch and acknowledge it.
+            if let Some(lsn) = batch.ack_lsn() {
+                self.handed_lsn = self.handed_lsn.max(lsn);
+            }
+            let fut = self.shared.dispatcher.deliver(&self.rt, batch.clone());
+            self.delivering = Some((fut, batch));
+        }
+    }
+
+    /// Every subscriber queue took `batch`: it is delivered.
+    fn on_handed(&mut self, batch: &ChangeBatch) {
+        if let Err(e) = self.session.handed() {
+            tracing::error!(error = %e, "delivery accounting out of step");
+        }
+        let ack = batch.ack_lsn();
+        if let Some(lsn) = ack {
+            self.delivered_lsn = self.delivered_lsn.max(lsn);
+            self.shared.dispatcher.note_handed(lsn);
+            if self.cfg.ack_mode == AckMode::OnDelivery {
+                self.session.ack(lsn);
+            }
+        }
+        let n = batch.changes.len() as u64;
+        let last = batch.last_chunk && ack.is_some();
+        let delivered = self.delivered_lsn;
+        let at = self.rt.wall_clock();
+        self.shared.update(|s| {
+            s.changes += n;
+            if last {
+                s.transactions += 1;
+            }
+            s.last_delivered_lsn = delivered;
+            s.last_change_at = Some(at);
+        });
+    }
+
+    /// An acknowledgement (or a subscriber leaving).
+    fn on_command(&mut self, cmd: Command) {
+        let confirmed = match cmd {
+            Command::Ack { subscriber, lsn } => {
+                // Never past what a subscriber could have received.
+                self.shared
+                    .dispatcher
+                    .ack(subscriber, lsn.min(self.handed_lsn))
+            }
+            Command::Recompute => self.shared.dispatcher.acked(),
+            Command::Stop => None,
+        };
+        if let Some(lsn) = confirmed {
+            self.session.ack(lsn);
+        }
+    }
+
+    async fn on_session_event(&mut self, ev: SessionEvent, link: &mut Link<R::Tcp>) -> Flow {
+        match ev {
+            SessionEvent::Transaction(batch) => {
+                self.outbox
+                    .push_back(ChangeBatch::new(batch, self.acker.clone()));
+            }
+            SessionEvent::Message(msg) => {
+                self.outbox
+                    .push_back(ChangeBatch::from_message(msg, self.acker.clone()));
+            }
+            SessionEvent::StreamingStarted {
+                requested_lsn,
+                slot_confirmed_lsn,
+                proto_version,
+            } => {
+                let slot_confirmed =
+                    slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
+                tracing::info!(%requested_lsn, %slot_confirmed, proto_version, "streaming started");
+                self.reconnector.on_streaming();
+                self.capture_fixed = true;
+                self.shared.update(|s| s.state = SourceState::Running);
+                if let Some(tx) = self.started.take() {
+                    let _ = tx.try_send(Ok(()));
+                }
+            }
+            SessionEvent::ResumeGap {
+                requested,
+                server_start,
+            } => {
+                tracing::warn!(%requested, %server_start, "the slot's confirmed position is past the requested start: changes in between will not arrive");
+                self.shared
+                    .update(|s| s.resume_gap = Some((requested, server_start)));
+            }
+            SessionEvent::PositionReset {
+                previous,
+                slot_position,
+                reason,
+            } => {
+                let slot = slot_position.map_or_else(|| "-".to_owned(), |l| l.to_string());
+                tracing::warn!(%previous, slot_position = %slot, "{reason}: streaming restarts from the slot's position; changes after it may arrive again");
+                self.shared.update(|s| {
+                    s.last_error = Some(format!(
+                        "{reason}: restarted from the slot's position {slot} (was {previous})"
+                    ));
+                });
+            }
+            SessionEvent::Identified {
+                system_id,
+                timeline,
+                xlogpos,
+                server_version_num,
+            } => {
+                tracing::debug!(system_id, timeline, %xlogpos, server_version_num, "identified the server");
+            }
+            SessionEvent::SlotCreated {
+                slot_name,
+                consistent_point,
+                ..
+            } => {
+                tracing::info!(slot = %slot_name, %consistent_point, "replication slot created");
+                if !self.cfg.replication.temporary_slot {
+                    self.capture_fixed = true;
+                }
+            }
+            SessionEvent::SnapshotHeld {
+                snapshot_name,
+                consistent_point,
+            } => {
+                if let Flow::End(end) = self.bootstrap(link, snapshot_name, consistent_point).await
+                {
+                    return Flow::End(end);
+                }
+                if let Err(e) = self.session.release_snapshot(self.rt.now()) {
+                    return Flow::End(AttemptEnd::Failed(e.into()));
+                }
+            }
+            SessionEvent::SnapshotSkipped { slot_confirmed_lsn } => {
+                let slot_confirmed =
+                    slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
+                tracing::info!(%slot_confirmed, "the slot exists: no bootstrap, streaming resumes from it");
+                if let Some(provider) = self.cfg.bootstrap.as_deref() {
+                    let name = provider.name().to_owned();
+                    self.shared.update(|s| {
+                        s.bootstrap = Some(BootstrapProgress {
+                            provider: name,
+                            phase: BootstrapPhase::Skipped,
+                            tables: Vec::new(),
+                            rows: 0,
+                        });
+                    });
+                }
+            }
+            SessionEvent::Warning(w) => tracing::warn!("{w}"),
+            SessionEvent::Notice(n) => tracing::info!(notice = %n, "server notice"),
+            SessionEvent::Stopped => {
+                let _ = write_out(&mut self.session, &mut link.io, &mut link.wbuf).await;
+                let _ = link.io.close().await;
+                return Flow::End(AttemptEnd::Stopped);
+            }
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    /// Runs the bootstrap provider inside the held snapshot. A failure drops the slot, so
+    /// the next start takes a new snapshot.
+    async fn bootstrap(
+        &mut self,
+        link: &mut Link<R::Tcp>,
+        snapshot_name: String,
+        consistent_point: Lsn,
+    ) -> Flow {
+        let Some(provider) = self.cfg.bootstrap.clone() else {
+            return Flow::Continue;
+        };
+        self.shared.update(|s| s.state = SourceState::Bootstrapping);
+        tracing::info!(provider = provider.name(), %snapshot_name, %consistent_point, "bootstrap: starting");
+        let ctx = BootstrapContext {
+            rt: self.rt.clone(),
+            source_id: self.cfg.source_id.clone(),
+            config: self.cfg.config.clone(),
+            connect: self.cfg.connect.clone(),
+            pipeline: self.cfg.pipeline.clone(),
+            snapshot_name,
+            consistent_point,
+            shared: Arc::clone(&self.shared),
+            acker: self.acker.clone(),
+        };
+        let outcome = {
+            let mut work = std::pin::pin!(bootstrap::run_provider(provider.as_ref(), &ctx));
+            let commands = &mut self.commands;
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(Some(Command::Stop) | None) = commands.as_mut().poll_next(cx) {
+                    return Poll::Ready(Err("stopped during the bootstrap".to_owned()));
+                }
+                work.as_mut().poll(cx)
+            })
+            .await
+        };
+        if let Err(message) = outcome {
+            // Streaming after a partial copy would lose rows: drop the slot so the next
+            // start takes a new snapshot.
+            let _ = link.io.close().await;
+            bootstrap::drop_slot(&self.rt, &self.cfg.connect, &self.cfg.replication.slot_name)
+                .await;
+            return Flow::End(AttemptEnd::Failed(AttemptError::Bootstrap(message)));
+        }
+        self.shared.update(|s| s.state = SourceState::Starting);
+        Flow::Continue
     }
 }
 
@@ -283,306 +764,6 @@ enum Wake {
     Delivered,
     Read(std::io::Result<usize>),
     Timer,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn attempt<R: Runtime>(
-    rt: &R,
-    cfg: &RunConfig<R>,
-    session: &mut ReplicationSession,
-    shared: &Arc<Shared>,
-    commands: &mut Cmds,
-    acker: &AckHandle,
-    started: &mut Option<async_channel::Sender<StartReport>>,
-    reconnector: &mut Reconnector,
-    stop_requested: &mut bool,
-) -> AttemptEnd {
-    // Connect, racing a stop request.
-    let connecting = PgConnection::connect(rt.clone(), &cfg.connect);
-    let conn = {
-        let mut connecting = std::pin::pin!(connecting);
-        let raced = std::future::poll_fn(|cx| {
-            if let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
-                if let Some(Command::Stop) | None = cmd {
-                    return Poll::Ready(None);
-                }
-                if let Some(Command::Ack(lsn)) = cmd {
-                    session.ack(lsn);
-                }
-            }
-            connecting.as_mut().poll(cx).map(Some)
-        })
-        .await;
-        match raced {
-            None => {
-                *stop_requested = true;
-                return AttemptEnd::Stopped;
-            }
-            Some(Err(e)) => return AttemptEnd::Failed(e.into()),
-            Some(Ok(c)) => c,
-        }
-    };
-    let tls = conn.is_tls();
-    let (mut io, core_conn, mut rbuf) = conn.into_parts();
-    tracing::info!(tls, "replication connection established");
-    if let Err(e) = session.attach(core_conn, rt.now()) {
-        return AttemptEnd::Failed(e.into());
-    }
-    if *stop_requested {
-        session.stop(rt.now());
-    }
-    let mut wbuf = BytesMut::new();
-    let mut scratch = vec![0u8; READ_CHUNK];
-    let mut outbox: VecDeque<ChangeBatch> = VecDeque::new();
-    let mut delivering: Option<(BoxFuture<'static, ()>, ChangeBatch)> = None;
-    let mut delivered_lsn = shared
-        .status
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .last_delivered_lsn;
-    let mut handed_lsn = delivered_lsn;
-    if !rbuf.is_empty() {
-        if let Err(e) = session.handle_input(&mut rbuf, rt.now()) {
-            return AttemptEnd::Failed(e.into());
-        }
-    }
-    loop {
-        // 1. Events from the session.
-        while let Some(ev) = session.poll_event() {
-            match ev {
-                SessionEvent::Transaction(batch) => {
-                    outbox.push_back(ChangeBatch::new(batch, acker.clone()));
-                }
-                SessionEvent::Message(msg) => {
-                    outbox.push_back(ChangeBatch::from_message(msg, acker.clone()));
-                }
-                SessionEvent::StreamingStarted {
-                    requested_lsn,
-                    slot_confirmed_lsn,
-                    proto_version,
-                } => {
-                    let slot_confirmed =
-                        slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
-                    tracing::info!(%requested_lsn, %slot_confirmed, proto_version, "streaming started");
-                    reconnector.on_streaming();
-                    shared.update(|s| s.state = SourceState::Running);
-                    if let Some(tx) = started.take() {
-                        let _ = tx.try_send(Ok(()));
-                    }
-                }
-                SessionEvent::ResumeGap {
-                    requested,
-                    server_start,
-                } => {
-                    tracing::warn!(%requested, %server_start, "the slot's confirmed position is past the requested start: changes in between will not arrive");
-                    shared.update(|s| s.resume_gap = Some((requested, server_start)));
-                }
-                SessionEvent::Identified {
-                    system_id,
-                    timeline,
-                    xlogpos,
-                    server_version_num,
-                } => {
-                    tracing::debug!(system_id, timeline, %xlogpos, server_version_num, "identified the server");
-                }
-                SessionEvent::SlotCreated {
-                    slot_name,
-                    consistent_point,
-                    ..
-                } => {
-                    tracing::info!(slot = %slot_name, %consistent_point, "replication slot created");
-                }
-                SessionEvent::SnapshotHeld {
-                    snapshot_name,
-                    consistent_point,
-                } => {
-                    if let Some(provider) = cfg.bootstrap.as_deref() {
-                        shared.update(|s| s.state = SourceState::Bootstrapping);
-                        tracing::info!(provider = provider.name(), %snapshot_name, %consistent_point, "bootstrap: starting");
-                        let ctx = BootstrapContext {
-                            rt: rt.clone(),
-                            source_id: cfg.source_id.clone(),
-                            config: cfg.config.clone(),
-                            connect: cfg.connect.clone(),
-                            pipeline: cfg.pipeline.clone(),
-                            snapshot_name,
-                            consistent_point,
-                            shared: Arc::clone(shared),
-                            acker: acker.clone(),
-                        };
-                        let outcome = {
-                            let mut work = std::pin::pin!(bootstrap::run_provider(provider, &ctx));
-                            std::future::poll_fn(|cx| {
-                                if let Poll::Ready(Some(Command::Stop) | None) =
-                                    commands.as_mut().poll_next(cx)
-                                {
-                                    return Poll::Ready(Err(
-                                        "stopped during the bootstrap".to_owned()
-                                    ));
-                                }
-                                work.as_mut().poll(cx)
-                            })
-                            .await
-                        };
-                        if let Err(message) = outcome {
-                            // Streaming after a partial copy would lose rows: drop the slot so
-                            // the next start takes a new snapshot.
-                            let _ = io.close().await;
-                            bootstrap::drop_slot(rt, &cfg.connect, &cfg.replication.slot_name)
-                                .await;
-                            return AttemptEnd::Failed(AttemptError::Bootstrap(message));
-                        }
-                        shared.update(|s| s.state = SourceState::Starting);
-                    }
-                    if let Err(e) = session.release_snapshot(rt.now()) {
-                        return AttemptEnd::Failed(e.into());
-                    }
-                }
-                SessionEvent::SnapshotSkipped { slot_confirmed_lsn } => {
-                    let slot_confirmed =
-                        slot_confirmed_lsn.map_or_else(|| "-".to_owned(), |l| l.to_string());
-                    tracing::info!(%slot_confirmed, "the slot exists: no bootstrap, streaming resumes from it");
-                    if let Some(provider) = cfg.bootstrap.as_deref() {
-                        shared.update(|s| {
-                            s.bootstrap = Some(BootstrapProgress {
-                                provider: provider.name().to_owned(),
-                                phase: BootstrapPhase::Skipped,
-                                tables: Vec::new(),
-                                rows: 0,
-                            });
-                        });
-                    }
-                }
-                SessionEvent::Warning(w) => tracing::warn!("{w}"),
-                SessionEvent::Notice(n) => tracing::info!(notice = %n, "server notice"),
-                SessionEvent::Stopped => {
-                    let _ = write_out(session, &mut io, &mut wbuf).await;
-                    let _ = io.close().await;
-                    return AttemptEnd::Stopped;
-                }
-                _ => {}
-            }
-        }
-        // 2. Bytes to the server.
-        if let Err(e) = write_out(session, &mut io, &mut wbuf).await {
-            return AttemptEnd::Failed(e.into());
-        }
-        // 3. Hand the next batch to the dispatcher.
-        if delivering.is_none() {
-            if let Some(batch) = outbox.pop_front() {
-                // From here a subscriber may hold the batch and acknowledge it.
-                if let Some(lsn) = batch.ack_lsn() {
-                    handed_lsn = handed_lsn.max(lsn);
-                }
-                let fut = shared.dispatcher.deliver(rt, batch.clone());
-                delivering = Some((fut, batch));
-            }
-        }
-        publish_stats(shared, session);
-        // 4. Wait for input, a delivery, a command or the session's deadline. The socket is
-        // read only when nothing waits for delivery: that is the backpressure.
-        let reading = outbox.is_empty() && delivering.is_none();
-        let mut sleep = session
-            .poll_timeout()
-            .map(|d| rt.sleep(d.saturating_duration_since(rt.now())));
-        let wake = std::future::poll_fn(|cx| {
-            if let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
-                return Poll::Ready(Wake::Command(cmd));
-            }
-            if let Some((fut, _)) = delivering.as_mut() {
-                if fut.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Delivered);
-                }
-            }
-            if reading {
-                if let Poll::Ready(r) = Pin::new(&mut io).poll_read(cx, &mut scratch) {
-                    return Poll::Ready(Wake::Read(r));
-                }
-            }
-            if let Some(s) = sleep.as_mut() {
-                if s.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Timer);
-                }
-            }
-            Poll::Pending
-        })
-        .await;
-        let now = rt.now();
-        let result = match wake {
-            Wake::Command(Some(Command::Ack(lsn))) => {
-                // Never past what a subscriber could have received.
-                session.ack(lsn.min(handed_lsn));
-                Ok(())
-            }
-            Wake::Command(Some(Command::Stop)) | Wake::Command(None) => {
-                *stop_requested = true;
-                shared.update(|s| s.state = SourceState::Stopping);
-                outbox.clear();
-                delivering = None;
-                session.stop(now);
-                Ok(())
-            }
-            Wake::Delivered => {
-                if let Some((_, batch)) = delivering.take() {
-                    on_delivered(
-                        shared,
-                        session,
-                        cfg.ack_mode,
-                        &batch,
-                        &mut delivered_lsn,
-                        rt.wall_clock(),
-                    );
-                }
-                Ok(())
-            }
-            Wake::Read(Ok(0)) => return AttemptEnd::Failed(session.handle_eof().into()),
-            Wake::Read(Ok(n)) => {
-                rbuf.extend_from_slice(scratch.get(..n).unwrap_or_default());
-                session.handle_input(&mut rbuf, now)
-            }
-            Wake::Read(Err(source)) => {
-                return AttemptEnd::Failed(
-                    Error::Io {
-                        context: "reading from the server",
-                        source,
-                    }
-                    .into(),
-                );
-            }
-            Wake::Timer => session.handle_timeout(now),
-        };
-        if let Err(e) = result {
-            return AttemptEnd::Failed(e.into());
-        }
-    }
-}
-
-fn on_delivered(
-    shared: &Shared,
-    session: &mut ReplicationSession,
-    ack_mode: AckMode,
-    batch: &ChangeBatch,
-    delivered_lsn: &mut Lsn,
-    now_wall: SystemTime,
-) {
-    let ack = batch.ack_lsn();
-    if let Some(lsn) = ack {
-        *delivered_lsn = (*delivered_lsn).max(lsn);
-        if ack_mode == AckMode::OnDelivery {
-            session.ack(lsn);
-        }
-    }
-    let n = batch.changes.len() as u64;
-    let last = batch.last_chunk && ack.is_some();
-    let delivered = *delivered_lsn;
-    shared.update(|s| {
-        s.changes += n;
-        if last {
-            s.transactions += 1;
-        }
-        s.last_delivered_lsn = delivered;
-        s.last_change_at = Some(now_wall);
-    });
 }
 
 fn publish_stats(shared: &Shared, session: &ReplicationSession) {

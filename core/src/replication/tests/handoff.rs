@@ -156,6 +156,16 @@ impl Run {
         self.collect();
     }
 
+    /// Feeds the next message and breaks the connection before the driver polled what it
+    /// emitted.
+    fn feed_and_break(&mut self) {
+        if let Some(m) = self.wal.get(self.pos) {
+            let bytes = m.bytes.clone();
+            self.h.feed(&bytes).unwrap();
+        }
+        self.connect();
+    }
+
     fn feed(&mut self) {
         if let Some(m) = self.wal.get(self.pos) {
             let bytes = m.bytes.clone();
@@ -268,7 +278,7 @@ proptest! {
     #[test]
     fn no_batch_is_lost_or_repeated_whatever_fails_when(
         rows in proptest::collection::vec(0u8..6, 1..7),
-        actions in proptest::collection::vec(0u8..12, 0..160),
+        actions in proptest::collection::vec(0u8..13, 0..160),
         manual in any::<bool>(),
     ) {
         let (wal, total) = script(&rows);
@@ -281,6 +291,7 @@ proptest! {
                 8 => run.keepalive(a % 2 == 0),
                 9 => run.keepalive(true),
                 10 => run.tick(),
+                11 => run.feed_and_break(),
                 _ => run.connect(),
             }
             run.check()?;

@@ -495,3 +495,62 @@ fn server_shutdown_handshake() {
     h.connect().unwrap();
     assert_eq!(start_lsn_of(&h.queries()), "0/2200");
 }
+
+#[test]
+fn a_slot_lost_after_streaming_is_fatal_and_never_recreated() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    h.feed(&txn(700, 0x2100, 0x2130, &[1])).unwrap();
+    h.session.detach();
+    // A failover to a server without the slot.
+    h.server.slot = None;
+    let e = h.connect().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SessionError::SlotLost {
+                delivered: Lsn(0x2130),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("bootstrap again"), "{e}");
+    assert!(
+        !h.queries()
+            .iter()
+            .any(|q| q.starts_with("CREATE_REPLICATION_SLOT")),
+        "the slot must not be recreated"
+    );
+}
+
+#[test]
+fn a_server_behind_the_resume_point_resets_to_the_slot() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.stream();
+    h.feed(&txn(700, 0x2100, 0x2130, &[1])).unwrap();
+    h.feed(&txn(701, 0x2200, 0x2230, &[2])).unwrap();
+    h.batches();
+    h.session.detach();
+    // A standby that is behind took over; its copy of the slot is at 0/2130.
+    h.server.xlogpos = Lsn(0x2180);
+    h.server.slot.as_mut().unwrap().confirmed = Lsn(0x2130);
+    h.connect().unwrap();
+    let evs = h.events();
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            SessionEvent::PositionReset {
+                previous: Lsn(0x2230),
+                slot_position: Some(Lsn(0x2130)),
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+    assert_eq!(start_lsn_of(&h.queries()), "0/2130");
+    // A transaction at a position delivered before is new on this server: not dropped.
+    h.feed(&txn(801, 0x2200, 0x2230, &[3])).unwrap();
+    assert_eq!(h.batches(), vec![(801, 0, true, Some(Lsn(0x2230)))]);
+}

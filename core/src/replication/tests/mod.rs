@@ -300,6 +300,8 @@ pub(super) struct FakeServer {
     pub user_types: Vec<[&'static str; 9]>,
     pub slot: Option<Slot>,
     pub next_consistent_point: Lsn,
+    /// IDENTIFY_SYSTEM's xlogpos: the server's WAL end, above every position the tests use.
+    pub xlogpos: Lsn,
     /// One-shot failures: (command prefix, SQLSTATE, message).
     pub failures: Vec<(String, String, String)>,
     pub queries: Vec<String>,
@@ -322,6 +324,7 @@ impl FakeServer {
             user_types: Vec::new(),
             slot: None,
             next_consistent_point: Lsn(0x1000),
+            xlogpos: Lsn(0x100_0000),
             failures: Vec::new(),
             queries: Vec::new(),
         }
@@ -343,12 +346,13 @@ impl FakeServer {
         if sql == "IDENTIFY_SYSTEM" {
             let id = self.system_id.to_string();
             let tl = self.timeline.to_string();
+            let xlogpos = self.xlogpos.to_string();
             return rows(
                 &["systemid", "timeline", "xlogpos", "dbname"],
                 &[vec![
                     Some(&id),
                     Some(&tl),
-                    Some("0/2000"),
+                    Some(&xlogpos),
                     Some(&self.dbname),
                 ]],
                 "IDENTIFY_SYSTEM",

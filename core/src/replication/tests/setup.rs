@@ -55,7 +55,7 @@ fn happy_path_sends_exactly_these_commands() {
             SessionEvent::Identified {
                 system_id: 7312345678901234567,
                 timeline: 1,
-                xlogpos: Lsn(0x2000),
+                xlogpos: Lsn(0x100_0000),
                 server_version_num: 150018,
             },
             SessionEvent::SlotCreated {
@@ -511,9 +511,11 @@ fn system_identifier_and_timeline_across_attaches() {
     h.connect().unwrap();
     let evs = h.events();
     assert!(
-        evs.iter().any(
-            |e| matches!(e, SessionEvent::Warning(w) if w.contains("timeline changed from 1 to 2"))
-        ),
+        evs.iter().any(|e| matches!(
+            e,
+            SessionEvent::PositionReset { reason, slot_position: Some(Lsn(0x1000)), .. }
+                if reason.contains("timeline changed from 1 to 2")
+        )),
         "{evs:?}"
     );
     h.session.detach();

@@ -44,6 +44,9 @@ Options:
   --from-lsn LSN          start at this position (X/X) instead of the slot's
   --until-lsn LSN         end after the first transaction whose end LSN reaches LSN
   --idle-exit SECONDS     end after SECONDS without a change
+  --start-timeout SECONDS keep retrying transient failures (server down, slot in use by
+                          another consumer) until the slot is reached, at most SECONDS
+                          (default 60; 0: forever); later disconnections are always retried
   --max-changes N         end after N changes (a transaction cut short is not acknowledged)
   --format jsonl|pretty   output format (default jsonl)
   -h, --help              this help";
@@ -116,6 +119,7 @@ pub struct StreamArgs {
     pub from_lsn: Option<Lsn>,
     pub until_lsn: Option<Lsn>,
     pub idle_exit: Option<Duration>,
+    pub start_timeout: Option<Duration>,
     pub max_changes: Option<u64>,
     pub format: Option<Format>,
 }
@@ -303,6 +307,19 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
                         ))
                     })?;
                 a.idle_exit = Some(Duration::from_secs_f64(secs));
+            }
+            "--start-timeout" => {
+                let v = f.value(&mut flag, "a number of seconds")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)
+                    .ok_or_else(|| {
+                        f.err(format!(
+                            "--start-timeout {v:?} is not a number of seconds (0 or more)"
+                        ))
+                    })?;
+                a.start_timeout = Some(Duration::from_secs_f64(secs));
             }
             "--max-changes" => {
                 let v = f.value(&mut flag, "a number of changes")?;

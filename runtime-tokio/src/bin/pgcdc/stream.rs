@@ -125,6 +125,9 @@ pub async fn run(a: StreamArgs) -> Result<(), CliError> {
     cfg.start_lsn = a.from_lsn;
     cfg.ack_mode = AckMode::Manual;
     cfg.auto_start = false;
+    if let Some(t) = a.start_timeout {
+        cfg.start_timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+    }
     let source = PostgresReplicationSource::new("pgcdc", cfg)
         .map_err(|e| CliError::usage(Some("stream"), e.to_string()))?;
     let mut signals = Signals::new()?;
@@ -171,29 +174,27 @@ pub async fn run(a: StreamArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Starts the source. `Ok(false)` when a signal arrived first (the source is stopped). A first
-/// connection that fails even transiently is an error: a command-line run reports it at once
-/// instead of retrying in the background (later disconnections are retried).
+/// Starts the source. `Ok(false)` when a signal arrived first (the source is stopped).
+/// Transient failures (the server not up yet, the slot still in use by another consumer)
+/// are retried, as the source's reconnect policy says, until the slot is reached or
+/// `--start-timeout` passes; each attempt is logged on stderr with its number.
 pub async fn start(
     source: &PostgresReplicationSource,
     signals: &mut Signals,
 ) -> Result<bool, CliError> {
     tokio::select! {
-        r = source.start() => r.map_err(|e| CliError::failed(e.to_string()))?,
+        r = source.start() => r.map_err(|e| {
+            let mut message = e.to_string();
+            if message.contains("could not connect") {
+                message = format!("{message}; {}", db::URL_HINT);
+            }
+            CliError::failed(message)
+        })?,
         sig = signals.recv() => {
             tracing::info!("{sig} received while connecting; stopping");
             let _ = source.stop().await;
             return Ok(false);
         }
-    }
-    let st = source.status();
-    if let SourceState::Reconnecting { .. } = st.state {
-        let _ = source.stop().await;
-        let cfg = source.config();
-        let error = st
-            .last_error
-            .unwrap_or_else(|| format!("could not connect to {}:{}", cfg.host, cfg.port));
-        return Err(CliError::failed(format!("{error}; {}", db::URL_HINT)));
     }
     Ok(true)
 }
