@@ -335,6 +335,61 @@ pub async fn broadcast_two_subscribers<R: Runtime + Default>() {
     source.stop().await.unwrap();
 }
 
+/// Manual acks per subscriber, in both dispatch modes: the slot's flush is the minimum of
+/// what the subscribers acknowledged; a subscriber that leaves no longer holds it back.
+pub async fn manual_acks_per_subscriber<R: Runtime + Default>() {
+    for (mode, name) in [
+        (DispatchMode::Channel, "acks2ch"),
+        (DispatchMode::Broadcast, "acks2bc"),
+    ] {
+        let ctx = Ctx::new(name);
+        ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+        ctx.publish(&["t"]);
+        let source = ctx
+            .builder::<R>()
+            .with_dispatch_mode(mode)
+            .with_ack_mode(AckMode::Manual)
+            .with_status_interval(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let mut fast = source.subscribe();
+        let mut slow = source.subscribe();
+        source.start().await.unwrap();
+        let start: Lsn = ctx.confirmed_flush().parse().unwrap();
+        ctx.sql("INSERT INTO t VALUES (1)");
+        ctx.sql("INSERT INTO t VALUES (2)");
+        let f = collect::<R>(&mut fast, 2, T).await;
+        let s = collect::<R>(&mut slow, 2, T).await;
+        assert_eq!(render(&f), render(&s));
+        let (first, second) = (f[0].end_lsn.unwrap(), f[1].end_lsn.unwrap());
+        // The fast one acknowledges both, the slow one only the first.
+        f[1].ack();
+        s[0].ack();
+        eventually::<R>(T, "the common acknowledgement to reach the slot", || {
+            ctx.confirmed_flush().parse::<Lsn>().unwrap() >= first
+        })
+        .await;
+        // Several status updates later the slot is still held at the slow one's position.
+        R::default().sleep(Duration::from_millis(800)).await;
+        let held: Lsn = ctx.confirmed_flush().parse().unwrap();
+        assert!(
+            held < second,
+            "{mode:?}: the slot passed what the slow subscriber acknowledged (start {start}, \
+             held {held}, second {second})"
+        );
+        // The slow one leaves: the fast one's acknowledgement counts alone.
+        drop(slow);
+        drop(s);
+        eventually::<R>(
+            T,
+            "the fast subscriber's acknowledgement to reach the slot",
+            || ctx.confirmed_flush().parse::<Lsn>().unwrap() >= second,
+        )
+        .await;
+        source.stop().await.unwrap();
+    }
+}
+
 /// A 1,000,000-row transaction arrives in chunks of `max_batch_changes`, with bounded memory.
 pub async fn million_row_transaction<R: Runtime + Default>() {
     let ctx = Ctx::new("million");

@@ -36,6 +36,7 @@ macro_rules! shared_cluster_tests {
             basic::stop_start_and_manual_ack,
             basic::idle_publication_advances,
             basic::broadcast_two_subscribers,
+            basic::manual_acks_per_subscriber,
             basic::auto_start_on_subscribe,
             faults::walsender_killed,
             faults::connection_cut,
