@@ -380,6 +380,26 @@ pub(crate) fn create_slot_command(
     Ok(s)
 }
 
+/// The name of the temporary slot a bootstrap of `slot` exports its snapshot from:
+/// `<slot>_boot`, cut to fit the 63-byte limit.
+pub(crate) fn bootstrap_slot_name(slot: &str) -> String {
+    const SUFFIX: &str = "_boot";
+    let keep = 63usize.saturating_sub(SUFFIX.len()).min(slot.len());
+    // Slot names are ASCII (validated), so any cut is a character boundary.
+    let base = slot.get(..keep).unwrap_or(slot);
+    format!("{base}{SUFFIX}")
+}
+
+/// Creates the permanent slot `slot` as a copy of the temporary `temp` (PostgreSQL 12+): the
+/// same plugin, restart and confirmed positions.
+pub(crate) fn copy_slot_command(temp: &str, slot: &str) -> Result<String, SessionError> {
+    Ok(format!(
+        "SELECT slot_name, lsn FROM pg_catalog.pg_copy_logical_replication_slot({}, {}, false)",
+        quote_literal(temp)?,
+        quote_literal(slot)?
+    ))
+}
+
 /// `DROP_REPLICATION_SLOT` (without WAIT: the slot was seen inactive).
 pub(crate) fn drop_slot_command(slot: &str) -> Result<String, SessionError> {
     Ok(format!("DROP_REPLICATION_SLOT {}", quote_ident(slot)?))

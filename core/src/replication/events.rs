@@ -56,6 +56,10 @@ pub enum SessionEvent {
         consistent_point: Lsn,
         /// The exported snapshot, when `export_snapshot` is on.
         snapshot_name: Option<String>,
+        /// A temporary slot: it ends with the connection. A bootstrap's snapshot comes from
+        /// a temporary slot; the permanent one is created (another `SlotCreated`) once the
+        /// bootstrap is complete.
+        temporary: bool,
     },
     /// `export_snapshot`: the slot was just created with an exported snapshot. Import it
     /// (`SET TRANSACTION SNAPSHOT '<name>'` in a `REPEATABLE READ` transaction on another

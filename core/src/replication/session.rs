@@ -36,6 +36,8 @@ pub(super) enum Step {
     SlotLookup,
     DropSlot,
     CreateSlot,
+    CopySlot,
+    DropBootstrapSlot,
     StartReplication,
     Streaming,
     Stopping,
@@ -67,6 +69,8 @@ impl Step {
             Step::SlotLookup => "looking up the replication slot",
             Step::DropSlot => "dropping the replication slot",
             Step::CreateSlot => "creating the replication slot",
+            Step::CopySlot => "creating the replication slot from the bootstrap's",
+            Step::DropBootstrapSlot => "dropping the bootstrap's temporary slot",
             Step::StartReplication => "starting replication",
             Step::Streaming => "streaming",
             Step::Stopping => "stopping",
@@ -86,6 +90,9 @@ pub(super) struct Attempt {
     pub(super) slot_retries: u8,
     /// This attempt creates the slot with an exported snapshot.
     pub(super) export: bool,
+    /// The temporary slot the snapshot was exported from: the permanent slot is copied from
+    /// it once the bootstrap is complete, so a bootstrap cut short leaves no slot behind.
+    pub(super) bootstrap_slot: Option<String>,
     pub(super) held_consistent_point: Option<Lsn>,
     pub(super) requested: Lsn,
     pub(super) command_deadline: Option<Instant>,
@@ -477,7 +484,18 @@ impl ReplicationSession {
             self.feedback.raise_base(cp);
         }
         self.snapshot_done = true;
+        if let Some(temp) = self.attempt.bootstrap_slot.clone() {
+            // The copy is complete: only now does the permanent slot exist, at the same point.
+            let sql = super::catalog::copy_slot_command(&temp, &self.options.slot_name)?;
+            return self.send(Step::CopySlot, &sql, now);
+        }
         self.start_replication(now)
+    }
+
+    /// The temporary slot a bootstrap exports its snapshot from, while it runs (`None` when
+    /// the snapshot comes from the permanent slot itself: servers before 12, two-phase).
+    pub fn bootstrap_slot(&self) -> Option<&str> {
+        self.attempt.bootstrap_slot.as_deref()
     }
 
     /// Stops cleanly: while streaming, a final status update and CopyDone, then waits (at

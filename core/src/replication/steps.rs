@@ -65,6 +65,21 @@ impl ReplicationSession {
             Step::SlotLookup => self.after_slot_lookup(&r, now),
             Step::DropSlot => self.create_slot(now),
             Step::CreateSlot => self.after_create_slot(&r, now),
+            Step::CopySlot => {
+                let temp = self.attempt.bootstrap_slot.clone().unwrap_or_default();
+                let sql = catalog::drop_slot_command(&temp)?;
+                self.send(Step::DropBootstrapSlot, &sql, now)
+            }
+            Step::DropBootstrapSlot => {
+                self.attempt.bootstrap_slot = None;
+                self.events.push_back(SessionEvent::SlotCreated {
+                    slot_name: self.options.slot_name.clone(),
+                    consistent_point: self.feedback.delivered(),
+                    snapshot_name: None,
+                    temporary: false,
+                });
+                self.start_replication(now)
+            }
             Step::StartReplication => Err(SessionError::Protocol(
                 "START_REPLICATION completed without starting a stream".to_owned(),
             )),
@@ -375,12 +390,27 @@ impl ReplicationSession {
     }
 
     fn create_slot(&mut self, now: Instant) -> Result<(), SessionError> {
+        let version = self.server_version.unwrap_or_default();
+        // A bootstrap exports its snapshot from a temporary slot and copies the permanent
+        // slot from it when it is complete (PostgreSQL 12+; the copy of two-phase slots
+        // loses two_phase before 17): a bootstrap cut short leaves no slot, so the next
+        // start bootstraps again.
+        let via_temporary = self.attempt.export
+            && !self.options.temporary_slot
+            && version >= 120_000
+            && !self.options.two_phase;
+        let (name, temporary) = if via_temporary {
+            (catalog::bootstrap_slot_name(&self.options.slot_name), true)
+        } else {
+            (self.options.slot_name.clone(), self.options.temporary_slot)
+        };
+        self.attempt.bootstrap_slot = via_temporary.then(|| name.clone());
         let sql = create_slot_command(
-            &self.options.slot_name,
-            self.options.temporary_slot,
+            &name,
+            temporary,
             self.attempt.export,
             self.options.two_phase,
-            self.server_version.unwrap_or_default(),
+            version,
         )?;
         self.send(Step::CreateSlot, &sql, now)
     }
@@ -389,8 +419,12 @@ impl ReplicationSession {
         let created = parse_created_slot(r)?;
         let cp = created.consistent_point;
         self.attempt.slot_confirmed = Some(cp);
+        let temporary = self.options.temporary_slot || self.attempt.bootstrap_slot.is_some();
         let slot_name = if created.slot_name.is_empty() {
-            self.options.slot_name.clone()
+            self.attempt
+                .bootstrap_slot
+                .clone()
+                .unwrap_or_else(|| self.options.slot_name.clone())
         } else {
             created.slot_name
         };
@@ -398,6 +432,7 @@ impl ReplicationSession {
             slot_name,
             consistent_point: cp,
             snapshot_name: created.snapshot_name.clone(),
+            temporary,
         });
         if !self.attempt.export {
             return self.start_replication(now);

@@ -577,24 +577,58 @@ pub(crate) async fn run_provider<R: Runtime>(
     }
 }
 
-/// Drops the slot a failed bootstrap created, over an ordinary connection, so the next start
-/// bootstraps again instead of streaming after a partial copy.
-pub(crate) async fn drop_slot<R: Runtime>(rt: &R, connect: &ConnectOptions, slot: &str) {
+/// Makes sure the slot of a failed bootstrap is gone, so the next start bootstraps again:
+/// drops it once no walsender holds it (a temporary slot goes by itself when its connection
+/// ends), checking on an ordinary connection, retried a few times.
+///
+/// # Errors
+///
+/// The slot is still there after the retries (or the server cannot be reached): the message
+/// says how to drop it by hand. Starting again without dropping it would resume from a
+/// slot whose snapshot was never completely copied.
+pub(crate) async fn drop_slot<R: Runtime>(
+    rt: &R,
+    connect: &ConnectOptions,
+    slot: &str,
+) -> Result<(), String> {
+    const TRIES: u32 = 20;
     let mut opts = connect.clone();
     opts.params.replication = false;
-    let sql = format!(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {}",
-        pgcdc_core::replication::quote_literal(slot).unwrap_or_else(|_| "''".to_owned())
+    let quoted = pgcdc_core::replication::quote_literal(slot).map_err(|e| e.to_string())?;
+    let drop_sql = format!(
+        "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots \
+         WHERE slot_name = {quoted} AND active_pid IS NULL"
     );
-    match PgConnection::connect(rt.clone(), &opts).await {
-        Ok(mut c) => {
-            if let Err(e) = c.simple_query(&sql).await {
-                tracing::warn!(error = %e, slot, "could not drop the slot of the failed bootstrap; drop it by hand before the next start");
+    let count_sql = format!(
+        "SELECT count(*) AS n FROM pg_catalog.pg_replication_slots WHERE slot_name = {quoted}"
+    );
+    let mut last = String::new();
+    for attempt in 1..=TRIES {
+        match PgConnection::connect(rt.clone(), &opts).await {
+            Ok(mut c) => {
+                let left = match c.simple_query(&drop_sql).await {
+                    Ok(_) => c.simple_query(&count_sql).await.map(|r| {
+                        r.first()
+                            .and_then(|r| r.text(0, "n").ok().flatten().map(str::to_owned))
+                            .unwrap_or_default()
+                    }),
+                    Err(e) => Err(e),
+                };
+                let _ = c.close().await;
+                match left {
+                    Ok(n) if n == "0" => return Ok(()),
+                    Ok(n) => last = format!("{n} slot(s) named {slot} still exist"),
+                    Err(e) => last = e.to_string(),
+                }
             }
-            let _ = c.close().await;
+            Err(e) => last = e.to_string(),
         }
-        Err(e) => {
-            tracing::warn!(error = %e, slot, "could not drop the slot of the failed bootstrap; drop it by hand before the next start")
-        }
+        tracing::debug!(attempt, slot, error = %last, "the failed bootstrap's slot is not gone yet");
+        rt.sleep(std::time::Duration::from_millis(250)).await;
     }
+    Err(format!(
+        "the replication slot {slot} of the failed bootstrap could not be dropped ({last}); drop \
+         it before the next start (SELECT pg_drop_replication_slot({quoted});), or that start \
+         would resume from an incomplete bootstrap"
+    ))
 }

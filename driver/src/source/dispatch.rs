@@ -178,6 +178,14 @@ impl Dispatcher {
         st.handed = st.handed.max(lsn);
     }
 
+    /// Whether every subscriber has taken everything delivered to it (the queues are empty).
+    pub(crate) fn drained(&self) -> bool {
+        let st = self.lock();
+        let channels = st.channels.iter().all(|c| c.is_closed() || c.is_empty());
+        let broadcast = st.broadcast.as_ref().is_none_or(|(tx, _)| tx.is_empty());
+        channels && broadcast
+    }
+
     /// Number of live subscribers.
     pub(crate) fn subscribers(&self) -> usize {
         let st = self.lock();

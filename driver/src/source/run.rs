@@ -32,6 +32,9 @@ use crate::runtime::{BoxFuture, Runtime};
 use crate::tls;
 use crate::transport::Transport;
 
+/// How often the end of a bootstrap looks whether the subscribers took every row.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -663,10 +666,11 @@ impl<R: Runtime> Driver<R> {
             SessionEvent::SlotCreated {
                 slot_name,
                 consistent_point,
+                temporary,
                 ..
             } => {
-                tracing::info!(slot = %slot_name, %consistent_point, "replication slot created");
-                if !self.cfg.replication.temporary_slot {
+                tracing::info!(slot = %slot_name, %consistent_point, temporary, "replication slot created");
+                if !temporary {
                     self.capture_fixed = true;
                 }
             }
@@ -745,16 +749,49 @@ impl<R: Runtime> Driver<R> {
             })
             .await
         };
-        if let Err(message) = outcome {
-            // Streaming after a partial copy would lose rows: drop the slot so the next
-            // start takes a new snapshot.
+        let outcome = match outcome {
+            // The permanent slot is created only once the subscribers took every row: a
+            // process that dies before that bootstraps again on its next start.
+            Ok(()) => self.wait_drained().await,
+            Err(e) => Err(e),
+        };
+        if let Err(mut message) = outcome {
+            // Streaming after a partial copy would lose rows: the slot must go, so the next
+            // start takes a new snapshot. A temporary bootstrap slot ends with its
+            // connection; a permanent one is dropped.
+            let slot = self
+                .session
+                .bootstrap_slot()
+                .unwrap_or(&self.cfg.replication.slot_name)
+                .to_owned();
             let _ = link.io.close().await;
-            bootstrap::drop_slot(&self.rt, &self.cfg.connect, &self.cfg.replication.slot_name)
-                .await;
+            if let Err(e) = bootstrap::drop_slot(&self.rt, &self.cfg.connect, &slot).await {
+                message = format!("{message}; {e}");
+            }
             return Flow::End(AttemptEnd::Failed(AttemptError::Bootstrap(message)));
         }
         self.shared.update(|s| s.state = SourceState::Starting);
         Flow::Continue
+    }
+
+    /// Waits until the subscribers took every bootstrap row (a stop request ends the wait
+    /// with an error).
+    async fn wait_drained(&mut self) -> Result<(), String> {
+        while !self.shared.dispatcher.drained() {
+            let mut sleep = self.rt.sleep(DRAIN_POLL);
+            let commands = &mut self.commands;
+            let stopped = std::future::poll_fn(|cx| {
+                if let Poll::Ready(Some(Command::Stop) | None) = commands.as_mut().poll_next(cx) {
+                    return Poll::Ready(true);
+                }
+                sleep.as_mut().poll(cx).map(|()| false)
+            })
+            .await;
+            if stopped {
+                return Err("stopped before the subscribers took the bootstrap's rows".to_owned());
+            }
+        }
+        Ok(())
     }
 }
 

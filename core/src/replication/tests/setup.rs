@@ -62,6 +62,7 @@ fn happy_path_sends_exactly_these_commands() {
                 slot_name: "drasi_slot".into(),
                 consistent_point: Lsn(0x1000),
                 snapshot_name: None,
+                temporary: false,
             },
             SessionEvent::StreamingStarted {
                 requested_lsn: Lsn::ZERO,
