@@ -378,7 +378,7 @@ fn clean_stop() {
     h.pump().unwrap();
     let sent = h.take_sent();
     assert_eq!(sent.len(), 2, "{sent:?}");
-    let Sent::CopyData(p) = &sent[0] else {
+    let Frontend::CopyData(p) = &sent[0] else {
         panic!("{sent:?}")
     };
     assert_eq!(
@@ -386,7 +386,7 @@ fn clean_stop() {
         Lsn(0x2130),
         "final status first"
     );
-    assert_eq!(sent[1], Sent::CopyDone);
+    assert_eq!(sent[1], Frontend::CopyDone);
     assert_eq!(h.session.phase(), Phase::Stopping);
     assert!(
         h.events().is_empty(),
@@ -403,7 +403,7 @@ fn clean_stop() {
     end.extend(complete("START_REPLICATION"));
     end.extend(ready());
     h.feed(&end).unwrap();
-    assert_eq!(h.take_sent(), [Sent::Terminate]);
+    assert_eq!(h.take_sent(), [Frontend::Terminate]);
     assert_eq!(h.events(), [SessionEvent::Stopped]);
     assert_eq!(h.session.phase(), Phase::Stopped);
     assert_eq!(h.session.poll_timeout(), None);
@@ -421,7 +421,7 @@ fn stop_times_out_and_other_phases_stop_at_once() {
         Some(h.now + Duration::from_secs(5))
     );
     h.advance(Duration::from_secs(5)).unwrap();
-    assert_eq!(h.take_sent(), [Sent::Terminate]);
+    assert_eq!(h.take_sent(), [Frontend::Terminate]);
     assert_eq!(h.events(), [SessionEvent::Stopped]);
 
     // Detached: stopped at once.
@@ -437,7 +437,10 @@ fn stop_times_out_and_other_phases_stop_at_once() {
     h.session.stop(h.now);
     let mut out = BytesMut::new();
     while h.session.poll_transmit(&mut out) {}
-    assert_eq!(parse_frontend(&out).last(), Some(&Sent::Terminate));
+    assert_eq!(
+        parse_frontend(&out).unwrap().last(),
+        Some(&Frontend::Terminate)
+    );
     assert_eq!(h.events(), [SessionEvent::Stopped]);
 
     // The server closes during the stop (shutdown path): stopped too.
