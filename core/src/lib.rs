@@ -19,6 +19,7 @@
 //! | [`snapshot`] | the bootstrap plan: table list, COPY statements, copied rows → inserts, JSONL |
 //! | [`replication`] | the replication session: catalog checks, slot, streaming, acknowledgements, reconnect policy |
 //! | [`source_config`] | `PostgresSourceConfig`: serde, URLs, `PG*` variables, validation |
+//! | `testing` | (feature `testing`) a scripted fake walsender for tests, byte for byte |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -45,6 +46,8 @@ pub mod replication;
 pub mod snapshot;
 pub mod source_config;
 pub mod startup;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod value;
 pub mod wire;
 

@@ -5,37 +5,10 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use pgcdc_core::connection::{Connection, ConnectionError, Event, State};
 use pgcdc_core::startup::ConnectParams;
+use pgcdc_core::testing::backend::{
+    auth_ok, backend_key, complete, data_row, msg, param, ready, row_description,
+};
 use pgcdc_core::{ProtocolError, SslMode};
-
-fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![tag];
-    v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
-
-fn auth_ok() -> Vec<u8> {
-    msg(b'R', &0i32.to_be_bytes())
-}
-
-fn param(name: &str, value: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(name.as_bytes());
-    b.push(0);
-    b.extend_from_slice(value.as_bytes());
-    b.push(0);
-    msg(b'S', &b)
-}
-
-fn ready() -> Vec<u8> {
-    msg(b'Z', b"I")
-}
-
-fn key_data() -> Vec<u8> {
-    let mut b = 4242i32.to_be_bytes().to_vec();
-    b.extend_from_slice(&[1, 2, 3, 4]);
-    msg(b'K', &b)
-}
 
 fn error(sev: &str, code: &str, text: &str) -> Vec<u8> {
     let mut b = Vec::new();
@@ -58,43 +31,6 @@ fn notice(text: &str) -> Vec<u8> {
     let mut e = error("NOTICE", "00000", text);
     e[0] = b'N';
     e
-}
-
-fn row_description(names: &[&str]) -> Vec<u8> {
-    let mut b = BytesMut::new();
-    b.put_i16(names.len() as i16);
-    for n in names {
-        b.put_slice(n.as_bytes());
-        b.put_u8(0);
-        b.put_u32(0);
-        b.put_i16(0);
-        b.put_u32(25);
-        b.put_i16(-1);
-        b.put_i32(-1);
-        b.put_i16(0);
-    }
-    msg(b'T', &b)
-}
-
-fn data_row(values: &[Option<&str>]) -> Vec<u8> {
-    let mut b = BytesMut::new();
-    b.put_i16(values.len() as i16);
-    for v in values {
-        match v {
-            None => b.put_i32(-1),
-            Some(s) => {
-                b.put_i32(s.len() as i32);
-                b.put_slice(s.as_bytes());
-            }
-        }
-    }
-    msg(b'D', &b)
-}
-
-fn complete(tag: &str) -> Vec<u8> {
-    let mut b = tag.as_bytes().to_vec();
-    b.push(0);
-    msg(b'C', &b)
 }
 
 fn feed(conn: &mut Connection, bytes: &[u8], now: Instant) -> Result<(), ConnectionError> {
@@ -132,7 +68,7 @@ fn ready_connection(now: Instant) -> Connection {
     let mut script = auth_ok();
     script.extend(param("server_version", "15.18 (Debian)"));
     script.extend(notice("hello"));
-    script.extend(key_data());
+    script.extend(backend_key(4242));
     script.extend(ready());
     feed(&mut c, &script, now).unwrap();
     c

@@ -279,10 +279,13 @@ fn snapshot_hold_sends_nothing_until_release() {
     let mut h = Harness::new(o, FakeServer::new("15.18"));
     h.connect().unwrap();
     let q = h.queries();
+    // The snapshot comes from a temporary slot; the permanent one does not exist yet.
     assert_eq!(
         q.last().unwrap(),
-        "CREATE_REPLICATION_SLOT \"drasi_slot\" LOGICAL pgoutput (SNAPSHOT 'export')"
+        "CREATE_REPLICATION_SLOT \"drasi_slot_boot\" TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')"
     );
+    assert!(h.server.slot.is_none());
+    assert_eq!(h.session.bootstrap_slot(), Some("drasi_slot_boot"));
     let evs = h.events();
     assert!(
         evs.contains(&SessionEvent::SnapshotHeld {
@@ -299,10 +302,34 @@ fn snapshot_hold_sends_nothing_until_release() {
 
     h.session.release_snapshot(h.now).unwrap();
     h.pump().unwrap();
+    // Released: the permanent slot is copied from the temporary one, which is dropped, and
+    // streaming starts on the permanent slot at the consistent point.
     let q = h.queries();
-    assert_eq!(q.len(), 1);
+    assert_eq!(q.len(), 3, "{q:?}");
+    assert_eq!(
+        q[0],
+        "SELECT slot_name, lsn FROM pg_catalog.pg_copy_logical_replication_slot('drasi_slot_boot', 'drasi_slot', false)"
+    );
+    assert_eq!(q[1], "DROP_REPLICATION_SLOT \"drasi_slot_boot\"");
+    assert!(q[2].starts_with("START_REPLICATION SLOT \"drasi_slot\" LOGICAL 0/1000"));
     assert_eq!(start_lsn_of(&q), "0/1000");
-    assert!(h.events().contains(&SessionEvent::StreamingStarted {
+    assert_eq!(
+        h.server.slot.as_ref().map(|s| s.confirmed),
+        Some(Lsn(0x1000))
+    );
+    assert!(h.server.bootstrap_slot.is_none());
+    assert_eq!(h.session.bootstrap_slot(), None);
+    let evs = h.events();
+    assert!(
+        evs.contains(&SessionEvent::SlotCreated {
+            slot_name: "drasi_slot".into(),
+            consistent_point: Lsn(0x1000),
+            snapshot_name: None,
+            temporary: false,
+        }),
+        "{evs:?}"
+    );
+    assert!(evs.contains(&SessionEvent::StreamingStarted {
         requested_lsn: Lsn(0x1000),
         slot_confirmed_lsn: Some(Lsn(0x1000)),
         proto_version: 3,
@@ -337,10 +364,41 @@ fn snapshot_export_recreates_an_existing_slot() {
         q[n - 2..],
         [
             "DROP_REPLICATION_SLOT \"drasi_slot\"".to_owned(),
-            "CREATE_REPLICATION_SLOT \"drasi_slot\" LOGICAL pgoutput EXPORT_SNAPSHOT".to_owned(),
+            "CREATE_REPLICATION_SLOT \"drasi_slot_boot\" TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT"
+                .to_owned(),
         ]
     );
     assert_eq!(h.session.phase(), Phase::SnapshotHeld);
+}
+
+#[test]
+fn before_12_or_with_two_phase_the_snapshot_comes_from_the_slot_itself() {
+    // No pg_copy_logical_replication_slot before 12; a copy loses two_phase before 17.
+    for (version, two_phase, create) in [
+        (
+            "11.22",
+            false,
+            "CREATE_REPLICATION_SLOT \"drasi_slot\" LOGICAL pgoutput EXPORT_SNAPSHOT",
+        ),
+        (
+            "15.18",
+            true,
+            "CREATE_REPLICATION_SLOT \"drasi_slot\" LOGICAL pgoutput (SNAPSHOT 'export', TWO_PHASE true)",
+        ),
+    ] {
+        let o = ReplicationOptions {
+            export_snapshot: true,
+            two_phase,
+            ..ReplicationOptions::default()
+        };
+        let mut h = Harness::new(o, FakeServer::new(version));
+        h.connect().unwrap();
+        assert_eq!(h.queries().last().unwrap(), create);
+        assert_eq!(h.session.bootstrap_slot(), None);
+        h.session.release_snapshot(h.now).unwrap();
+        h.pump().unwrap();
+        assert!(h.queries()[0].starts_with("START_REPLICATION"));
+    }
 }
 
 #[test]
@@ -378,7 +436,7 @@ fn clean_stop() {
     h.pump().unwrap();
     let sent = h.take_sent();
     assert_eq!(sent.len(), 2, "{sent:?}");
-    let Sent::CopyData(p) = &sent[0] else {
+    let Frontend::CopyData(p) = &sent[0] else {
         panic!("{sent:?}")
     };
     assert_eq!(
@@ -386,7 +444,7 @@ fn clean_stop() {
         Lsn(0x2130),
         "final status first"
     );
-    assert_eq!(sent[1], Sent::CopyDone);
+    assert_eq!(sent[1], Frontend::CopyDone);
     assert_eq!(h.session.phase(), Phase::Stopping);
     assert!(
         h.events().is_empty(),
@@ -403,7 +461,7 @@ fn clean_stop() {
     end.extend(complete("START_REPLICATION"));
     end.extend(ready());
     h.feed(&end).unwrap();
-    assert_eq!(h.take_sent(), [Sent::Terminate]);
+    assert_eq!(h.take_sent(), [Frontend::Terminate]);
     assert_eq!(h.events(), [SessionEvent::Stopped]);
     assert_eq!(h.session.phase(), Phase::Stopped);
     assert_eq!(h.session.poll_timeout(), None);
@@ -421,7 +479,7 @@ fn stop_times_out_and_other_phases_stop_at_once() {
         Some(h.now + Duration::from_secs(5))
     );
     h.advance(Duration::from_secs(5)).unwrap();
-    assert_eq!(h.take_sent(), [Sent::Terminate]);
+    assert_eq!(h.take_sent(), [Frontend::Terminate]);
     assert_eq!(h.events(), [SessionEvent::Stopped]);
 
     // Detached: stopped at once.
@@ -437,7 +495,10 @@ fn stop_times_out_and_other_phases_stop_at_once() {
     h.session.stop(h.now);
     let mut out = BytesMut::new();
     while h.session.poll_transmit(&mut out) {}
-    assert_eq!(parse_frontend(&out).last(), Some(&Sent::Terminate));
+    assert_eq!(
+        parse_frontend(&out).unwrap().last(),
+        Some(&Frontend::Terminate)
+    );
     assert_eq!(h.events(), [SessionEvent::Stopped]);
 
     // The server closes during the stop (shutdown path): stopped too.

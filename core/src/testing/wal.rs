@@ -1,0 +1,164 @@
+//! Walsender payloads: XLogData frames of pgoutput messages, keepalives, and whole
+//! transactions of inserts into one table, `public.users (id int4 primary key, name text)`.
+
+use bytes::BytesMut;
+
+use super::backend::copy_data;
+use crate::lsn::Lsn;
+use crate::pgoutput::{
+    Column, ColumnValue, Oid, PgOutputMessage, RelationBody, ReplicaIdentity, ReplicationMessage,
+    TupleData, Xid, encode,
+};
+
+/// The relation OID of `public.users`.
+pub const USERS: Oid = Oid(16402);
+
+/// A CopyData message holding XLogData at `lsn` (start and end) that carries `m`.
+pub fn xlog(lsn: Lsn, m: &PgOutputMessage) -> Vec<u8> {
+    let mut data = BytesMut::new();
+    encode::message(m, &mut data).expect("a test message encodes");
+    let mut payload = BytesMut::new();
+    encode::replication_message(
+        &ReplicationMessage::XLogData {
+            wal_start: lsn,
+            wal_end: lsn,
+            send_time: 0,
+            data: data.freeze(),
+        },
+        &mut payload,
+    );
+    copy_data(&payload)
+}
+
+/// A CopyData message holding a primary keepalive.
+pub fn keepalive(wal_end: Lsn, reply: bool) -> Vec<u8> {
+    let mut payload = BytesMut::new();
+    encode::replication_message(
+        &ReplicationMessage::Keepalive {
+            wal_end,
+            send_time: 0,
+            reply_requested: reply,
+        },
+        &mut payload,
+    );
+    copy_data(&payload)
+}
+
+/// The Relation message of `public.users`: `id int4` (the key) and `name text`.
+pub fn relation() -> PgOutputMessage {
+    PgOutputMessage::Relation(RelationBody {
+        xid: None,
+        oid: USERS,
+        namespace: "public".into(),
+        name: "users".into(),
+        replica_identity: ReplicaIdentity::Default,
+        columns: vec![
+            Column {
+                flags: 1,
+                name: "id".into(),
+                type_oid: Oid(23),
+                type_modifier: -1,
+            },
+            Column {
+                flags: 0,
+                name: "name".into(),
+                type_oid: Oid(25),
+                type_modifier: -1,
+            },
+        ],
+    })
+}
+
+/// An Insert into `users` of the row `(id, 'x')`; its element id is `users:{id}`.
+pub fn insert(id: u32) -> PgOutputMessage {
+    let id = id.to_string();
+    PgOutputMessage::Insert {
+        xid: None,
+        rel: USERS,
+        new: TupleData::from_values([ColumnValue::Text(id.as_bytes()), ColumnValue::Text(b"x")])
+            .expect("a two-column tuple encodes"),
+    }
+}
+
+/// The Commit message of a transaction committed at `commit` and ending at `end`.
+pub fn commit_msg(commit: u64, end: u64) -> PgOutputMessage {
+    PgOutputMessage::Commit {
+        flags: 0,
+        commit_lsn: Lsn(commit),
+        end_lsn: Lsn(end),
+        commit_time: 0,
+    }
+}
+
+/// What one message of a scripted transaction is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnPart {
+    /// Begin.
+    Begin,
+    /// The Relation message.
+    Relation,
+    /// The insert of row `id`, the `index`-th of the transaction (from 0).
+    Row {
+        /// Position in the transaction.
+        index: usize,
+        /// The row id.
+        id: u32,
+    },
+    /// Commit.
+    Commit,
+}
+
+/// A whole transaction, one CopyData message per pgoutput message: Begin at
+/// `commit - 0x100`, Relation, one insert per id (8 bytes apart), Commit whose XLogData
+/// starts at `end` (as a walsender sends it).
+pub fn txn_messages(xid: u32, commit: u64, end: u64, ids: &[u32]) -> Vec<(TxnPart, Vec<u8>)> {
+    let begin = commit - 0x100;
+    let mut v = vec![
+        (
+            TxnPart::Begin,
+            xlog(
+                Lsn(begin),
+                &PgOutputMessage::Begin {
+                    final_lsn: Lsn(commit),
+                    commit_time: 0,
+                    xid: Xid(xid),
+                },
+            ),
+        ),
+        (TxnPart::Relation, xlog(Lsn::ZERO, &relation())),
+    ];
+    for (index, id) in ids.iter().enumerate() {
+        let lsn = Lsn(begin + 8 * (index as u64 + 1));
+        v.push((TxnPart::Row { index, id: *id }, xlog(lsn, &insert(*id))));
+    }
+    v.push((TxnPart::Commit, xlog(Lsn(end), &commit_msg(commit, end))));
+    v
+}
+
+/// [`txn_messages`] as one byte string.
+pub fn txn(xid: u32, commit: u64, end: u64, ids: &[u32]) -> Vec<u8> {
+    txn_messages(xid, commit, end, ids)
+        .into_iter()
+        .flat_map(|(_, m)| m)
+        .collect()
+}
+
+/// One transaction of a walsender's script: inserts of `ids` into `users`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalTxn {
+    /// Transaction id.
+    pub xid: u32,
+    /// The commit record's LSN (at least `0x100` past the previous transaction's end).
+    pub commit: Lsn,
+    /// The end of the commit record: what a client acknowledges and resumes from.
+    pub end: Lsn,
+    /// The row ids inserted, in order.
+    pub ids: Vec<u32>,
+}
+
+impl WalTxn {
+    /// Its messages (see [`txn_messages`]).
+    pub fn messages(&self) -> Vec<(TxnPart, Vec<u8>)> {
+        txn_messages(self.xid, self.commit.0, self.end.0, &self.ids)
+    }
+}
