@@ -397,7 +397,7 @@ fn repeated_cuts_in_one_run() {
         case = case
             .with_fault(reset(Trigger::QueueFull(2)))
             .with_fault(fin(Trigger::ConsumerChunk(8)))
-            .with_fault(reset(Trigger::AfterStatus(12)));
+            .with_fault(reset(Trigger::AfterStatus(3)));
         cases.push(case);
     }
     run_all("several cuts per run", &cases);
