@@ -750,9 +750,18 @@ impl<R: Runtime> Driver<R> {
             .await
         };
         let outcome = match outcome {
-            // The permanent slot is created only once the subscribers took every row: a
-            // process that dies before that bootstraps again on its next start.
-            Ok(()) => self.wait_drained().await,
+            Ok(()) => {
+                // Every row is in the subscriber queues and the temporary slot holds the
+                // stream's start: start() may return (the application may read only after
+                // it does). Losing the connection now bootstraps again on the next attempt.
+                self.capture_fixed = true;
+                if let Some(tx) = self.started.take() {
+                    let _ = tx.try_send(Ok(()));
+                }
+                // The permanent slot is created only once the subscribers took every row:
+                // a process that dies before that bootstraps again on its next start.
+                self.wait_drained().await
+            }
             Err(e) => Err(e),
         };
         if let Err(mut message) = outcome {
