@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::TestkitError;
+use crate::session::Session;
 use crate::sys::{self, PgBins, Runner, clean_env, describe, run, sh_quote};
 use crate::tls::{self, ServerTls};
 use crate::users::{self, quote_ident};
@@ -485,6 +486,22 @@ impl Cluster {
             stdout.pop();
         }
         Ok(stdout)
+    }
+
+    /// Opens a [`Session`]: a `psql` process connected to `db` as the superuser `postgres`
+    /// over the Unix socket, kept open so that a later statement sees what an earlier one
+    /// left open (a transaction holding an xid, a lock).
+    ///
+    /// # Errors
+    ///
+    /// When `psql` cannot be started, or cannot connect (reported by the first
+    /// [`Session::query`]).
+    pub fn open_session(&self, db: &str) -> Result<Session, TestkitError> {
+        let mut cmd = self.runner.command(&self.bins.psql, &self.root);
+        cmd.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.root)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db]);
+        Session::spawn(cmd)
     }
 
     /// Creates database `name` owned by `pgcdc_scram`, and grants all privileges on it and on its

@@ -6,6 +6,8 @@
 //!   when dropped, or by a watcher process when the test process dies.
 //! - [`FaultProxy`] sits between a client and the server and cuts, stalls, delays or refuses
 //!   connections.
+//! - [`Session`] ([`Cluster::open_session`]) keeps one `psql` connection open across
+//!   statements, e.g. to hold a transaction open while a test does something else.
 //!
 //! The server binaries are found through `PGCDC_PG_BIN` (a directory), else the highest
 //! `/usr/lib/postgresql/<version>/bin`, else `initdb` on `PATH`. PostgreSQL refuses to run as
@@ -28,6 +30,7 @@
 mod cluster;
 mod error;
 mod proxy;
+mod session;
 mod sys;
 mod tls;
 mod users;
@@ -35,6 +38,7 @@ mod users;
 pub use cluster::{Cluster, ClusterBuilder, StopMode};
 pub use error::TestkitError;
 pub use proxy::FaultProxy;
+pub use session::Session;
 pub use tls::generate_unrelated_ca;
 pub use users::{
     AuthMethod, CLEARTEXT_USER, MD5_USER, NOREPL_USER, SCRAM_USER, TRUST_USER, USERS, User,

@@ -383,6 +383,47 @@ fn shared_cluster_is_shared() {
     assert_eq!(a.psql("postgres", "SELECT 1").unwrap(), "1");
 }
 
+#[test]
+fn session_keeps_a_transaction_open() {
+    let cluster = Cluster::shared();
+    let mut session = cluster.open_session("postgres").unwrap();
+    let xid = session
+        .query("BEGIN; SELECT txid_current(); SET application_name = 'testkit_session'")
+        .unwrap();
+    assert!(xid.parse::<u64>().is_ok(), "{xid}");
+    let open = "SELECT state, backend_xid FROM pg_stat_activity WHERE application_name = 'testkit_session'";
+    assert_eq!(
+        cluster.psql("postgres", open).unwrap(),
+        format!("idle in transaction|{xid}")
+    );
+    assert_eq!(session.query("SELECT 1; SELECT 2").unwrap(), "1\n2");
+    session.query("COMMIT").unwrap();
+    assert_eq!(cluster.psql("postgres", open).unwrap(), "idle|");
+    session.close().unwrap();
+    assert_eq!(cluster.psql("postgres", open).unwrap(), "");
+    // A failing statement ends the session with psql's message.
+    let mut session = cluster.open_session("postgres").unwrap();
+    let err = session.query("SELECT * FROM no_such_table").unwrap_err();
+    assert!(err.to_string().contains("no_such_table"), "{err}");
+    assert!(session.query("SELECT 1").is_err());
+    assert!(session.close().is_err());
+    // Dropping a session ends its transaction.
+    let mut session = cluster.open_session("postgres").unwrap();
+    session
+        .query("SET application_name = 'testkit_dropped'; BEGIN; SELECT txid_current()")
+        .unwrap();
+    drop(session);
+    let left = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'testkit_dropped'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.psql("postgres", left).unwrap() != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped session's backend is still there"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Helper run in a child process by `watcher_cleans_up_after_abrupt_exit`.
 #[test]
 fn abrupt_exit_child() {

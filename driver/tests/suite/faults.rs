@@ -1,15 +1,22 @@
 //! Faults during a workload: the walsender killed, the connection cut, PostgreSQL restarted,
-//! a consumer stalled past wal_sender_timeout. Every row must arrive exactly once, in order.
+//! a consumer stalled past wal_sender_timeout, the first attempt killed while the slot is being
+//! created, the connection cut while the source holds a backlog the consumer has not taken.
+//! Every row must arrive exactly once, in order.
+//!
+//! Every test here runs under the stress mode of [`super::stress`] (`PGCDC_STRESS_THREADS`,
+//! `PGCDC_STRESS_REPEAT`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use pgcdc_driver::{Runtime, Source, Subscription};
+use futures_util::future::join;
+use pgcdc_core::source_config::AckMode;
+use pgcdc_driver::{Runtime, Source, SourceState, Subscription};
 use pgcdc_testkit::{Cluster, FaultProxy};
 
-use super::{Ctx, int_prop, next_batch};
+use super::stress::stressed;
+use super::{Ctx, eventually, int_prop, next_batch};
 
 /// Rows per workload transaction; with `max_batch_changes` 100 a transaction spans chunks,
 /// so faults land inside transactions whose first chunks were already delivered.
@@ -40,17 +47,92 @@ fn workload(ctx: &Ctx, txs: i64, pause: Duration) -> thread::JoinHandle<()> {
 
 /// Reads until every id 1..=`total` arrived; asserts exactly once and in order.
 async fn expect_all<R: Runtime + Default>(sub: &mut Subscription, total: i64) {
+    if let Err(e) = read_all::<R>(sub, total, false).await {
+        panic!("{e}");
+    }
+}
+
+/// Reads until every id 1..=`total` arrived, acknowledging each last chunk when `ack`. The
+/// error names the first id out of place (missing, repeated, out of order) or the stall, and,
+/// after an id out of place, what arrived until the last id (or 5 s of quiet): the missing
+/// and the repeated ids.
+async fn read_all<R: Runtime + Default>(
+    sub: &mut Subscription,
+    total: i64,
+    ack: bool,
+) -> Result<(), String> {
     let mut next = 1i64;
-    while next <= total {
-        let Some(b) = next_batch::<R>(sub, Duration::from_secs(60)).await else {
-            panic!("stream ended or stalled at id {next} of {total}");
+    let mut wrong: Option<String> = None;
+    let mut ids: Vec<i64> = Vec::new();
+    loop {
+        let wait = Duration::from_secs(if wrong.is_some() { 5 } else { 60 });
+        let Some(b) = next_batch::<R>(sub, wait).await else {
+            return Err(match wrong {
+                Some(w) => id_report(&w, &ids, total),
+                None => format!("stream ended or stalled at id {next} of {total}"),
+            });
         };
         for c in &b.changes {
             let id = int_prop(c, "id").expect("an insert with an id");
-            assert_eq!(id, next, "ids must arrive exactly once and in order");
-            next += 1;
+            ids.push(id);
+            if wrong.is_none() {
+                if id == next {
+                    next += 1;
+                } else {
+                    wrong = Some(format!("id {id} arrived where {next} was expected"));
+                }
+            }
+        }
+        if ack && b.last_chunk {
+            b.ack();
+        }
+        match &wrong {
+            None if next > total => return Ok(()),
+            Some(w) if ids.last() == Some(&total) => return Err(id_report(w, &ids, total)),
+            _ => {}
         }
     }
+}
+
+/// `first_wrong`, then which of the ids 1..=`total` are missing from `ids` and which arrived
+/// more than once.
+fn id_report(first_wrong: &str, ids: &[i64], total: i64) -> String {
+    let mut seen = vec![0u32; usize::try_from(total).unwrap_or(0) + 1];
+    for &id in ids {
+        if let Some(n) = usize::try_from(id).ok().and_then(|i| seen.get_mut(i)) {
+            *n += 1;
+        }
+    }
+    let ranges = |pick: &dyn Fn(u32) -> bool| {
+        let mut out: Vec<String> = Vec::new();
+        let mut id = 1;
+        while id <= total {
+            if pick(seen[id as usize]) {
+                let lo = id;
+                while id < total && pick(seen[id as usize + 1]) {
+                    id += 1;
+                }
+                out.push(if lo == id {
+                    format!("{lo}")
+                } else {
+                    format!("{lo}..={id}")
+                });
+            }
+            id += 1;
+        }
+        if out.is_empty() {
+            "none".to_owned()
+        } else {
+            out.join(", ")
+        }
+    };
+    format!(
+        "ids must arrive exactly once and in order: {first_wrong} (ids 1..={total}); {} ids \
+         arrived; missing: {}; repeated: {}",
+        ids.len(),
+        ranges(&|n| n == 0),
+        ranges(&|n| n > 1)
+    )
 }
 
 fn setup(ctx: &Ctx) {
@@ -79,7 +161,11 @@ async fn exactly_once_despite<R: Runtime + Default>(
 
 /// The walsender is killed with pg_terminate_backend several times mid-workload.
 pub async fn walsender_killed<R: Runtime + Default>() {
-    let ctx = Ctx::new("killed");
+    stressed("killed", walsender_killed_once::<R>).await;
+}
+
+async fn walsender_killed_once<R: Runtime + Default>(name: String) {
+    let ctx = Ctx::new(&name);
     setup(&ctx);
     let source = ctx
         .builder::<R>()
@@ -107,7 +193,11 @@ pub async fn walsender_killed<R: Runtime + Default>() {
 
 /// The TCP connection is cut by the fault proxy several times mid-workload.
 pub async fn connection_cut<R: Runtime + Default>() {
-    let ctx = Ctx::new("cut");
+    stressed("cut", connection_cut_once::<R>).await;
+}
+
+async fn connection_cut_once<R: Runtime + Default>(name: String) {
+    let ctx = Ctx::new(&name);
     setup(&ctx);
     let proxy = FaultProxy::start(ctx.cluster.addr()).unwrap();
     let source = ctx
@@ -132,10 +222,15 @@ pub async fn connection_cut<R: Runtime + Default>() {
     drop(proxy);
 }
 
-/// PostgreSQL restarts (fast mode) mid-workload, on a cluster of its own.
+/// PostgreSQL restarts (fast mode) mid-workload, on a cluster of its own (one for every
+/// repetition).
 pub async fn server_restarted<R: Runtime + Default>() {
     let cluster: &'static Cluster = Box::leak(Box::new(Cluster::start().unwrap()));
-    let ctx = Ctx::on(cluster, "restart");
+    stressed("restart", |name| server_restarted_once::<R>(cluster, name)).await;
+}
+
+async fn server_restarted_once<R: Runtime + Default>(cluster: &'static Cluster, name: String) {
+    let ctx = Ctx::on(cluster, &name);
     setup(&ctx);
     let source = ctx
         .builder::<R>()
@@ -166,7 +261,11 @@ pub async fn stalled_consumer<R: Runtime + Default>() {
             .start()
             .unwrap(),
     ));
-    let ctx = Ctx::on(cluster, "stalled");
+    stressed("stalled", |name| stalled_consumer_once::<R>(cluster, name)).await;
+}
+
+async fn stalled_consumer_once<R: Runtime + Default>(cluster: &'static Cluster, name: String) {
+    let ctx = Ctx::on(cluster, &name);
     setup(&ctx);
     let source: Source<R> = ctx
         .builder::<R>()
@@ -177,10 +276,9 @@ pub async fn stalled_consumer<R: Runtime + Default>() {
     let mut sub = source.subscribe();
     source.start().await.unwrap();
     let txs = 20;
-    let done = Arc::new(AtomicBool::new(false));
-    let w = workload(&ctx, txs, Duration::from_millis(0));
-    w.join().unwrap();
-    done.store(true, Ordering::SeqCst);
+    workload(&ctx, txs, Duration::from_millis(0))
+        .join()
+        .unwrap();
     // Stall: nothing is read for 6 s (wal_sender_timeout is 2 s).
     R::default().sleep(Duration::from_secs(6)).await;
     expect_all::<R>(&mut sub, txs * TX_ROWS).await;
@@ -190,4 +288,184 @@ pub async fn stalled_consumer<R: Runtime + Default>() {
         "the server must not have cut the stalled source: {st:?}"
     );
     source.stop().await.unwrap();
+}
+
+/// Rows [`slot_creation_interrupted`] inserts once `start()` has returned, in transactions of
+/// ten: the first half while the blocking transaction may still be open, the second once the
+/// source streams.
+const SLOT_ROWS: i64 = 100;
+/// How long after the kill the blocking transaction ends.
+const BLOCKER_HELD: Duration = Duration::from_secs(3);
+
+/// The first attempt is killed while CREATE_REPLICATION_SLOT waits for a consistent point
+/// (it waits while a transaction with an xid is open): the slot does not exist yet. Once
+/// `start()` has returned, every row committed must arrive — so `start()` must not return
+/// before the slot exists. On a cluster of its own, so its open transaction does not hold up
+/// the slots of other tests.
+pub async fn slot_creation_interrupted<R: Runtime + Default>() {
+    let cluster: &'static Cluster = Box::leak(Box::new(Cluster::start().unwrap()));
+    stressed("slotwait", |name| {
+        slot_creation_interrupted_once::<R>(cluster, name)
+    })
+    .await;
+}
+
+async fn slot_creation_interrupted_once<R: Runtime + Default>(
+    cluster: &'static Cluster,
+    name: String,
+) {
+    let ctx = Ctx::on(cluster, &name);
+    setup(&ctx);
+    let app = format!("pgcdc_{name}");
+    let source = ctx
+        .builder::<R>()
+        .with_application_name(&app)
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    // A transaction holding an xid, left open: slot creation cannot finish while it is.
+    let mut blocker = cluster.open_session(&ctx.db).unwrap();
+    let xid = blocker.query("BEGIN; SELECT txid_current()").unwrap();
+    let waiting = format!(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender' \
+         AND application_name = '{app}' AND query LIKE 'CREATE_REPLICATION_SLOT%' \
+         AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+    );
+    let ctx_ref = &ctx;
+    let source_ref = &source;
+    let interrupt = async move {
+        let mut pid = String::new();
+        eventually::<R>(
+            Duration::from_secs(30),
+            "the walsender to wait for a consistent point in CREATE_REPLICATION_SLOT",
+            || {
+                if let SourceState::Failed(e) = source_ref.status().state {
+                    panic!("the source failed: {e}");
+                }
+                pid = ctx_ref.sql(&waiting);
+                !pid.is_empty()
+            },
+        )
+        .await;
+        assert!(
+            pid.parse::<u32>().is_ok(),
+            "one walsender expected: {pid:?}"
+        );
+        assert_eq!(
+            ctx_ref.sql(&format!("SELECT pg_terminate_backend({pid})")),
+            "t"
+        );
+        // Ended from a thread, so it ends whether or not start() is still waiting (it must
+        // be: the slot cannot exist before this).
+        thread::spawn(move || {
+            thread::sleep(BLOCKER_HELD);
+            blocker.query("COMMIT").unwrap();
+            blocker.close().unwrap();
+        })
+    };
+    let (started, releaser) = join(source.start(), interrupt).await;
+    started.unwrap_or_else(|e| panic!("start() failed after the interrupted attempt: {e}"));
+    // From here on every committed row must arrive.
+    let insert = |lo: i64, hi: i64| {
+        for first in (lo..=hi).step_by(10) {
+            ctx.sql(&format!(
+                "INSERT INTO w SELECT g, 'row ' || g FROM generate_series({first}, {}) g",
+                (first + 9).min(hi)
+            ));
+        }
+    };
+    insert(1, SLOT_ROWS / 2);
+    releaser.join().unwrap();
+    eventually::<R>(Duration::from_secs(60), "the source to stream", || {
+        source.status().state == SourceState::Running
+    })
+    .await;
+    insert(SLOT_ROWS / 2 + 1, SLOT_ROWS);
+    if let Err(e) = read_all::<R>(&mut sub, SLOT_ROWS, false).await {
+        panic!("{e} (the first attempt was killed while its slot waited for transaction {xid})");
+    }
+    let st = source.status();
+    assert!(
+        st.reconnects >= 1,
+        "the first attempt must have failed: {st:?}"
+    );
+    source.stop().await.unwrap();
+}
+
+/// The connection is cut twice while the consumer reads nothing and the source holds batches
+/// no subscriber has taken (a dispatch queue of one batch): they must survive the reconnects
+/// and arrive, every row exactly once and in order. With `AckMode::OnDelivery` and with
+/// `AckMode::Manual` (each last chunk acknowledged as it is read).
+pub async fn backlog_survives_cuts<R: Runtime + Default>() {
+    stressed("backlog", |name| async move {
+        let mut failures = Vec::new();
+        for (mode, label) in [
+            (AckMode::OnDelivery, "ondelivery"),
+            (AckMode::Manual, "manual"),
+        ] {
+            if let Err(e) = backlog_survives_cuts_once::<R>(&format!("{name}_{label}"), mode).await
+            {
+                failures.push(format!("{mode:?}: {e}"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "rows lost or repeated across cuts:\n{}",
+            failures.join("\n")
+        );
+    })
+    .await;
+}
+
+async fn backlog_survives_cuts_once<R: Runtime + Default>(
+    name: &str,
+    mode: AckMode,
+) -> Result<(), String> {
+    let ctx = Ctx::new(name);
+    setup(&ctx);
+    let proxy = FaultProxy::start(ctx.cluster.addr()).unwrap();
+    let source = ctx
+        .builder::<R>()
+        .with_host("127.0.0.1")
+        .with_port(proxy.port())
+        .with_dispatch_buffer_capacity(1)
+        .with_max_batch_changes(100)
+        .with_ack_mode(mode)
+        // While the consumer stalls, the source writes only status updates: they are how it
+        // notices a cut.
+        .with_status_interval(Duration::from_millis(250))
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    let txs = 20;
+    workload(&ctx, txs, Duration::ZERO).join().unwrap();
+    // The queue holds the first batch; the source holds the next ones, waiting for room.
+    eventually::<R>(
+        Duration::from_secs(30),
+        "the first batch to be queued",
+        || source.status().changes > 0,
+    )
+    .await;
+    for cut in 1..=2 {
+        // Time for the attempt to read what the next batches need; it stops reading then.
+        R::default().sleep(Duration::from_secs(1)).await;
+        // Counted when the source notices the cut; a failed retry counts too, so the wait
+        // is for this count to grow and a connection to stream again.
+        let before = source.status().reconnects;
+        proxy.cut_all();
+        eventually::<R>(
+            Duration::from_secs(30),
+            &format!("the source to stream again after cut {cut}"),
+            || {
+                let st = source.status();
+                st.reconnects > before && st.state == SourceState::Running
+            },
+        )
+        .await;
+    }
+    let result = read_all::<R>(&mut sub, txs * TX_ROWS, mode == AckMode::Manual).await;
+    source.stop().await.unwrap();
+    drop(proxy);
+    result
 }

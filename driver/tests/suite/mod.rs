@@ -1,13 +1,28 @@
 //! The source's integration tests, written once and run by every runtime crate against a
 //! real PostgreSQL (`pgcdc-testkit`). A runtime's test file includes this module with
-//! `#[macro_use] #[path]` and instantiates every test with
-//! `shared_cluster_tests!(block_on, Runtime)` / `isolated_tests!(block_on, Runtime)`.
+//! `#[macro_use] #[path]` and instantiates the tests with
+//! `shared_cluster_tests!(block_on, Runtime)`, `isolated_tests!(block_on, Runtime)` or
+//! `fault_tests!(block_on, Runtime)`.
+//!
+//! The fault tests (walsender killed, connection cut, server restarted, stalled consumer, slot
+//! creation interrupted, a backlog across cuts) have binaries of their own (`tests/faults*.rs`
+//! of each runtime crate), named `faults::<test>`, and a stress mode ([`stress`]):
+//!
+//! * `PGCDC_STRESS_THREADS=N` runs N busy threads (integer arithmetic; with N ≥ 2 one of them
+//!   allocates and frees buffers) beside each fault test, stopped when it ends;
+//! * `PGCDC_STRESS_REPEAT=K` runs each fault test's body K times, each on fresh database, slot
+//!   and publication names (`<name>_<i>`).
+//!
+//! ```text
+//! PGCDC_STRESS_THREADS=2 PGCDC_STRESS_REPEAT=3 cargo test -p pgcdc-tokio --test faults -- --nocapture
+//! ```
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod basic;
 pub mod bootstrap;
 pub mod failures;
 pub mod faults;
+pub mod stress;
 
 /// `instantiate!(block_on, Runtime; module::test, …)`: one `#[test]` per suite test, run with
 /// the runtime's `block_on`.
@@ -38,8 +53,6 @@ macro_rules! shared_cluster_tests {
             basic::broadcast_two_subscribers,
             basic::manual_acks_per_subscriber,
             basic::auto_start_on_subscribe,
-            faults::walsender_killed,
-            faults::connection_cut,
             failures::wrong_password,
             failures::missing_publication,
             failures::table_not_in_publication,
@@ -61,11 +74,32 @@ macro_rules! isolated_tests {
     ($block_on:path, $rt:ty) => {
         instantiate!(
             $block_on, $rt;
-            faults::server_restarted,
-            faults::stalled_consumer,
             failures::wal_level_replica,
             basic::million_row_transaction,
         );
+    };
+}
+
+/// The fault tests, in a module `faults` of the test binary (so `cargo test -- faults::`
+/// selects them), for one runtime: `fault_tests!(block_on, Runtime)`. Each runs under the
+/// stress mode (see the module docs); the restart, stalled-consumer and slot-creation tests
+/// start clusters of their own.
+#[allow(unused_macros)]
+macro_rules! fault_tests {
+    ($block_on:path, $rt:ty) => {
+        mod faults {
+            use super::*;
+
+            instantiate!(
+                $block_on, $rt;
+                faults::walsender_killed,
+                faults::connection_cut,
+                faults::server_restarted,
+                faults::stalled_consumer,
+                faults::slot_creation_interrupted,
+                faults::backlog_survives_cuts,
+            );
+        }
     };
 }
 
