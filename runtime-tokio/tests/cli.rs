@@ -626,6 +626,79 @@ fn snapshot_then_stream() {
     assert_eq!(summary(&json_lines(&o)), ["insert t t:1001"]);
 }
 
+/// A process killed (SIGKILL) half way through its bootstrap leaves no slot behind, so the
+/// next start bootstraps again: every row arrives, none is skipped as if the copy had
+/// finished.
+#[test]
+fn a_bootstrap_killed_half_way_runs_again() {
+    const ROWS: u32 = 100_000;
+    let db = Db::new("bootkill");
+    db.sql(&format!(
+        "CREATE TABLE t (id int PRIMARY KEY, pad text);
+         INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, {ROWS}) g;
+         GRANT SELECT ON t TO PUBLIC;
+         CREATE PUBLICATION pub FOR TABLE t;"
+    ));
+    let args = db.stream_args("pub", "s", &["--create-slot", "--snapshot"]);
+    let mut child = pgcdc(&args).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    // Read part of the bootstrap, then kill the process without warning.
+    let mut line = String::new();
+    for _ in 0..1000 {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let o = wait(child, LIMIT);
+            panic!("the bootstrap ended early: {}", stderr(&o));
+        }
+    }
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    drop(out);
+    // Its walsender ends and takes the bootstrap's temporary slot with it; no permanent
+    // slot was ever created.
+    let slot = db.slot("s");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let left = db.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('{slot}', '{slot}_boot')"
+        ));
+        if left == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed bootstrap left a slot behind: {}",
+            db.sql("SELECT slot_name, temporary, active FROM pg_replication_slots")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    db.sql(&format!("INSERT INTO t VALUES ({}, 'after')", ROWS + 1));
+    // The next start bootstraps again: every row exactly once, then the stream.
+    let mut again = args.clone();
+    again.extend(["--idle-exit".to_owned(), "3".to_owned()]);
+    let o = run(&again, Duration::from_secs(180));
+    let lines = json_lines(&o);
+    let mut ids: Vec<u32> = lines
+        .iter()
+        .map(|l| l["props"]["id"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(ids.len(), ROWS as usize + 1, "one line per row");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), ROWS as usize + 1, "no row twice");
+    assert_eq!((ids[0], ids[ids.len() - 1]), (1, ROWS + 1));
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT temporary"
+        )),
+        "1",
+        "the completed bootstrap created the permanent slot"
+    );
+}
+
 #[test]
 fn slots_lists_and_drops() {
     let db = Db::new("slots");

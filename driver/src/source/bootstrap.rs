@@ -164,7 +164,8 @@ impl<R: Runtime> BootstrapContext<R> {
 
     async fn deliver_batch(&self, batch: TransactionBatch) {
         let b = ChangeBatch::new(batch, self.acker.clone());
-        self.shared.dispatcher.deliver(&self.rt, b).await;
+        let taken = Arc::new(AtomicBool::new(false));
+        self.shared.dispatcher.deliver(&self.rt, b, taken).await;
     }
 
     /// Records progress: `rows` more rows for `table` (registered on first use).

@@ -208,11 +208,14 @@ impl Dispatcher {
 
     /// A future that delivers `batch` to every current subscriber, waiting while a queue is
     /// full, and — when nobody is subscribed — until someone subscribes (a batch is never
-    /// delivered to no one).
+    /// delivered to no one). `taken` becomes true as soon as one queue holds the batch:
+    /// from then on the delivery must complete (dropping it would leave the batch with some
+    /// subscribers and not others); before, it may be dropped.
     pub(crate) fn deliver<R: Runtime>(
         self: &Arc<Self>,
         rt: &R,
         batch: ChangeBatch,
+        taken: Arc<std::sync::atomic::AtomicBool>,
     ) -> BoxFuture<'static, ()> {
         let this = Arc::clone(self);
         let rt = rt.clone();
@@ -235,6 +238,7 @@ impl Dispatcher {
                     for c in channels {
                         if c.send(batch.clone()).await.is_ok() {
                             delivered = true;
+                            taken.store(true, std::sync::atomic::Ordering::Release);
                         }
                     }
                     if delivered {

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
@@ -214,10 +215,10 @@ pub(crate) async fn run<R: Runtime>(
 ///
 /// Delivery accounting: a batch the session emits waits in `outbox`, then in `delivering`
 /// while the dispatcher offers it to the subscriber queues; only when every queue took it
-/// is it reported to the session ([`ReplicationSession::handed`]). A connection that breaks
-/// first lets the delivery in progress finish (some queues may hold it already), then drops
-/// the rest of the outbox: the session resumes before those batches, so the server sends
-/// them again.
+/// is it reported to the session ([`ReplicationSession::handed`]). When a connection breaks,
+/// a delivery that some queue already holds is completed (the others must get it too); one
+/// no queue took yet is dropped with the rest of the outbox: the session resumes before
+/// those batches, so the server sends them again.
 struct Driver<R: Runtime> {
     rt: R,
     cfg: RunConfig<R>,
@@ -235,7 +236,8 @@ struct Driver<R: Runtime> {
     capture_fixed: bool,
     stop_requested: bool,
     outbox: VecDeque<ChangeBatch>,
-    delivering: Option<(BoxFuture<'static, ()>, ChangeBatch)>,
+    /// The delivery on offer, and whether a queue holds the batch already.
+    delivering: Option<(BoxFuture<'static, ()>, ChangeBatch, Arc<AtomicBool>)>,
     /// The highest ack LSN a subscriber may hold.
     handed_lsn: Lsn,
     /// The highest ack LSN handed over, for the status.
@@ -384,12 +386,16 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// Completes the delivery in progress, if any (a stop request abandons it: the
-    /// subscriptions end anyway).
+    /// Completes the delivery in progress once a queue holds its batch (a stop request
+    /// abandons it: the subscriptions end anyway). One that no queue took yet is dropped:
+    /// the server sends the batch again.
     async fn finish_delivery(&mut self) {
-        let Some((mut fut, batch)) = self.delivering.take() else {
+        let Some((mut fut, batch, taken)) = self.delivering.take() else {
             return;
         };
+        if !taken.load(Ordering::Acquire) {
+            return;
+        }
         let commands = &mut self.commands;
         let stopped = std::future::poll_fn(|cx| {
             if let Poll::Ready(Some(Command::Stop) | None) = commands.as_mut().poll_next(cx) {
@@ -488,7 +494,7 @@ impl<R: Runtime> Driver<R> {
                     Ok(())
                 }
                 Wake::Delivered => {
-                    if let Some((_, batch)) = self.delivering.take() {
+                    if let Some((_, batch, _)) = self.delivering.take() {
                         self.on_handed(&batch);
                     }
                     Ok(())
@@ -532,7 +538,7 @@ impl<R: Runtime> Driver<R> {
             if let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
                 return Poll::Ready(Wake::Command(cmd));
             }
-            if let Some((fut, _)) = delivering.as_mut()
+            if let Some((fut, _, _)) = delivering.as_mut()
                 && fut.as_mut().poll(cx).is_ready()
             {
                 return Poll::Ready(Wake::Delivered);
@@ -560,8 +566,12 @@ impl<R: Runtime> Driver<R> {
             if let Some(lsn) = batch.ack_lsn() {
                 self.handed_lsn = self.handed_lsn.max(lsn);
             }
-            let fut = self.shared.dispatcher.deliver(&self.rt, batch.clone());
-            self.delivering = Some((fut, batch));
+            let taken = Arc::new(AtomicBool::new(false));
+            let fut = self
+                .shared
+                .dispatcher
+                .deliver(&self.rt, batch.clone(), Arc::clone(&taken));
+            self.delivering = Some((fut, batch, taken));
         }
     }
 

@@ -122,3 +122,52 @@ pub async fn invalid_config<R: Runtime + Default>() {
         }
     }
 }
+
+/// A slot that disappears once streaming has begun (a failover to a server without it, a
+/// drop by hand) ends the source with an error naming the cause; it is never recreated,
+/// which would skip every change made in between.
+pub async fn slot_lost_while_streaming<R: Runtime + Default>() {
+    let ctx = Ctx::new("slotlost");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx.builder::<R>().build().unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO t VALUES (1)");
+    super::collect::<R>(&mut sub, 1, Duration::from_secs(30)).await;
+    // End the walsender and drop the slot before the source reconnects.
+    ctx.sql(&format!(
+        "DO $$ BEGIN
+           FOR i IN 1..1000 LOOP
+             PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots
+               WHERE slot_name = '{slot}' AND active_pid IS NOT NULL;
+             BEGIN
+               PERFORM pg_drop_replication_slot('{slot}');
+               RETURN;
+             EXCEPTION WHEN object_in_use THEN PERFORM pg_sleep(0.005);
+             END;
+           END LOOP;
+           RAISE 'the slot stayed in use';
+         END $$",
+        slot = ctx.slot
+    ));
+    ctx.sql("INSERT INTO t VALUES (2)");
+    super::eventually::<R>(Duration::from_secs(30), "the source to fail", || {
+        matches!(source.status().state, SourceState::Failed(_))
+    })
+    .await;
+    let SourceState::Failed(msg) = source.status().state else {
+        unreachable!()
+    };
+    assert!(msg.contains("disappeared"), "{msg}");
+    assert!(msg.contains("bootstrap again"), "{msg}");
+    assert_eq!(
+        ctx.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+            ctx.slot
+        )),
+        "0",
+        "the lost slot must not be recreated"
+    );
+    assert!(sub.recv().await.is_none(), "the subscription ends");
+}

@@ -58,6 +58,7 @@ macro_rules! shared_cluster_tests {
             failures::table_not_in_publication,
             failures::user_without_replication,
             failures::invalid_config,
+            failures::slot_lost_while_streaming,
             bootstrap::exact_handoff_under_writes,
             bootstrap::bootstrap_values_equal_stream,
             bootstrap::failure_and_restart,
