@@ -3,15 +3,18 @@
 //!
 //! # The flush LSN
 //!
-//! * Transactions are *delivered* (handed to the application) in commit order; each whole
+//! * Transactions are *delivered* — handed over: a subscriber queue accepted them, which the
+//!   driver reports with `ReplicationSession::handed` — in commit order; each whole
 //!   transaction (its last chunk) has an end LSN. The application *acknowledges* an LSN; the
 //!   flush is the end LSN of the highest delivered transaction at or below it — never an LSN
 //!   inside a transaction, so acknowledging a commit LSN or a non-last chunk moves nothing.
 //! * Transactions the pipeline completes without delivering (empty ones, rolled-back
 //!   prepares) count as acknowledged once everything delivered before them is.
 //! * The flush never passes what was received, nor a held prepared transaction.
-//! * When everything delivered is acknowledged and nothing is open, the flush follows the
-//!   server's keepalive `wal_end`, so an idle publication never pins WAL.
+//! * When everything delivered is acknowledged and nothing is open or waiting to be handed
+//!   over, the flush follows the keepalive `wal_end` of the current connection, so an idle
+//!   publication never pins WAL (a keepalive of an earlier connection says nothing about
+//!   what the next one sends again).
 //! * It never moves backwards.
 
 use std::collections::VecDeque;

@@ -39,9 +39,9 @@ use crate::runtime::Runtime;
 ///
 /// * [`subscribe`](Self::subscribe) returns a stream of [`ChangeBatch`]es in commit order;
 /// * [`start`](Self::start) connects, checks the configuration against the server (wal_level,
-///   publication, tables, slot) and returns once streaming has begun — or with the error
-///   that prevents it; transient failures are retried in the background (5 s, with backoff
-///   and jitter, forever by default);
+///   publication, tables, slot) and returns once the slot's position is fixed — or with the
+///   error that prevents it; transient failures are retried (5 s, with backoff and jitter,
+///   inside `start` until its timeout, then in the background forever by default);
 /// * [`stop`](Self::stop) ends streaming cleanly (final status update, CopyDone, Terminate)
 ///   and ends every subscription;
 /// * [`status`](Self::status) reports the state, the LSNs and the counters.
@@ -219,15 +219,23 @@ impl<R: Runtime> Source<R> {
             .is_some_and(|done| !done.is_closed())
     }
 
-    /// Starts streaming. Returns once the server streams, or with the error that stops it
-    /// (a wrong password, wal_level not logical, a missing publication …: fatal errors are
-    /// not retried). When the first attempt fails with a transient error the source keeps
-    /// retrying in the background and this returns `Ok`. Starting a running source does
-    /// nothing.
+    /// Starts streaming. Returns `Ok` only once the capture point is fixed — the slot exists
+    /// (created or found) and its position is known — so every change committed after it
+    /// returns is delivered or still in the slot, whatever fails next. Without a bootstrap
+    /// that is when the server streams; with one, when every bootstrap row is in the
+    /// subscriber queues (consume the subscription while it runs).
+    ///
+    /// Transient failures before that (the server starting up, a refused connection, the
+    /// slot still in use by a previous walsender) are retried here, with the reconnect
+    /// policy's delays, until `start_timeout_ms` ([`SourceBuilder::with_start_timeout`],
+    /// default 60 s) passes; fatal ones (a wrong password, wal_level not logical, a missing
+    /// publication …) end it at once. Failures after it are retried in the background.
+    /// Starting a running source does nothing.
     ///
     /// # Errors
     ///
-    /// [`Error::Start`] with the fatal error's message.
+    /// [`Error::Start`] with the fatal error's message, or the last transient one when the
+    /// start timeout passed.
     pub async fn start(&self) -> Result<(), Error> {
         let _guard = self.inner.lifecycle.lock().await;
         if self.is_running() {
