@@ -8,13 +8,8 @@ mod suite;
 
 use pgcdc_tokio::TokioRuntime;
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+#[path = "support/block_on.rs"]
+mod support;
+use support::block_on;
 
 fault_tests!(block_on, TokioRuntime);

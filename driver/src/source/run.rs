@@ -366,24 +366,28 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// Runs `fut` to its end while applying the commands that arrive (acknowledgements);
+    /// `None` when a stop was requested (or every handle is gone) first.
+    async fn unless_stopped<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| {
+            loop {
+                match self.commands.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Command::Stop) | None) => return Poll::Ready(None),
+                    Poll::Ready(Some(cmd)) => self.on_command(cmd),
+                    Poll::Pending => break,
+                }
+            }
+            fut.as_mut().poll(cx).map(Some)
+        })
+        .await
+    }
+
     /// Sleeps for the reconnect delay; commands received meanwhile are applied. Returns
     /// true when a stop was requested.
     async fn wait_or_stop(&mut self, delay: Duration) -> bool {
-        let mut sleep = self.rt.sleep(delay);
-        loop {
-            let commands = &mut self.commands;
-            let next = std::future::poll_fn(|cx| {
-                if let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
-                    return Poll::Ready(cmd);
-                }
-                sleep.as_mut().poll(cx).map(|()| None)
-            });
-            match next.await {
-                Some(Command::Stop) => return true,
-                Some(cmd) => self.on_command(cmd),
-                None => return false,
-            }
-        }
+        let sleep = self.rt.sleep(delay);
+        self.unless_stopped(sleep).await.is_none()
     }
 
     /// Completes the delivery in progress once a queue holds its batch (a stop request
@@ -396,18 +400,10 @@ impl<R: Runtime> Driver<R> {
         if !taken.load(Ordering::Acquire) {
             return;
         }
-        let commands = &mut self.commands;
-        let stopped = std::future::poll_fn(|cx| {
-            if let Poll::Ready(Some(Command::Stop) | None) = commands.as_mut().poll_next(cx) {
-                return Poll::Ready(true);
-            }
-            fut.as_mut().poll(cx).map(|()| false)
-        })
-        .await;
-        if stopped {
-            self.stop_requested = true;
-        } else {
+        if self.unless_stopped(fut.as_mut()).await.is_some() {
             self.on_handed(&batch);
+        } else {
+            self.stop_requested = true;
         }
     }
 
@@ -417,23 +413,7 @@ impl<R: Runtime> Driver<R> {
         let conn = {
             let options = self.cfg.connect.clone();
             let connecting = PgConnection::connect(self.rt.clone(), &options);
-            let mut connecting = std::pin::pin!(connecting);
-            let commands = &mut self.commands;
-            let mut acks = Vec::new();
-            let raced = std::future::poll_fn(|cx| {
-                while let Poll::Ready(cmd) = commands.as_mut().poll_next(cx) {
-                    match cmd {
-                        Some(Command::Stop) | None => return Poll::Ready(None),
-                        Some(other) => acks.push(other),
-                    }
-                }
-                connecting.as_mut().poll(cx).map(Some)
-            })
-            .await;
-            for cmd in acks {
-                self.on_command(cmd);
-            }
-            match raced {
+            match self.unless_stopped(connecting).await {
                 None => {
                     self.stop_requested = true;
                     return AttemptEnd::Stopped;
@@ -748,17 +728,10 @@ impl<R: Runtime> Driver<R> {
             shared: Arc::clone(&self.shared),
             acker: self.acker.clone(),
         };
-        let outcome = {
-            let mut work = std::pin::pin!(bootstrap::run_provider(provider.as_ref(), &ctx));
-            let commands = &mut self.commands;
-            std::future::poll_fn(|cx| {
-                if let Poll::Ready(Some(Command::Stop) | None) = commands.as_mut().poll_next(cx) {
-                    return Poll::Ready(Err("stopped during the bootstrap".to_owned()));
-                }
-                work.as_mut().poll(cx)
-            })
+        let outcome = self
+            .unless_stopped(bootstrap::run_provider(provider.as_ref(), &ctx))
             .await
-        };
+            .unwrap_or_else(|| Err("stopped during the bootstrap".to_owned()));
         let outcome = match outcome {
             Ok(()) => {
                 // Every row is in the subscriber queues and the temporary slot holds the
@@ -797,16 +770,8 @@ impl<R: Runtime> Driver<R> {
     /// with an error).
     async fn wait_drained(&mut self) -> Result<(), String> {
         while !self.shared.dispatcher.drained() {
-            let mut sleep = self.rt.sleep(DRAIN_POLL);
-            let commands = &mut self.commands;
-            let stopped = std::future::poll_fn(|cx| {
-                if let Poll::Ready(Some(Command::Stop) | None) = commands.as_mut().poll_next(cx) {
-                    return Poll::Ready(true);
-                }
-                sleep.as_mut().poll(cx).map(|()| false)
-            })
-            .await;
-            if stopped {
+            let sleep = self.rt.sleep(DRAIN_POLL);
+            if self.unless_stopped(sleep).await.is_none() {
                 return Err("stopped before the subscribers took the bootstrap's rows".to_owned());
             }
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::future::join;
 use pgcdc_core::source_config::AckMode;
-use pgcdc_driver::{Runtime, Source, SourceState, Subscription};
+use pgcdc_driver::{Runtime, Source, SourceBuilder, SourceState, Subscription};
 use pgcdc_testkit::{Cluster, FaultProxy};
 
 use super::stress::stressed;
@@ -135,6 +135,17 @@ fn id_report(first_wrong: &str, ids: &[i64], total: i64) -> String {
     )
 }
 
+/// A fault proxy in front of the test's cluster, and a builder for a source that connects
+/// through it.
+fn through_proxy<R: Runtime + Default>(ctx: &Ctx) -> (FaultProxy, SourceBuilder<R>) {
+    let proxy = FaultProxy::start(ctx.cluster.addr()).unwrap();
+    let builder = ctx
+        .builder::<R>()
+        .with_host("127.0.0.1")
+        .with_port(proxy.port());
+    (proxy, builder)
+}
+
 fn setup(ctx: &Ctx) {
     ctx.sql("CREATE TABLE w (id bigint PRIMARY KEY, note text)");
     ctx.publish(&["w"]);
@@ -199,14 +210,8 @@ pub async fn connection_cut<R: Runtime + Default>() {
 async fn connection_cut_once<R: Runtime + Default>(name: String) {
     let ctx = Ctx::new(&name);
     setup(&ctx);
-    let proxy = FaultProxy::start(ctx.cluster.addr()).unwrap();
-    let source = ctx
-        .builder::<R>()
-        .with_host("127.0.0.1")
-        .with_port(proxy.port())
-        .with_max_batch_changes(100)
-        .build()
-        .unwrap();
+    let (proxy, builder) = through_proxy::<R>(&ctx);
+    let source = builder.with_max_batch_changes(100).build().unwrap();
     // The proxy must outlive the cutter: the source reconnects through it.
     let proxy = Arc::new(proxy);
     let cutter = {
@@ -423,11 +428,8 @@ async fn backlog_survives_cuts_once<R: Runtime + Default>(
 ) -> Result<(), String> {
     let ctx = Ctx::new(name);
     setup(&ctx);
-    let proxy = FaultProxy::start(ctx.cluster.addr()).unwrap();
-    let source = ctx
-        .builder::<R>()
-        .with_host("127.0.0.1")
-        .with_port(proxy.port())
+    let (proxy, builder) = through_proxy::<R>(&ctx);
+    let source = builder
         .with_dispatch_buffer_capacity(1)
         .with_max_batch_changes(100)
         .with_ack_mode(mode)
