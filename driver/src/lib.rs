@@ -30,7 +30,9 @@ mod transport;
 
 pub use conn::{ConnectOptions, PgConnection};
 pub use error::Error;
-pub use runtime::{BoxFuture, KEEPALIVE_INTERVAL, KEEPALIVE_TIME, Runtime, tune_tcp};
+pub use runtime::{
+    BoxFuture, KEEPALIVE_INTERVAL, KEEPALIVE_TIME, Runtime, system_random, tune_tcp,
+};
 pub use source::{
     AckHandle, ChangeBatch, Source, SourceBuilder, SourceState, SourceStatus, Subscription,
 };

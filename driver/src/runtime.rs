@@ -36,8 +36,29 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         SystemTime::now()
     }
 
+    /// Random bits for the element ids of tables without a key and the reconnect jitter
+    /// (SCRAM nonces always come from the system's secure generator). The default is the
+    /// operating system's generator; a runtime for deterministic tests returns a seeded
+    /// sequence.
+    fn random(&self) -> u64 {
+        system_random()
+    }
+
     /// Runs `future` in the background.
     fn spawn(&self, future: BoxFuture<'static, ()>);
+}
+
+/// 64 bits from the operating system's secure generator (through ring); if it fails, a
+/// clock-derived value (the jitter and generated ids are then only less spread out).
+pub fn system_random() -> u64 {
+    let mut b = [0u8; 8];
+    if crate::tls::random_bytes(&mut b).is_err() {
+        return SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    }
+    u64::from_le_bytes(b)
 }
 
 /// How long a connection may be silent before the operating system probes it, and then how

@@ -405,7 +405,10 @@ async fn copy_worker<R: Runtime>(
         ctx.consistent_point,
         time_ns,
     )
-    .with_id_generator(super::run::random_u128);
+    .with_id_generator({
+        let rt = ctx.rt.clone();
+        move || super::run::random_u128(&rt)
+    });
     *asm.type_registry_mut() = TypeRegistry::clone(&types);
     let result = async {
         loop {

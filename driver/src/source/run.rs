@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_core::Stream;
@@ -30,7 +30,6 @@ use super::status::{SourceState, SourceStatus};
 use crate::conn::{ConnectOptions, PgConnection};
 use crate::error::Error;
 use crate::runtime::{BoxFuture, Runtime};
-use crate::tls;
 use crate::transport::Transport;
 
 /// How often the end of a bootstrap looks whether the subscribers took every row.
@@ -176,7 +175,8 @@ pub(crate) async fn run<R: Runtime>(
 ) {
     let mut pipeline =
         pgcdc_core::assemble::Pipeline::new(cfg.source_id.as_str(), cfg.pipeline.clone());
-    pipeline = pipeline.with_id_generator(random_u128);
+    let ids = rt.clone();
+    pipeline = pipeline.with_id_generator(move || random_u128(&ids));
     let clock = rt.clone();
     let session = ReplicationSession::new(
         cfg.replication.clone(),
@@ -292,7 +292,7 @@ impl<R: Runtime> Driver<R> {
     /// inside `start()` until its deadline.
     async fn on_failure(&mut self, err: AttemptError) -> bool {
         let message = err.report();
-        let decision = err.decide(&mut self.reconnector, random_u64());
+        let decision = err.decide(&mut self.reconnector, self.rt.random());
         match decision {
             Decision::RetryAfter(mut delay) if !self.stop_requested => {
                 let attempt = self.reconnector.attempts();
@@ -823,18 +823,7 @@ where
     })
 }
 
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if tls::random_bytes(&mut b).is_err() {
-        // The jitter only spreads reconnects out; a clock-derived value does that too.
-        return SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0);
-    }
-    u64::from_le_bytes(b)
-}
-
-pub(crate) fn random_u128() -> u128 {
-    (u128::from(random_u64()) << 64) | u128::from(random_u64())
+/// A 128-bit random value from the runtime, for generated element ids.
+pub(crate) fn random_u128<R: Runtime>(rt: &R) -> u128 {
+    (u128::from(rt.random()) << 64) | u128::from(rt.random())
 }

@@ -50,7 +50,8 @@ pub fn wall_epoch() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
 
-/// A small seeded generator (xorshift64*): the network's split points.
+/// A small seeded generator (xorshift64*): the network's split points, the runtime's random
+/// bits.
 #[derive(Clone, Debug)]
 pub struct XorShift(u64);
 
@@ -412,5 +413,10 @@ impl Runtime for SimRuntime {
 
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         self.world().spawn("spawned".to_owned(), future);
+    }
+
+    fn random(&self) -> u64 {
+        // The world's seeded generator: reconnect jitter and generated ids replay exactly.
+        self.world().rng.next_u64()
     }
 }
