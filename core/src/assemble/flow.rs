@@ -98,6 +98,14 @@ impl Pipeline {
         restart_identity: bool,
     ) -> Result<(), AssembleError> {
         let tx = self.target("Truncate")?;
+        // A truncate of several tables keeps only the emitted ones; of none, it is dropped.
+        let relations: Vec<Oid> = relations
+            .into_iter()
+            .filter(|&oid| self.is_included(oid))
+            .collect();
+        if relations.is_empty() {
+            return Ok(());
+        }
         let labels = relations
             .iter()
             .map(|&oid| self.relation(oid, "Truncate").map(|r| r.label.clone()))

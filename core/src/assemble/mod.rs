@@ -192,6 +192,11 @@ pub struct Pipeline {
     decoder: Decoder,
     relations: RelationCache,
     rel_info: OidMap<Arc<RelInfo>>,
+    /// The tables whose changes are emitted (schema, name); `None`: every table sent.
+    only_tables: Option<Vec<(String, String)>>,
+    /// Per relation, whether its changes are emitted: decided when the relation is first
+    /// described and kept across renames.
+    included: OidMap<bool>,
     registry: TypeRegistry,
     primary_keys: PrimaryKeys,
     ids: IdBuilder,
@@ -245,6 +250,8 @@ impl Pipeline {
             decoder: Decoder::new(),
             relations: RelationCache::new(),
             rel_info: OidMap::default(),
+            only_tables: None,
+            included: OidMap::default(),
             registry: TypeRegistry::new(),
             primary_keys: PrimaryKeys::default(),
             ids: IdBuilder::new(IdGen::deterministic()),
@@ -369,6 +376,43 @@ impl Pipeline {
 
     // ----------------------------------------------------------------------------- mutators
 
+    /// Emits only the changes of these tables (schema, name), dropping every other table's
+    /// rows, truncates and schema changes — for a publication wider than the tables wanted.
+    /// `None` (the default) emits every table the server sends. A relation is matched when
+    /// it is first described and stays matched (or not) when it is renamed later.
+    pub fn set_only_tables(&mut self, tables: Option<Vec<(String, String)>>) {
+        if self.only_tables == tables {
+            // The same list again (a reconnect): decisions stand, renamed tables included.
+            return;
+        }
+        self.only_tables = tables;
+        self.included.clear();
+        let oids: Vec<Oid> = self.rel_info.keys().copied().collect();
+        for oid in oids {
+            self.decide_included(oid);
+        }
+    }
+
+    /// Whether the changes of relation `oid` are emitted.
+    pub(crate) fn is_included(&self, oid: Oid) -> bool {
+        self.included.get(&oid).copied().unwrap_or(true)
+    }
+
+    fn decide_included(&mut self, oid: Oid) {
+        if self.included.contains_key(&oid) {
+            return;
+        }
+        let Some(rel) = self.rel_info.get(&oid) else {
+            return;
+        };
+        let included = self.only_tables.as_ref().is_none_or(|tables| {
+            tables
+                .iter()
+                .any(|(schema, name)| *schema == rel.body.schema() && *name == rel.body.name)
+        });
+        self.included.insert(oid, included);
+    }
+
     /// Sets the primary key of a table (by OID or name), which the runtime reads from the
     /// catalog. It identifies elements unless a configured key exists, and applies at once to
     /// a relation already described.
@@ -488,6 +532,7 @@ impl Pipeline {
                 &mut self.warnings,
             );
             self.rel_info.insert(oid, Arc::new(info));
+            self.decide_included(oid);
         }
         self.flush_warnings();
     }

@@ -40,6 +40,9 @@ impl Pipeline {
             }
             SchemaChange::Changed(diff) => {
                 self.rebuild(oid);
+                if !self.is_included(oid) {
+                    return Ok(());
+                }
                 let rel = self.relation(oid, "Relation")?;
                 match self.target("Relation") {
                     Ok(tx) => self.emit_change(
@@ -113,6 +116,9 @@ impl Pipeline {
             mut reader,
         } = head;
         let tx = self.target(if update { "Update" } else { "Insert" }).ok()?;
+        if !self.is_included(oid) {
+            return Some(Ok(()));
+        }
         let rel = self.rel_info.get(&oid)?;
         let mut columns = TupleReader::new(&mut reader, &mut self.cells).ok()?;
         if columns.len() != rel.columns.len() {
@@ -188,6 +194,9 @@ impl Pipeline {
         new: TupleRef<'_>,
     ) -> Result<(), AssembleError> {
         let tx = self.target("Insert")?;
+        if !self.is_included(oid) && self.rel_info.contains_key(&oid) {
+            return Ok(());
+        }
         // Field by field, so that the relation stays borrowed from the map.
         let rel = self
             .rel_info
@@ -248,6 +257,9 @@ impl Pipeline {
         new: TupleRef<'_>,
     ) -> Result<(), AssembleError> {
         let tx = self.target("Update")?;
+        if !self.is_included(oid) && self.rel_info.contains_key(&oid) {
+            return Ok(());
+        }
         let rel = self
             .rel_info
             .get(&oid)
@@ -345,6 +357,9 @@ impl Pipeline {
         old: OldRef<'_>,
     ) -> Result<(), AssembleError> {
         let tx = self.target("Delete")?;
+        if !self.is_included(oid) && self.rel_info.contains_key(&oid) {
+            return Ok(());
+        }
         let rel = self
             .rel_info
             .get(&oid)

@@ -325,6 +325,12 @@ impl ReplicationSession {
         let plan = self.options.plan(version)?;
         let tables = self.options.table_names()?;
 
+        let only: Vec<(String, String)> = tables
+            .iter()
+            .map(|t| (t.schema.clone(), t.name.clone()))
+            .collect();
+        self.pipeline
+            .set_only_tables((!only.is_empty()).then_some(only));
         self.pipeline.reset();
         self.drain_pipeline();
         self.handoff.clear();

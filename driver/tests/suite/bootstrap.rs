@@ -456,3 +456,36 @@ pub async fn parallel_split_copy<R: Runtime + Default>() {
     assert!(p.tables.iter().all(|t| t.done), "{p:?}");
     source.stop().await.unwrap();
 }
+
+/// `tables` narrower than the publication: the bootstrap copies only those tables and the
+/// stream carries only their changes (a truncate of several tables keeps only theirs).
+pub async fn tables_narrower_than_the_publication<R: Runtime + Default>() {
+    let ctx = Ctx::new("narrow");
+    ctx.sql(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);
+         CREATE SCHEMA other; CREATE TABLE other.a (id int PRIMARY KEY);
+         INSERT INTO a VALUES (1); INSERT INTO b VALUES (1); INSERT INTO other.a VALUES (1);",
+    );
+    ctx.publish(&["a", "b", "other.a"]);
+    let source = ctx
+        .builder::<R>()
+        .with_tables(vec!["a".into()])
+        .with_postgres_bootstrap()
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    let got = collect::<R>(&mut sub, 1, Duration::from_secs(30)).await;
+    assert_eq!(render(&got), ["insert a:1 {id=1}"]);
+    ctx.sql("INSERT INTO b VALUES (2); INSERT INTO other.a VALUES (2); INSERT INTO a VALUES (2)");
+    ctx.sql("UPDATE b SET id = id + 10; DELETE FROM other.a");
+    ctx.sql("TRUNCATE a, b");
+    ctx.sql("INSERT INTO b VALUES (9); INSERT INTO a VALUES (9)");
+    let got = collect::<R>(&mut sub, 3, Duration::from_secs(30)).await;
+    assert_eq!(
+        render(&got),
+        ["insert a:2 {id=2}", "truncate [\"a\"]", "insert a:9 {id=9}"]
+    );
+    super::assert_quiet::<R>(&mut sub, Duration::from_millis(500)).await;
+    source.stop().await.unwrap();
+}

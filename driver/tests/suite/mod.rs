@@ -64,6 +64,7 @@ macro_rules! shared_cluster_tests {
             bootstrap::failure_and_restart,
             bootstrap::jsonl_provider,
             bootstrap::parallel_split_copy,
+            bootstrap::tables_narrower_than_the_publication,
         );
     };
 }

@@ -360,3 +360,79 @@ fn stats_count_traffic() {
     assert_eq!(s.transactions, 1);
     assert_eq!(s.changes, 2);
 }
+
+#[test]
+fn only_the_configured_tables_stream_and_renames_keep_them() {
+    let o = ReplicationOptions {
+        tables: vec!["users".into()],
+        ..ReplicationOptions::default()
+    };
+    let mut h = Harness::new(o, FakeServer::new("15.18"));
+    h.stream();
+    // Another published table, `orders`, with its own OID.
+    let PgOutputMessage::Relation(users) = relation() else {
+        unreachable!()
+    };
+    let orders = RelationBody {
+        oid: Oid(16500),
+        name: "orders".into(),
+        ..users.clone()
+    };
+    let order_row = PgOutputMessage::Insert {
+        xid: None,
+        rel: Oid(16500),
+        new: TupleData::from_values([ColumnValue::Text(b"7"), ColumnValue::Text(b"o")]).unwrap(),
+    };
+    let truncate_both = PgOutputMessage::Truncate {
+        xid: None,
+        cascade: false,
+        restart_identity: false,
+        relations: vec![Oid(16500), USERS],
+    };
+    let renamed = RelationBody {
+        name: "members".into(),
+        ..users.clone()
+    };
+    let begin = |xid: u32, at: u64| PgOutputMessage::Begin {
+        final_lsn: Lsn(at),
+        commit_time: 0,
+        xid: Xid(xid),
+    };
+    let mut t = xlog(Lsn(0x2000), &begin(700, 0x2100));
+    t.extend(xlog(Lsn::ZERO, &PgOutputMessage::Relation(users)));
+    t.extend(xlog(Lsn::ZERO, &PgOutputMessage::Relation(orders)));
+    t.extend(xlog(Lsn(0x2008), &order_row));
+    t.extend(xlog(Lsn(0x2010), &insert(1)));
+    t.extend(xlog(Lsn(0x2018), &truncate_both));
+    // Renamed while streaming: still the configured table.
+    t.extend(xlog(Lsn::ZERO, &PgOutputMessage::Relation(renamed)));
+    t.extend(xlog(Lsn(0x2020), &insert(2)));
+    t.extend(xlog(Lsn(0x2130), &commit_msg(0x2100, 0x2130)));
+    h.feed(&t).unwrap();
+    let changes: Vec<String> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SessionEvent::Transaction(b) => Some(b),
+            _ => None,
+        })
+        .flat_map(|b| b.changes)
+        .map(|c| match c {
+            SourceChange::Insert { element, .. } => {
+                format!("insert {}", element.metadata().reference.element_id)
+            }
+            SourceChange::Truncate { labels, .. } => format!("truncate {labels:?}"),
+            SourceChange::SchemaChange { label, .. } => format!("schema {label}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "insert users:1",
+            "truncate [\"users\"]",
+            "schema members",
+            "insert members:2"
+        ]
+    );
+}
