@@ -491,6 +491,36 @@ pub enum SourceChange {
 }
 
 impl SourceChange {
+    /// The memory this change holds, estimated: its own size, its element id and property
+    /// values (see [`Value::heap_bytes`](crate::value::Value::heap_bytes)), a message's
+    /// content. For byte budgets, not exact.
+    pub fn approx_bytes(&self) -> usize {
+        fn props(p: &ElementPropertyMap) -> usize {
+            p.iter()
+                .map(|(k, v)| {
+                    std::mem::size_of::<(Arc<str>, ElementValue)>() + k.len() + v.heap_bytes()
+                })
+                .sum()
+        }
+        let own = std::mem::size_of::<SourceChange>();
+        own + match self {
+            SourceChange::Insert { element, .. } => {
+                element.metadata().reference.element_id.len() + props(element.properties())
+            }
+            SourceChange::Update { element, old, .. } => {
+                element.metadata().reference.element_id.len()
+                    + props(element.properties())
+                    + old.as_ref().map_or(0, props)
+            }
+            SourceChange::Delete { metadata, old, .. } => {
+                metadata.reference.element_id.len() + props(old)
+            }
+            SourceChange::Truncate { labels, .. } => labels.len() * 16,
+            SourceChange::Message { message, .. } => message.prefix.len() + message.content.len(),
+            _ => 0,
+        }
+    }
+
     /// The change's transaction.
     pub fn tx(&self) -> &TxInfo {
         match self {

@@ -76,6 +76,8 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_START_TIMEOUT_MS: u64 = 60_000;
 /// Default `status_interval_ms`.
 pub const DEFAULT_STATUS_INTERVAL_MS: u64 = 10_000;
+/// Default `dispatch_buffer_bytes`: 64 MiB per subscriber queue.
+pub const DEFAULT_DISPATCH_BUFFER_BYTES: usize = 64 << 20;
 /// Default `dispatch_buffer_capacity` (drasi-lib's source default).
 pub const DEFAULT_DISPATCH_BUFFER_CAPACITY: usize = 1000;
 
@@ -187,6 +189,10 @@ pub struct PostgresSourceConfig {
     pub dispatch_mode: DispatchMode,
     /// Capacity of each dispatch queue, in batches. Default `1000`.
     pub dispatch_buffer_capacity: usize,
+    /// The most memory, in bytes (estimated from the changes' values), one subscriber's queue
+    /// may hold; delivery waits above it, as when the queue is full. A batch larger than the
+    /// budget still goes through alone. `0` means no byte limit. Default 64 MiB.
+    pub dispatch_buffer_bytes: usize,
     /// When a delivered change counts as acknowledged. Default `on_delivery`.
     pub ack_mode: AckMode,
     /// Start with the host application. Default `true`.
@@ -231,6 +237,7 @@ impl Default for PostgresSourceConfig {
             include_old_values: true,
             dispatch_mode: DispatchMode::Channel,
             dispatch_buffer_capacity: DEFAULT_DISPATCH_BUFFER_CAPACITY,
+            dispatch_buffer_bytes: DEFAULT_DISPATCH_BUFFER_BYTES,
             ack_mode: AckMode::OnDelivery,
             auto_start: true,
             reconnect: ReconnectConfig::default(),

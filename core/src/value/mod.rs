@@ -46,6 +46,7 @@ mod numeric;
 mod oid;
 mod range;
 mod scan;
+mod size;
 mod text;
 mod text_value;
 

@@ -21,14 +21,29 @@ use pgcdc_core::pgoutput::Xid;
 pub struct ChangeBatch {
     inner: Arc<TransactionBatch>,
     acker: AckHandle,
+    /// The memory it holds, estimated ([`SourceChange::approx_bytes`]).
+    bytes: usize,
 }
 
 impl ChangeBatch {
     pub(crate) fn new(batch: TransactionBatch, acker: AckHandle) -> Self {
+        let bytes = std::mem::size_of::<TransactionBatch>()
+            + batch
+                .changes
+                .iter()
+                .map(SourceChange::approx_bytes)
+                .sum::<usize>();
         ChangeBatch {
             inner: Arc::new(batch),
             acker,
+            bytes,
         }
+    }
+
+    /// The memory the batch holds, estimated from its changes' values: what counts against
+    /// `dispatch_buffer_bytes`.
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
     }
 
     pub(crate) fn from_message(message: LogicalMessage, acker: AckHandle) -> Self {

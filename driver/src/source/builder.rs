@@ -169,6 +169,13 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
+    /// The most memory (bytes, estimated) one subscriber's queue may hold; `0`: no byte
+    /// limit. Default 64 MiB.
+    pub fn with_dispatch_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.config.dispatch_buffer_bytes = bytes;
+        self
+    }
+
     /// Start on the first subscription (`true`).
     pub fn with_auto_start(mut self, auto_start: bool) -> Self {
         self.config.auto_start = auto_start;

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,6 +23,9 @@ use pgcdc_core::Lsn;
 
 use super::batch::{AckHandle, ChangeBatch};
 use crate::runtime::{BoxFuture, Runtime};
+
+/// How often a delivery held back by the byte budget looks again.
+const BYTE_BUDGET_POLL: Duration = Duration::from_millis(2);
 
 /// How long delivery waits before looking again for a subscriber when there is none.
 const NO_SUBSCRIBER_POLL: Duration = Duration::from_millis(20);
@@ -36,12 +40,16 @@ pub struct Subscription {
     /// Acknowledges for this subscriber; given to every batch it receives.
     acker: AckHandle,
     dispatcher: std::sync::Weak<Dispatcher>,
+    /// The bytes queued for this subscriber and not received yet.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(d) = self.dispatcher.upgrade() {
-            d.lock().acks.remove(&self.id);
+            let mut st = d.lock();
+            st.acks.remove(&self.id);
+            st.queued.remove(&self.id);
         }
         // The minimum over the others may have risen.
         self.acker.recompute();
@@ -63,7 +71,18 @@ impl Stream for Subscription {
             SubscriptionInner::Channel(rx) => rx.as_mut().poll_next(cx),
             SubscriptionInner::Broadcast(rx) => rx.as_mut().poll_next(cx),
         };
-        next.map(|b| b.map(|b| b.with_acker(this.acker.clone())))
+        next.map(|b| {
+            b.map(|b| {
+                let n = b.approx_bytes();
+                // Saturating: a batch received uncharged (see `Dispatcher::charge`).
+                let _ = this
+                    .queued
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                        Some(q.saturating_sub(n))
+                    });
+                b.with_acker(this.acker.clone())
+            })
+        })
     }
 }
 
@@ -80,6 +99,8 @@ impl Subscription {
 pub(crate) struct Dispatcher {
     mode: DispatchMode,
     capacity: usize,
+    /// The byte budget of one subscriber's queue (`usize::MAX`: none).
+    max_bytes: usize,
     state: Mutex<DispatchState>,
 }
 
@@ -90,6 +111,8 @@ struct DispatchState {
     acks: BTreeMap<u64, Lsn>,
     /// The highest ack LSN handed over so far.
     handed: Lsn,
+    /// The bytes queued for each live subscriber.
+    queued: BTreeMap<u64, Arc<AtomicUsize>>,
     channels: Vec<async_channel::Sender<ChangeBatch>>,
     broadcast: Option<(
         async_broadcast::Sender<ChangeBatch>,
@@ -98,10 +121,15 @@ struct DispatchState {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(mode: DispatchMode, capacity: usize) -> Self {
+    pub(crate) fn new(mode: DispatchMode, capacity: usize, max_bytes: usize) -> Self {
         Dispatcher {
             mode,
             capacity: capacity.max(1),
+            max_bytes: if max_bytes == 0 {
+                usize::MAX
+            } else {
+                max_bytes
+            },
             state: Mutex::new(DispatchState::default()),
         }
     }
@@ -118,6 +146,8 @@ impl Dispatcher {
         st.next_id = st.next_id.wrapping_add(1);
         let handed = st.handed;
         st.acks.insert(id, handed);
+        let queued = Arc::new(AtomicUsize::new(0));
+        st.queued.insert(id, Arc::clone(&queued));
         let inner = match self.mode {
             DispatchMode::Broadcast => {
                 let (tx, inactive) = st.broadcast.get_or_insert_with(|| {
@@ -140,6 +170,7 @@ impl Dispatcher {
             id,
             acker: acker.for_subscriber(id),
             dispatcher: Arc::downgrade(self),
+            queued,
         }
     }
 
@@ -176,6 +207,36 @@ impl Dispatcher {
     pub(crate) fn note_handed(&self, lsn: Lsn) {
         let mut st = self.lock();
         st.handed = st.handed.max(lsn);
+    }
+
+    /// The most bytes queued for one subscriber.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        let st = self.lock();
+        st.queued
+            .values()
+            .map(|q| q.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a batch of `bytes` fits every subscriber's byte budget now (a queue holding
+    /// nothing takes any batch).
+    fn has_room(&self, bytes: usize) -> bool {
+        let st = self.lock();
+        st.queued.values().all(|q| {
+            let q = q.load(Ordering::Acquire);
+            q == 0 || q.saturating_add(bytes) <= self.max_bytes
+        })
+    }
+
+    /// Counts `bytes` against the queue of every live subscriber with an id below `below`
+    /// (those that existed when the delivery began). A subscriber that joins meanwhile may
+    /// receive the batch uncharged: its count then only errs low.
+    fn charge(&self, bytes: usize, below: u64) {
+        let st = self.lock();
+        for (_, q) in st.queued.range(..below) {
+            q.fetch_add(bytes, Ordering::AcqRel);
+        }
     }
 
     /// Whether every subscriber has taken everything delivered to it (the queues are empty).
@@ -220,21 +281,34 @@ impl Dispatcher {
         let this = Arc::clone(self);
         let rt = rt.clone();
         Box::pin(async move {
+            // The byte budget: wait while a subscriber's queue holds too much.
+            while !this.has_room(batch.approx_bytes()) {
+                rt.sleep(BYTE_BUDGET_POLL).await;
+            }
             loop {
-                let (channels, broadcast) = {
+                let (channels, broadcast, below) = {
                     let mut st = this.lock();
                     st.channels.retain(|c| !c.is_closed());
                     (
                         st.channels.clone(),
                         st.broadcast.as_ref().map(|(tx, _)| tx.clone()),
+                        // The subscribers that exist now are the ones this batch goes to:
+                        // only they are charged for it.
+                        st.next_id,
                     )
                 };
                 if let Some(tx) = broadcast {
-                    if tx.receiver_count() > 0 && tx.broadcast_direct(batch.clone()).await.is_ok() {
-                        return;
+                    if tx.receiver_count() > 0 {
+                        this.charge(batch.approx_bytes(), below);
+                        if tx.broadcast_direct(batch.clone()).await.is_ok() {
+                            return;
+                        }
                     }
                 } else {
                     let mut delivered = false;
+                    if !channels.is_empty() {
+                        this.charge(batch.approx_bytes(), below);
+                    }
                     for c in channels {
                         if c.send(batch.clone()).await.is_ok() {
                             delivered = true;

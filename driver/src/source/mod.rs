@@ -141,6 +141,7 @@ impl<R: Runtime> Source<R> {
         let dispatcher = Arc::new(Dispatcher::new(
             config.dispatch_mode,
             config.dispatch_buffer_capacity,
+            config.dispatch_buffer_bytes,
         ));
         let shared = Arc::new(Shared {
             status: Mutex::new(SourceStatus::default()),
@@ -201,12 +202,15 @@ impl<R: Runtime> Source<R> {
 
     /// The state and counters.
     pub fn status(&self) -> SourceStatus {
-        self.inner
+        let mut status = self
+            .inner
             .shared
             .status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        status.queued_bytes = self.inner.shared.dispatcher.queued_bytes();
+        status
     }
 
     /// Whether the background task is running (streaming, starting or reconnecting).

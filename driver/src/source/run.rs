@@ -797,6 +797,7 @@ fn publish_stats(shared: &Shared, session: &ReplicationSession) {
         s.lag_bytes = st.lag_bytes;
         s.bytes_received = st.bytes_received;
         s.subscribers = shared.dispatcher.subscribers();
+        s.queued_bytes = shared.dispatcher.queued_bytes();
     });
 }
 

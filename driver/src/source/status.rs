@@ -57,6 +57,9 @@ pub struct SourceStatus {
     pub reconnects: u64,
     /// Number of subscribers.
     pub subscribers: usize,
+    /// The most memory (bytes, estimated) queued for one subscriber and not received yet;
+    /// bounded by `dispatch_buffer_bytes` (plus one batch).
+    pub queued_bytes: usize,
     /// The last error, transient or fatal.
     pub last_error: Option<String>,
     /// Set when PostgreSQL started streaming later than the position asked for: the changes
@@ -83,6 +86,7 @@ impl Default for SourceStatus {
             bytes_received: 0,
             reconnects: 0,
             subscribers: 0,
+            queued_bytes: 0,
             last_error: None,
             resume_gap: None,
             last_change_at: None,

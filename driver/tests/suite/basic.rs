@@ -436,3 +436,69 @@ pub async fn million_row_transaction<R: Runtime + Default>() {
     );
     source.stop().await.unwrap();
 }
+
+/// The byte budget of a subscriber's queue: with a stalled consumer and wide rows, the queue
+/// holds at most `dispatch_buffer_bytes` (plus one batch) however many batches it could
+/// hold; without a budget it grows past it. Every row arrives afterwards, in order.
+pub async fn byte_budget_bounds_a_stalled_queue<R: Runtime + Default>() {
+    const BUDGET: usize = 512 << 10;
+    let ctx = Ctx::new("bytebudget");
+    ctx.sql("CREATE TABLE wide (id int PRIMARY KEY, pad text)");
+    ctx.sql("ALTER TABLE wide ALTER COLUMN pad SET STORAGE PLAIN");
+    ctx.publish(&["wide"]);
+    for (budget, name) in [(BUDGET, "bounded"), (0, "unbounded")] {
+        ctx.sql("TRUNCATE wide");
+        let source = ctx
+            .builder::<R>()
+            .with_slot_name(format!("{}_{name}", ctx.slot))
+            .with_dispatch_buffer_capacity(1000)
+            .with_dispatch_buffer_bytes(budget)
+            .with_max_batch_changes(10)
+            .build()
+            .unwrap();
+        let mut sub = source.subscribe();
+        source.start().await.unwrap();
+        // 200 rows of about 4 KB in 20 transactions: about 800 KB of values.
+        for t in 0..20 {
+            ctx.sql(&format!(
+                "INSERT INTO wide SELECT g, repeat(md5(g::text), 128) FROM generate_series({}, {}) g",
+                t * 10 + 1,
+                t * 10 + 10
+            ));
+        }
+        // Stalled: nothing is read while the source queues what it may.
+        let mut peak = 0;
+        for _ in 0..30 {
+            R::default().sleep(Duration::from_millis(100)).await;
+            peak = peak.max(source.status().queued_bytes);
+        }
+        let mut next = 1i64;
+        let mut largest_batch = 0;
+        while next <= 200 {
+            let b = super::next_batch::<R>(&mut sub, Duration::from_secs(30))
+                .await
+                .expect("every row arrives");
+            largest_batch = largest_batch.max(b.approx_bytes());
+            for c in &b.changes {
+                assert_eq!(int_prop(c, "id"), Some(next));
+                next += 1;
+            }
+        }
+        if budget > 0 {
+            assert!(
+                peak <= BUDGET + largest_batch,
+                "queued {peak} bytes, budget {BUDGET} + one batch of {largest_batch}"
+            );
+        } else {
+            assert!(
+                peak > BUDGET + largest_batch,
+                "without a budget the stalled queue holds more ({peak} bytes)"
+            );
+        }
+        source.stop().await.unwrap();
+        ctx.sql(&format!(
+            "SELECT pg_drop_replication_slot('{}_{name}')",
+            ctx.slot
+        ));
+    }
+}

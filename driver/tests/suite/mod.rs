@@ -52,6 +52,7 @@ macro_rules! shared_cluster_tests {
             basic::idle_publication_advances,
             basic::broadcast_two_subscribers,
             basic::manual_acks_per_subscriber,
+            basic::byte_budget_bounds_a_stalled_queue,
             basic::auto_start_on_subscribe,
             failures::wrong_password,
             failures::missing_publication,
