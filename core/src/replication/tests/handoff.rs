@@ -339,3 +339,53 @@ fn handed_without_a_batch_is_a_usage_error() {
     h.stream();
     assert!(matches!(h.session.handed(), Err(SessionError::Usage(_))));
 }
+
+fn message_at(lsn: u64) -> Vec<u8> {
+    xlog(
+        Lsn(lsn),
+        &PgOutputMessage::Message {
+            xid: None,
+            transactional: false,
+            lsn: Lsn(lsn),
+            prefix: "p".into(),
+            content: bytes::Bytes::from_static(b"m"),
+        },
+    )
+}
+
+#[test]
+fn non_transactional_messages_are_tracked_like_transactions() {
+    let mut h = Harness::new(ReplicationOptions::default(), FakeServer::new("15.18"));
+    h.auto_hand = false;
+    h.stream();
+    let t = txn(700, 0x2100, 0x2130, &[1]);
+    h.feed(&t).unwrap();
+    h.feed(&message_at(0x2200)).unwrap();
+    let evs = h.events();
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    h.session.handed().unwrap();
+    h.session.ack(Lsn(0x2130));
+    // The message waits to be handed over: a keepalive past it must not move the flush
+    // beyond the acknowledged transaction.
+    h.feed(&keepalive(Lsn(0x3000), true)).unwrap();
+    assert_eq!(
+        h.status_updates().last().map(|u| u.flush),
+        Some(Lsn(0x2130))
+    );
+    h.session.handed().unwrap();
+    // After a reconnect before its position, the server sends the message again: dropped.
+    h.session.detach();
+    h.connect().unwrap();
+    h.queries();
+    h.feed(&message_at(0x2200)).unwrap();
+    h.feed(&message_at(0x2300)).unwrap();
+    let msgs: Vec<Lsn> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SessionEvent::Message(m) => Some(m.lsn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs, [Lsn(0x2300)]);
+}
