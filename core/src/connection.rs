@@ -488,7 +488,8 @@ impl Connection {
                 return Ok(());
             }
             BackendMessage::ParameterStatus { name, value } => {
-                self.server_params.set(name, value);
+                // A full map drops new names (see `ServerParams`); nothing else depends on them.
+                let _kept = self.server_params.set(name, value);
                 return Ok(());
             }
             BackendMessage::NotificationResponse { .. } => return Ok(()),

@@ -124,16 +124,33 @@ impl ConnectParams {
     }
 }
 
+/// How many distinct parameters [`ServerParams`] keeps. PostgreSQL reports about fifteen (plus
+/// any `GUC_REPORT` setting an extension adds); the bound stops a hostile server from growing
+/// the map without end with ParameterStatus messages of made-up names.
+pub const MAX_SERVER_PARAMS: usize = 256;
+
 /// The ParameterStatus values the server reported, kept up to date.
+///
+/// At most [`MAX_SERVER_PARAMS`] names are kept: once it is full, a parameter it already holds
+/// is still updated, and a new name is ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerParams {
     values: BTreeMap<String, String>,
 }
 
 impl ServerParams {
-    /// Records a ParameterStatus.
-    pub fn set(&mut self, name: String, value: String) {
+    /// Records a ParameterStatus; returns `false` when the map is full and `name` is new (the
+    /// value is then not kept).
+    pub fn set(&mut self, name: String, value: String) -> bool {
+        if let Some(slot) = self.values.get_mut(&name) {
+            *slot = value;
+            return true;
+        }
+        if self.values.len() >= MAX_SERVER_PARAMS {
+            return false;
+        }
         self.values.insert(name, value);
+        true
     }
 
     /// A parameter's value.
@@ -208,5 +225,22 @@ mod tests {
         assert!(sp.contains(&("bytea_output", "hex")));
         assert!(sp.contains(&("IntervalStyle", "postgres")));
         assert!(sp.contains(&("client_encoding", "UTF8")));
+    }
+
+    #[test]
+    fn server_params_are_bounded() {
+        let mut sp = ServerParams::default();
+        for i in 0..10_000 {
+            sp.set(format!("p{i}"), "v".to_owned());
+        }
+        sp.set("server_version".to_owned(), "15.4".to_owned());
+        assert!(
+            sp.iter().count() <= MAX_SERVER_PARAMS,
+            "{}",
+            sp.iter().count()
+        );
+        // Parameters already known keep being updated.
+        sp.set("p0".to_owned(), "w".to_owned());
+        assert_eq!(sp.get("p0"), Some("w"));
     }
 }

@@ -1,5 +1,6 @@
 //! A connection driven by the core's [`Connection`] state machine over a runtime's socket.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -74,8 +75,13 @@ pub struct PgConnection<R: Runtime> {
     conn: Connection,
     read_buf: BytesMut,
     write_buf: BytesMut,
-    notices: Vec<ServerError>,
+    notices: VecDeque<ServerError>,
 }
+
+/// How many notices a [`PgConnection`] keeps until [`take_notices`](PgConnection::take_notices)
+/// drains them; beyond it the oldest are dropped (each is still logged when it arrives), so a
+/// server sending notices in a loop cannot grow the connection's memory.
+pub const MAX_KEPT_NOTICES: usize = 100;
 
 impl<R: Runtime> PgConnection<R> {
     /// Connects, negotiates TLS, authenticates and waits for ReadyForQuery.
@@ -127,7 +133,7 @@ impl<R: Runtime> PgConnection<R> {
             conn,
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             write_buf: BytesMut::new(),
-            notices: Vec::new(),
+            notices: VecDeque::new(),
         };
         loop {
             match this.next_event().await? {
@@ -216,9 +222,10 @@ impl<R: Runtime> PgConnection<R> {
         self.conn.backend_pid()
     }
 
-    /// Notices received so far (drained).
+    /// The notices received since the last call, oldest first (drained); at most
+    /// [`MAX_KEPT_NOTICES`], the newest.
     pub fn take_notices(&mut self) -> Vec<ServerError> {
-        std::mem::take(&mut self.notices)
+        std::mem::take(&mut self.notices).into()
     }
 
     /// Runs `sql` with the simple query protocol and returns one result per statement.
@@ -322,7 +329,10 @@ impl<R: Runtime> PgConnection<R> {
             if let Some(ev) = self.conn.poll_event() {
                 if let Event::Notice(n) = ev {
                     tracing::info!(notice = %n, "server notice");
-                    self.notices.push(n);
+                    if self.notices.len() >= MAX_KEPT_NOTICES {
+                        let _oldest = self.notices.pop_front();
+                    }
+                    self.notices.push_back(n);
                     continue;
                 }
                 return Ok(ev);

@@ -28,7 +28,7 @@ pub mod source;
 mod tls;
 mod transport;
 
-pub use conn::{ConnectOptions, PgConnection};
+pub use conn::{ConnectOptions, MAX_KEPT_NOTICES, PgConnection};
 pub use error::Error;
 pub use runtime::{
     BoxFuture, KEEPALIVE_INTERVAL, KEEPALIVE_TIME, Runtime, system_random, tune_tcp,

@@ -338,3 +338,28 @@ async fn connection_refused_is_a_clear_error() {
     let err = connect(o).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn the_notices_kept_are_bounded() {
+    let c = tls_cluster();
+    let mut conn = connect(opts(
+        c,
+        "127.0.0.1",
+        params(SCRAM_USER).ssl_mode(SslMode::Disable),
+    ))
+    .await
+    .unwrap();
+    conn.simple_query("DO $$ BEGIN FOR i IN 1..5000 LOOP RAISE NOTICE 'n%', i; END LOOP; END $$")
+        .await
+        .unwrap();
+    let notices = conn.take_notices();
+    assert!(notices.len() <= 1000, "{} notices kept", notices.len());
+    // The newest are kept.
+    assert!(
+        notices
+            .last()
+            .is_some_and(|n| n.to_string().contains("n5000")),
+        "{:?}",
+        notices.last()
+    );
+}

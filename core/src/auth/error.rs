@@ -119,15 +119,28 @@ pub enum AuthError {
     )]
     NonceMismatch,
 
-    /// The iteration count is missing, zero, not a number, or absurdly large.
+    /// The iteration count is missing, zero or not a number.
     #[error(
         "the SCRAM iteration count from the server is invalid ({detail}); pgcdc accepts \
-         1..={max}; if scram_iterations is set that high on the server, lower it and re-set \
-         the password"
+         1..={max}; the server is misbehaving — check the host and port"
     )]
     InvalidIterationCount {
         /// What was wrong.
         detail: &'static str,
+        /// The largest accepted count.
+        max: u32,
+    },
+
+    /// The server asked for more PBKDF2 iterations than pgcdc runs
+    /// ([`MAX_SCRAM_ITERATIONS`](crate::auth::MAX_SCRAM_ITERATIONS)).
+    #[error(
+        "the server asked for {count} SCRAM iterations, above pgcdc's limit of {max} (the key \
+         derivation would stall the client); if scram_iterations is really set that high on \
+         the server, lower it and re-set the password, otherwise check the host and TLS settings"
+    )]
+    TooManyIterations {
+        /// The server's count, as it sent it (leading zeros removed, long counts shortened).
+        count: String,
         /// The largest accepted count.
         max: u32,
     },
