@@ -208,7 +208,7 @@ impl Connection {
         frontend::startup(params.startup_params(), &mut BytesMut::new())?;
         let deadline = params.startup_timeout.and_then(|t| now.checked_add(t));
         let mut conn = Connection {
-            framer: Framer::new(params.max_frame_len),
+            framer: Framer::for_startup(params.max_frame_len),
             params,
             state: State::SslResponse,
             nonce,
@@ -534,6 +534,7 @@ impl Connection {
                 }
                 if status == AuthStatus::Done {
                     self.state = State::AwaitingReady;
+                    self.framer.authenticated();
                 }
                 Ok(())
             }

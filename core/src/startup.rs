@@ -37,7 +37,8 @@ pub struct ConnectParams {
     pub channel_binding: ChannelBinding,
     /// Deadline for everything from the first byte to ReadyForQuery (TLS and authentication).
     pub startup_timeout: Option<Duration>,
-    /// Largest server message accepted.
+    /// Largest server message accepted once authenticated (before that,
+    /// [`MAX_STARTUP_FRAME_LEN`](crate::wire::MAX_STARTUP_FRAME_LEN) at most).
     pub max_frame_len: usize,
     /// Extra startup parameters (GUCs) sent after the pinned output settings.
     pub extra_params: Vec<(String, String)>,
@@ -89,6 +90,12 @@ impl ConnectParams {
     /// Sets the channel-binding policy.
     pub fn channel_binding(mut self, cb: ChannelBinding) -> Self {
         self.channel_binding = cb;
+        self
+    }
+
+    /// Sets the largest server message accepted once authenticated.
+    pub fn max_frame_len(mut self, len: usize) -> Self {
+        self.max_frame_len = len;
         self
     }
 

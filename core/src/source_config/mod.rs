@@ -46,6 +46,7 @@ use crate::assemble::{KeyConfig, PipelineConfig};
 use crate::config::{ChannelBinding, Password, SslMode};
 use crate::lsn::Lsn;
 use crate::startup::ConnectParams;
+pub use crate::wire::DEFAULT_MAX_FRAME_LEN;
 
 mod bootstrap;
 mod error;
@@ -78,6 +79,8 @@ pub const DEFAULT_START_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_STATUS_INTERVAL_MS: u64 = 10_000;
 /// Default `dispatch_buffer_capacity` (drasi-lib's source default).
 pub const DEFAULT_DISPATCH_BUFFER_CAPACITY: usize = 1000;
+/// The smallest accepted `max_frame_len`: 64 KiB.
+pub const MIN_MAX_FRAME_LEN: usize = 64 * 1024;
 
 /// The configuration of a PostgreSQL change-data-capture source.
 ///
@@ -129,6 +132,11 @@ pub struct PostgresSourceConfig {
     /// Limit, in milliseconds, on establishing a connection (TCP, TLS, authentication); `0`
     /// means none. Default `10000`.
     pub connect_timeout_ms: u64,
+    /// Largest server message accepted, in bytes, once authenticated: from
+    /// [`MIN_MAX_FRAME_LEN`] (64 KiB) to [`DEFAULT_MAX_FRAME_LEN`] (1 GiB, PostgreSQL's own
+    /// limit). A row or a pgoutput message larger than this fails the connection. Before
+    /// authentication the limit is 64 KiB whatever this says. Default 1 GiB.
+    pub max_frame_len: usize,
     /// How long, in milliseconds, `start()` keeps retrying transient failures before the
     /// capture point is fixed (the slot exists and its position is known); `0` means no
     /// limit. Until then no change is captured, so `start()` does not return `Ok` before it.
@@ -214,6 +222,7 @@ impl Default for PostgresSourceConfig {
             channel_binding: ChannelBinding::Prefer,
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
             start_timeout_ms: DEFAULT_START_TIMEOUT_MS,
             ssl_root_cert: None,
             create_slot: true,
@@ -273,7 +282,8 @@ impl PostgresSourceConfig {
             .ssl_mode(self.ssl_mode)
             .channel_binding(self.channel_binding)
             .application_name(self.application_name.clone())
-            .startup_timeout(self.connect_timeout());
+            .startup_timeout(self.connect_timeout())
+            .max_frame_len(self.max_frame_len);
         if !self.database.is_empty() {
             params = params.database(self.database.clone());
         }

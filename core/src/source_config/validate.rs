@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{BootstrapMode, ConfigError, PostgresSourceConfig};
+use super::{
+    BootstrapMode, ConfigError, DEFAULT_MAX_FRAME_LEN, MIN_MAX_FRAME_LEN, PostgresSourceConfig,
+};
 use crate::config::{ChannelBinding, SslMode};
 
 /// PostgreSQL's identifier limit (NAMEDATALEN − 1).
@@ -229,6 +231,16 @@ impl PostgresSourceConfig {
                     "give a PEM file, or leave it unset to use the platform's trusted roots",
                 );
             }
+        }
+        if !(MIN_MAX_FRAME_LEN..=DEFAULT_MAX_FRAME_LEN).contains(&self.max_frame_len) {
+            err(
+                f("max_frame_len"),
+                format!(
+                    "{} bytes is outside {MIN_MAX_FRAME_LEN}..={DEFAULT_MAX_FRAME_LEN}",
+                    self.max_frame_len
+                ),
+                "give the largest server message to accept, from 64 KiB to 1 GiB (the default)",
+            );
         }
         if self.channel_binding == ChannelBinding::Require && self.ssl_mode == SslMode::Disable {
             err(

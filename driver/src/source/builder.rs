@@ -145,6 +145,13 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
+    /// Largest server message accepted once authenticated, in bytes: 64 KiB to 1 GiB (the
+    /// default); checked when the source is built. Before authentication the limit is 64 KiB.
+    pub fn with_max_frame_len(mut self, bytes: usize) -> Self {
+        self.config.max_frame_len = bytes;
+        self
+    }
+
     /// PEM file of trusted roots for `verify-ca`/`verify-full` (default: the platform's).
     pub fn with_ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.ssl_root_cert = Some(path.into());

@@ -318,3 +318,16 @@ fn validation_errors_lists_all() {
         ["port", "database", "user", "slot_name", "max_batch_changes"]
     );
 }
+
+#[test]
+fn max_frame_len_is_validated_and_passed_on() {
+    let mut c = valid();
+    assert_eq!(c.max_frame_len, crate::wire::DEFAULT_MAX_FRAME_LEN);
+    c.max_frame_len = 1 << 20;
+    c.validate().unwrap();
+    assert_eq!(c.connect_params(true).max_frame_len, 1 << 20);
+    for bad in [0, 1000, (1 << 30) + 1] {
+        c.max_frame_len = bad;
+        assert_eq!(field_of(&c), "max_frame_len", "{bad}");
+    }
+}
