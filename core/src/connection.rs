@@ -471,12 +471,15 @@ impl Connection {
         } else {
             TlsInfo::Plaintext
         };
-        self.auth = Some(Authenticator::new(
-            self.params.password.clone(),
-            self.params.channel_binding,
-            tls,
-            self.nonce,
-        ));
+        self.auth = Some(
+            Authenticator::new(
+                self.params.password.clone(),
+                self.params.channel_binding,
+                tls,
+                self.nonce,
+            )
+            .require_auth(self.params.require_auth.clone()),
+        );
         self.state = State::Authenticating;
         Ok(())
     }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::auth::RequireAuth;
 use crate::config::{ChannelBinding, Password, SslMode};
 use crate::wire::DEFAULT_MAX_FRAME_LEN;
 
@@ -35,6 +36,8 @@ pub struct ConnectParams {
     pub ssl_mode: SslMode,
     /// SCRAM channel-binding policy.
     pub channel_binding: ChannelBinding,
+    /// The authentication methods the server may ask for (libpq's `require_auth`).
+    pub require_auth: RequireAuth,
     /// Deadline for everything from the first byte to ReadyForQuery (TLS and authentication).
     pub startup_timeout: Option<Duration>,
     /// Largest server message accepted once authenticated (before that,
@@ -46,7 +49,8 @@ pub struct ConnectParams {
 
 impl ConnectParams {
     /// Parameters for `user` with defaults: no password, `application_name` `pgcdc`, not a
-    /// replication connection, `SslMode::Prefer`, channel binding `Prefer`, 30 s startup
+    /// replication connection, `SslMode::Prefer`, channel binding `Prefer`, `require_auth`
+    /// not set (a cleartext password is sent only over TLS), 30 s startup
     /// deadline, 1 GiB frames.
     pub fn new(user: impl Into<String>) -> Self {
         ConnectParams {
@@ -57,6 +61,7 @@ impl ConnectParams {
             replication: false,
             ssl_mode: SslMode::Prefer,
             channel_binding: ChannelBinding::Prefer,
+            require_auth: RequireAuth::unset(),
             startup_timeout: Some(Duration::from_secs(30)),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             extra_params: Vec::new(),
@@ -96,6 +101,12 @@ impl ConnectParams {
     /// Sets the largest server message accepted once authenticated.
     pub fn max_frame_len(mut self, len: usize) -> Self {
         self.max_frame_len = len;
+        self
+    }
+
+    /// Sets the accepted authentication methods (libpq's `require_auth`).
+    pub fn require_auth(mut self, require_auth: RequireAuth) -> Self {
+        self.require_auth = require_auth;
         self
     }
 

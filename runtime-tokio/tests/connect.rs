@@ -363,3 +363,32 @@ async fn the_notices_kept_are_bounded() {
         notices.last()
     );
 }
+
+#[tokio::test]
+async fn cleartext_without_tls_is_refused_by_default() {
+    let c = tls_cluster();
+    let err = connect(opts(
+        c,
+        "127.0.0.1",
+        params(CLEARTEXT_USER).ssl_mode(SslMode::Disable),
+    ))
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("require_auth"), "{text}");
+}
+
+#[tokio::test]
+async fn cleartext_without_tls_is_sent_with_require_auth_password() {
+    let c = tls_cluster();
+    let p = params(CLEARTEXT_USER)
+        .ssl_mode(SslMode::Disable)
+        .require_auth("password".parse().unwrap());
+    let mut conn = connect(opts(c, "127.0.0.1", p)).await.unwrap();
+    assert!(!conn.is_tls());
+    assert_eq!(conn.authentication_method(), Some("cleartext"));
+    assert_eq!(
+        select_one(&mut conn, "SELECT current_user").await,
+        CLEARTEXT_USER.name
+    );
+}

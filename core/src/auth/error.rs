@@ -42,6 +42,31 @@ pub enum AuthError {
         name: &'static str,
     },
 
+    /// The server asked for a method `require_auth` does not allow.
+    #[error(
+        "the server asked for {method} authentication, which require_auth={require_auth:?} \
+         does not allow; if this is the intended server, add {method} to require_auth (or \
+         change this user's pg_hba.conf method), otherwise check the host and TLS settings"
+    )]
+    MethodNotAllowed {
+        /// The method, as `require_auth` names it (`password`, `md5`, `scram-sha-256`,
+        /// `none`).
+        method: &'static str,
+        /// The `require_auth` value in force.
+        require_auth: String,
+    },
+
+    /// The server asked for a cleartext password over a connection that is not TLS, and
+    /// `require_auth` does not allow it.
+    #[error(
+        "the server asked for the password in cleartext over a connection that is not TLS; \
+         pgcdc refuses by default, since anyone on the path (or a man in the middle that \
+         declined the TLS request) would read it — use ssl_mode=require or verify-full, \
+         change this user's pg_hba.conf method to scram-sha-256, or set require_auth=password \
+         to send it anyway"
+    )]
+    CleartextWithoutTls,
+
     /// The server offered SASL but no mechanism pgcdc implements.
     #[error(
         "the server offered SASL mechanisms {offered:?}, none of which pgcdc can use on this \

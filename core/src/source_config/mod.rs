@@ -43,6 +43,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::assemble::{KeyConfig, PipelineConfig};
+use crate::auth::RequireAuth;
 use crate::config::{ChannelBinding, Password, SslMode};
 use crate::lsn::Lsn;
 use crate::startup::ConnectParams;
@@ -126,6 +127,13 @@ pub struct PostgresSourceConfig {
     pub hostaddr: Option<IpAddr>,
     /// SCRAM channel-binding policy (`disable`, `prefer`, `require`). Default `prefer`.
     pub channel_binding: ChannelBinding,
+    /// The authentication methods the server may ask for, libpq's `require_auth`: a comma
+    /// list of `password`, `md5`, `scram-sha-256`, `none`, or of `!`-negated ones (see
+    /// [`RequireAuth`]). Default not set: any method pgcdc speaks, except that a cleartext
+    /// password is never sent over a connection that is not TLS (a man in the middle could
+    /// decline TLS and ask for it); `require_auth = "password"` allows that.
+    #[serde(skip_serializing_if = "RequireAuth::is_unset")]
+    pub require_auth: RequireAuth,
     /// `application_name` shown in `pg_stat_activity` and `pg_stat_replication`. Default
     /// `"pgcdc"`.
     pub application_name: String,
@@ -220,6 +228,7 @@ impl Default for PostgresSourceConfig {
             table_keys: Vec::new(),
             hostaddr: None,
             channel_binding: ChannelBinding::Prefer,
+            require_auth: RequireAuth::unset(),
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
@@ -281,6 +290,7 @@ impl PostgresSourceConfig {
             .replication(replication)
             .ssl_mode(self.ssl_mode)
             .channel_binding(self.channel_binding)
+            .require_auth(self.require_auth.clone())
             .application_name(self.application_name.clone())
             .startup_timeout(self.connect_timeout())
             .max_frame_len(self.max_frame_len);

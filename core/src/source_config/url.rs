@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::{ConfigError, PostgresSourceConfig};
+use crate::auth::RequireAuth;
 use crate::config::{ChannelBinding, Password, SslMode};
 
 /// The query parameters [`PostgresSourceConfig::apply_url`] accepts.
@@ -17,6 +18,7 @@ pub const URL_PARAMS: &[&str] = &[
     "sslmode",
     "sslrootcert",
     "channel_binding",
+    "require_auth",
     "application_name",
     "connect_timeout",
     "slot",
@@ -39,6 +41,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PGAPPNAME", "application_name"),
     ("PGCONNECT_TIMEOUT", "connect_timeout"),
     ("PGCHANNELBINDING", "channel_binding"),
+    ("PGREQUIREAUTH", "require_auth"),
 ];
 
 impl PostgresSourceConfig {
@@ -55,7 +58,7 @@ impl PostgresSourceConfig {
     ///
     /// The user, password, host, database and every parameter are percent-decoded; an IPv6
     /// host goes in brackets (`[::1]:5433`). Parameters: libpq's `host`, `hostaddr`, `port`,
-    /// `dbname`, `user`, `password`, `sslmode`, `sslrootcert`, `channel_binding`,
+    /// `dbname`, `user`, `password`, `sslmode`, `sslrootcert`, `channel_binding`, `require_auth`,
     /// `application_name` and `connect_timeout` (seconds, as in libpq: `0` or negative means no
     /// limit, `1` means 2 s), and ours: `slot` (or `slot_name`), `publication` (or
     /// `publication_name`), `tables` (comma-separated; empty means all tables of the
@@ -144,7 +147,8 @@ impl PostgresSourceConfig {
 
     /// Overrides the settings libpq's environment variables carry: `PGHOST`, `PGHOSTADDR`,
     /// `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`,
-    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT` (seconds, as in libpq) and `PGCHANNELBINDING`.
+    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT` (seconds, as in libpq), `PGCHANNELBINDING` and
+    /// `PGREQUIREAUTH`.
     ///
     /// `lookup` returns a variable's value (pass `|k| std::env::var(k).ok()` in a program, a map
     /// in tests). Unset and empty variables leave a setting unchanged. On error nothing is
@@ -255,6 +259,18 @@ impl PostgresSourceConfig {
                             "channel_binding",
                             format!("{origin} {value:?} is not a channel-binding mode"),
                             "use disable, prefer or require",
+                        )
+                    })?;
+                }
+            }
+            "require_auth" => {
+                if !value.is_empty() {
+                    self.require_auth = value.parse::<RequireAuth>().map_err(|e| {
+                        ConfigError::new(
+                            "require_auth",
+                            format!("{origin} {value:?} is not valid: {e}"),
+                            "use a comma list of password, md5, scram-sha-256, none, or of \
+                             !negated ones (e.g. scram-sha-256, or !password)",
                         )
                     })?;
                 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pgcdc_core::auth::RequireAuth;
 use pgcdc_core::replication::{ReconnectPolicy, ReplicationOptions, Streaming};
 use pgcdc_core::source_config::{
     AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
@@ -142,6 +143,14 @@ impl<R: Runtime> SourceBuilder<R> {
     /// Channel binding policy for SCRAM over TLS (`Prefer`).
     pub fn with_channel_binding(mut self, cb: ChannelBinding) -> Self {
         self.config.channel_binding = cb;
+        self
+    }
+
+    /// The authentication methods the server may ask for (libpq's `require_auth`, e.g.
+    /// `"scram-sha-256".parse()?`). Not set by default: any method except a cleartext password
+    /// over a connection that is not TLS; `"password"` allows that.
+    pub fn with_require_auth(mut self, require_auth: RequireAuth) -> Self {
+        self.config.require_auth = require_auth;
         self
     }
 

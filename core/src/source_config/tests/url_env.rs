@@ -190,6 +190,7 @@ fn env_errors_name_the_variable() {
         ("PGHOSTADDR", "h", "hostaddr"),
         ("PGCONNECT_TIMEOUT", "1.5", "connect_timeout_ms"),
         ("PGCHANNELBINDING", "maybe", "channel_binding"),
+        ("PGREQUIREAUTH", "kerberos", "require_auth"),
     ] {
         let mut c = valid();
         let e = c
@@ -266,4 +267,33 @@ fn url_errors_hide_passwords_with_unencoded_delimiters() {
             assert!(!shown.contains(f), "{url}: {f:?} appears in {shown}");
         }
     }
+}
+
+#[test]
+fn require_auth_from_url_env_and_json() {
+    use crate::auth::{AuthMethod, RequireAuth};
+    let c = PostgresSourceConfig::from_url("postgres://u@h/d?require_auth=password").unwrap();
+    assert_eq!(c.require_auth.as_str(), "password");
+    assert!(c.require_auth.allows_cleartext_without_tls());
+    let c = PostgresSourceConfig::from_url("postgres://u@h/d?require_auth=%21password%2C%21none")
+        .unwrap();
+    assert!(!c.require_auth.allows(AuthMethod::None));
+    assert!(c.require_auth.allows(AuthMethod::ScramSha256));
+    let e =
+        PostgresSourceConfig::from_url("postgres://u@h/d?require_auth=password,!md5").unwrap_err();
+    assert_eq!(e.field, "require_auth");
+    let mut c = valid();
+    c.apply_env(env(&[("PGREQUIREAUTH", "scram-sha-256")]))
+        .unwrap();
+    assert_eq!(
+        c.require_auth,
+        "scram-sha-256".parse::<RequireAuth>().unwrap()
+    );
+    assert_eq!(c.connect_params(true).require_auth, c.require_auth);
+    let c: PostgresSourceConfig =
+        serde_json::from_str(r#"{"database":"d","user":"u","require_auth":"none"}"#).unwrap();
+    assert!(
+        c.require_auth.allows(AuthMethod::None) && !c.require_auth.allows(AuthMethod::Password)
+    );
+    assert!(!PostgresSourceConfig::default().require_auth.is_set());
 }
