@@ -34,7 +34,7 @@ pub struct ConnectOptions {
     pub port: u16,
     /// Startup parameters, credentials, TLS and channel-binding policy.
     pub params: ConnectParams,
-    /// Trusted roots for `verify-ca` / `verify-full`.
+    /// Trusted roots (libpq's `sslrootcert`); see [`RootCerts`] for what each mode checks.
     pub root_certs: RootCerts,
     /// Deadline for the TCP connect.
     pub connect_timeout: Duration,
@@ -49,7 +49,7 @@ impl ConnectOptions {
             hostaddr: None,
             port,
             params,
-            root_certs: RootCerts::Platform,
+            root_certs: RootCerts::NotSet,
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -87,12 +87,12 @@ impl<R: Runtime> PgConnection<R> {
     /// Connects, negotiates TLS, authenticates and waits for ReadyForQuery.
     ///
     /// With `sslmode=prefer`, a server that accepts TLS but whose handshake fails is retried
-    /// once over plaintext, as libpq does.
+    /// once over plaintext, as libpq does. With [`RootCerts::Platform`] every mode but
+    /// `disable` is `verify-full`; see [`RootCerts`].
     pub async fn connect(rt: R, opts: &ConnectOptions) -> Result<Self, Error> {
-        match Self::connect_once(rt.clone(), opts, opts.params.ssl_mode).await {
-            Err(Error::TlsHandshake { host, source })
-                if opts.params.ssl_mode == SslMode::Prefer =>
-            {
+        let mode = opts.root_certs.effective_mode(opts.params.ssl_mode);
+        match Self::connect_once(rt.clone(), opts, mode).await {
+            Err(Error::TlsHandshake { host, source }) if mode == SslMode::Prefer => {
                 tracing::warn!(%host, error = %source, "TLS handshake failed; sslmode=prefer falls back to plaintext");
                 Self::connect_once(rt, opts, SslMode::Disable).await
             }

@@ -392,3 +392,49 @@ async fn cleartext_without_tls_is_sent_with_require_auth_password() {
         CLEARTEXT_USER.name
     );
 }
+
+#[tokio::test]
+async fn verify_modes_without_a_root_file_are_a_config_error() {
+    let c = tls_cluster();
+    for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+        let o = ConnectOptions::new("localhost", c.port(), params(SCRAM_USER).ssl_mode(mode));
+        let err = connect(o).await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{mode}: {err}");
+        assert!(err.to_string().contains("ssl_root_cert"), "{mode}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn require_with_a_root_file_verifies_the_chain() {
+    let c = tls_cluster();
+    let other = c.other_ca_cert_path().unwrap();
+    let o = ConnectOptions::new(
+        "localhost",
+        c.port(),
+        params(SCRAM_USER).ssl_mode(SslMode::Require),
+    )
+    .root_certs(RootCerts::File(other));
+    let err = connect(o).await.unwrap_err();
+    assert!(matches!(err, Error::TlsHandshake { .. }), "{err}");
+    // With the right CA and any name (as verify-ca), it connects.
+    let o = opts(
+        c,
+        "wrong-name.example",
+        params(SCRAM_USER).ssl_mode(SslMode::Require),
+    )
+    .hostaddr("127.0.0.1");
+    assert!(connect(o).await.unwrap().is_tls());
+}
+
+#[tokio::test]
+async fn system_roots_force_a_full_check() {
+    // The test CA is in no platform store, so the platform roots ("system") refuse the
+    // server whatever the mode that asks for TLS.
+    let c = tls_cluster();
+    for mode in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+        let o = ConnectOptions::new("localhost", c.port(), params(SCRAM_USER).ssl_mode(mode))
+            .root_certs(RootCerts::Platform);
+        let err = connect(o).await.unwrap_err();
+        assert!(matches!(err, Error::TlsHandshake { .. }), "{mode}: {err}");
+    }
+}

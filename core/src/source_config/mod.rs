@@ -80,6 +80,9 @@ pub const DEFAULT_START_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_STATUS_INTERVAL_MS: u64 = 10_000;
 /// Default `dispatch_buffer_capacity` (drasi-lib's source default).
 pub const DEFAULT_DISPATCH_BUFFER_CAPACITY: usize = 1000;
+/// The `ssl_root_cert` value that selects the platform's trusted roots (libpq 16's
+/// `sslrootcert=system`), with a host-name check.
+pub const SSL_ROOT_CERT_SYSTEM: &str = "system";
 /// The smallest accepted `max_frame_len`: 64 KiB.
 pub const MIN_MAX_FRAME_LEN: usize = 64 * 1024;
 
@@ -150,8 +153,12 @@ pub struct PostgresSourceConfig {
     /// limit. Until then no change is captured, so `start()` does not return `Ok` before it.
     /// Default `60000`.
     pub start_timeout_ms: u64,
-    /// PEM file of root certificates for `verify-ca` / `verify-full`. Default none: the
-    /// platform's trusted roots are used, so this is only needed for a private CA.
+    /// PEM file of root certificates (libpq's `sslrootcert`), or `"system"` for the
+    /// platform's trusted roots ([`SSL_ROOT_CERT_SYSTEM`]). As in libpq: `verify-ca` and
+    /// `verify-full` need it (validation fails without); with `prefer` or `require` and a file,
+    /// the chain is verified as with `verify-ca`; `"system"` always checks the chain and the
+    /// host name, whatever `ssl_mode` (except `disable`) says, because any publicly trusted
+    /// certificate would otherwise pass. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssl_root_cert: Option<PathBuf>,
 
@@ -265,6 +272,13 @@ impl PostgresSourceConfig {
             user: user.into(),
             ..PostgresSourceConfig::default()
         }
+    }
+
+    /// Whether `ssl_root_cert` is `"system"`: the platform's roots, with a host-name check.
+    pub fn uses_system_roots(&self) -> bool {
+        self.ssl_root_cert
+            .as_deref()
+            .is_some_and(|p| p.as_os_str() == SSL_ROOT_CERT_SYSTEM)
     }
 
     /// `connect_timeout_ms` as a duration (`None` when it is `0`: no limit).

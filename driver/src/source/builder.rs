@@ -161,7 +161,9 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
-    /// PEM file of trusted roots for `verify-ca`/`verify-full` (default: the platform's).
+    /// PEM file of trusted roots (needed by `verify-ca`/`verify-full`; with `prefer`/`require`
+    /// the chain is then checked too), or `"system"` for the platform's roots with a host-name
+    /// check whatever the mode. Default none.
     pub fn with_ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.ssl_root_cert = Some(path.into());
         self
@@ -351,9 +353,7 @@ pub(crate) fn run_config<R: Runtime>(
     if let Some(timeout) = cfg.connect_timeout() {
         connect.connect_timeout = timeout;
     }
-    if let Some(path) = &cfg.ssl_root_cert {
-        connect = connect.root_certs(RootCerts::File(path.clone()));
-    }
+    connect = connect.root_certs(RootCerts::from_setting(cfg.ssl_root_cert.as_deref()));
     let replication = ReplicationOptions {
         slot_name: cfg.slot_name.clone(),
         publication_name: cfg.publication_name.clone(),

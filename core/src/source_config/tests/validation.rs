@@ -52,10 +52,26 @@ fn connection_field_errors() {
     let mut c = valid();
     c.password = Password::new(*b"hunter2\0");
     assert!(!c.validate().unwrap_err().to_string().contains("hunter2"));
-    // verify-full without a root certificate is fine: platform roots.
+}
+
+#[test]
+fn verify_modes_need_a_root_file_or_system() {
+    for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+        let mut c = valid();
+        c.ssl_mode = mode;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "ssl_root_cert", "{mode}");
+        assert!(e.to_string().contains("sslrootcert"), "{e}");
+        c.ssl_root_cert = Some(PathBuf::from("/etc/ca.pem"));
+        c.validate().unwrap();
+        c.ssl_root_cert = Some(PathBuf::from("system"));
+        c.validate().unwrap();
+    }
+    // "system" needs TLS.
     let mut c = valid();
-    c.ssl_mode = SslMode::VerifyFull;
-    c.validate().unwrap();
+    c.ssl_mode = SslMode::Disable;
+    c.ssl_root_cert = Some(PathBuf::from("system"));
+    assert_eq!(field_of(&c), "ssl_root_cert");
 }
 
 #[test]
