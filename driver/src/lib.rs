@@ -15,6 +15,7 @@ pub mod api {
         TableProgress,
     };
     pub use crate::{ConnectOptions, Error, RootCerts};
+    pub use pgcdc_core::auth::RequireAuth;
     pub use pgcdc_core::source_config::{
         AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
     };
