@@ -21,7 +21,8 @@
 //!
 //! - durations are integers of milliseconds (`*_ms` fields); `0` for
 //!   [`connect_timeout_ms`](PostgresSourceConfig::connect_timeout_ms) means no limit;
-//! - `ssl_mode` and `channel_binding` use libpq's spellings (`"verify-full"`);
+//! - `ssl_mode`, `channel_binding` and `require_auth` use libpq's spellings (`"verify-full"`,
+//!   `"scram-sha-256,none"`, `"!password"`); `ssl_root_cert` is a path or `"system"`;
 //! - `start_lsn` is PostgreSQL's `"X/X"` text form (`"0/16B3748"`);
 //! - enums are lower case (`"channel"`, `"broadcast"`, `"off"`, `"on"`, `"parallel"`,
 //!   `"on_delivery"`, `"manual"`); `bootstrap` is described on [`BootstrapMode`];
