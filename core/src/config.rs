@@ -9,12 +9,15 @@ use std::str::FromStr;
 pub enum SslMode {
     /// Never use TLS.
     Disable,
-    /// Use TLS when the server offers it, plaintext otherwise (the certificate is not checked).
+    /// Use TLS when the server offers it, plaintext otherwise (the certificate is checked only
+    /// when a root-certificate file is given, as in libpq).
     #[default]
     Prefer,
-    /// Always use TLS; fail when the server does not offer it. The certificate is not checked.
+    /// Always use TLS; fail when the server does not offer it. The certificate is not checked,
+    /// unless a root-certificate file is given: then its chain is, as with `VerifyCa` (libpq).
     Require,
-    /// Always use TLS and check that the certificate chains to a trusted root.
+    /// Always use TLS and check that the certificate chains to a root of the configured root
+    /// file (needed: there is no default set of roots, as in libpq).
     VerifyCa,
     /// Always use TLS, check the chain and that the certificate names the host connected to.
     VerifyFull,

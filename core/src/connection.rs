@@ -208,7 +208,7 @@ impl Connection {
         frontend::startup(params.startup_params(), &mut BytesMut::new())?;
         let deadline = params.startup_timeout.and_then(|t| now.checked_add(t));
         let mut conn = Connection {
-            framer: Framer::new(params.max_frame_len),
+            framer: Framer::for_startup(params.max_frame_len),
             params,
             state: State::SslResponse,
             nonce,
@@ -471,12 +471,15 @@ impl Connection {
         } else {
             TlsInfo::Plaintext
         };
-        self.auth = Some(Authenticator::new(
-            self.params.password.clone(),
-            self.params.channel_binding,
-            tls,
-            self.nonce,
-        ));
+        self.auth = Some(
+            Authenticator::new(
+                self.params.password.clone(),
+                self.params.channel_binding,
+                tls,
+                self.nonce,
+            )
+            .require_auth(self.params.require_auth.clone()),
+        );
         self.state = State::Authenticating;
         Ok(())
     }
@@ -488,7 +491,8 @@ impl Connection {
                 return Ok(());
             }
             BackendMessage::ParameterStatus { name, value } => {
-                self.server_params.set(name, value);
+                // A full map drops new names (see `ServerParams`); nothing else depends on them.
+                let _kept = self.server_params.set(name, value);
                 return Ok(());
             }
             BackendMessage::NotificationResponse { .. } => return Ok(()),
@@ -533,6 +537,7 @@ impl Connection {
                 }
                 if status == AuthStatus::Done {
                     self.state = State::AwaitingReady;
+                    self.framer.authenticated();
                 }
                 Ok(())
             }

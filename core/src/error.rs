@@ -181,21 +181,35 @@ impl ServerError {
     }
 }
 
+fn frame_limit_hint(before_authentication: bool) -> &'static str {
+    if before_authentication {
+        " before authentication completed; no PostgreSQL server sends that much then, so check \
+         that host and port lead to the intended server"
+    } else {
+        "; if this is legitimate, raise max_frame_len in the source configuration \
+         (PostgresSourceConfig::max_frame_len, or the builder's with_max_frame_len; at most 1 GiB)"
+    }
+}
+
 /// The byte stream from the server broke the protocol. The connection cannot continue.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
-    /// A frame announced a length above the configured maximum.
+    /// A frame announced a length above the configured maximum (or, before authentication,
+    /// above [`MAX_STARTUP_FRAME_LEN`](crate::wire::MAX_STARTUP_FRAME_LEN)).
     #[error(
-        "server message of type {kind:?} announces {len} bytes, above the maximum frame size of {max} bytes (raise max_frame_len if this is legitimate)"
+        "server message of type {kind:?} announces {len} bytes, above the maximum frame size of {max} bytes{}",
+        frame_limit_hint(*before_authentication)
     )]
     FrameTooLarge {
         /// The message type byte.
         kind: char,
         /// The announced length.
         len: u64,
-        /// The configured maximum.
+        /// The limit in force.
         max: usize,
+        /// Whether the limit was the one before authentication completes.
+        before_authentication: bool,
     },
     /// A frame announced a length below 4 (the length field itself).
     #[error("server message of type {kind:?} has an invalid length {len}")]

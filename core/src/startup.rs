@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::auth::RequireAuth;
 use crate::config::{ChannelBinding, Password, SslMode};
 use crate::wire::DEFAULT_MAX_FRAME_LEN;
 
@@ -35,9 +36,12 @@ pub struct ConnectParams {
     pub ssl_mode: SslMode,
     /// SCRAM channel-binding policy.
     pub channel_binding: ChannelBinding,
+    /// The authentication methods the server may ask for (libpq's `require_auth`).
+    pub require_auth: RequireAuth,
     /// Deadline for everything from the first byte to ReadyForQuery (TLS and authentication).
     pub startup_timeout: Option<Duration>,
-    /// Largest server message accepted.
+    /// Largest server message accepted once authenticated (before that,
+    /// [`MAX_STARTUP_FRAME_LEN`](crate::wire::MAX_STARTUP_FRAME_LEN) at most).
     pub max_frame_len: usize,
     /// Extra startup parameters (GUCs) sent after the pinned output settings.
     pub extra_params: Vec<(String, String)>,
@@ -45,7 +49,8 @@ pub struct ConnectParams {
 
 impl ConnectParams {
     /// Parameters for `user` with defaults: no password, `application_name` `pgcdc`, not a
-    /// replication connection, `SslMode::Prefer`, channel binding `Prefer`, 30 s startup
+    /// replication connection, `SslMode::Prefer`, channel binding `Prefer`, `require_auth`
+    /// not set (a cleartext password is sent only over TLS), 30 s startup
     /// deadline, 1 GiB frames.
     pub fn new(user: impl Into<String>) -> Self {
         ConnectParams {
@@ -56,6 +61,7 @@ impl ConnectParams {
             replication: false,
             ssl_mode: SslMode::Prefer,
             channel_binding: ChannelBinding::Prefer,
+            require_auth: RequireAuth::unset(),
             startup_timeout: Some(Duration::from_secs(30)),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             extra_params: Vec::new(),
@@ -92,6 +98,18 @@ impl ConnectParams {
         self
     }
 
+    /// Sets the largest server message accepted once authenticated.
+    pub fn max_frame_len(mut self, len: usize) -> Self {
+        self.max_frame_len = len;
+        self
+    }
+
+    /// Sets the accepted authentication methods (libpq's `require_auth`).
+    pub fn require_auth(mut self, require_auth: RequireAuth) -> Self {
+        self.require_auth = require_auth;
+        self
+    }
+
     /// Sets `application_name`.
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = name.into();
@@ -124,16 +142,33 @@ impl ConnectParams {
     }
 }
 
+/// How many distinct parameters [`ServerParams`] keeps. PostgreSQL reports about fifteen (plus
+/// any `GUC_REPORT` setting an extension adds); the bound stops a hostile server from growing
+/// the map without end with ParameterStatus messages of made-up names.
+pub const MAX_SERVER_PARAMS: usize = 256;
+
 /// The ParameterStatus values the server reported, kept up to date.
+///
+/// At most [`MAX_SERVER_PARAMS`] names are kept: once it is full, a parameter it already holds
+/// is still updated, and a new name is ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerParams {
     values: BTreeMap<String, String>,
 }
 
 impl ServerParams {
-    /// Records a ParameterStatus.
-    pub fn set(&mut self, name: String, value: String) {
+    /// Records a ParameterStatus; returns `false` when the map is full and `name` is new (the
+    /// value is then not kept).
+    pub fn set(&mut self, name: String, value: String) -> bool {
+        if let Some(slot) = self.values.get_mut(&name) {
+            *slot = value;
+            return true;
+        }
+        if self.values.len() >= MAX_SERVER_PARAMS {
+            return false;
+        }
         self.values.insert(name, value);
+        true
     }
 
     /// A parameter's value.
@@ -208,5 +243,22 @@ mod tests {
         assert!(sp.contains(&("bytea_output", "hex")));
         assert!(sp.contains(&("IntervalStyle", "postgres")));
         assert!(sp.contains(&("client_encoding", "UTF8")));
+    }
+
+    #[test]
+    fn server_params_are_bounded() {
+        let mut sp = ServerParams::default();
+        for i in 0..10_000 {
+            sp.set(format!("p{i}"), "v".to_owned());
+        }
+        sp.set("server_version".to_owned(), "15.4".to_owned());
+        assert!(
+            sp.iter().count() <= MAX_SERVER_PARAMS,
+            "{}",
+            sp.iter().count()
+        );
+        // Parameters already known keep being updated.
+        sp.set("p0".to_owned(), "w".to_owned());
+        assert_eq!(sp.get("p0"), Some("w"));
     }
 }

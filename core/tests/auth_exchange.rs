@@ -416,11 +416,108 @@ mod auth {
     }
 
     #[test]
-    fn cleartext_sends_the_password() {
+    fn cleartext_over_plaintext_is_refused_by_default() {
         let mut auth = Authenticator::new(
             Some(Password::from(SECRET)),
             ChannelBinding::Prefer,
             TlsInfo::Plaintext,
+            NONCE,
+        );
+        let mut out = BytesMut::new();
+        let err = auth
+            .handle(&Authentication::CleartextPassword, &mut out)
+            .unwrap_err();
+        assert!(out.is_empty(), "the password must not be sent");
+        let text = err.to_string();
+        assert!(text.contains("require_auth=password"), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+    }
+
+    #[test]
+    fn require_auth_is_enforced_on_each_request() {
+        use pgcdc_core::auth::RequireAuth;
+        let with = |ra: &str, tls: TlsInfo| {
+            Authenticator::new(
+                Some(Password::from(SECRET)),
+                ChannelBinding::Prefer,
+                tls,
+                NONCE,
+            )
+            .require_auth(ra.parse::<RequireAuth>().unwrap())
+        };
+        let tls = || TlsInfo::from_server_certificate(RSA_SHA256);
+        // Explicitly allowed: the cleartext password goes out even without TLS.
+        let mut out = BytesMut::new();
+        let mut auth = with("password", TlsInfo::Plaintext);
+        assert_eq!(
+            auth.handle(&Authentication::CleartextPassword, &mut out)
+                .unwrap(),
+            AuthStatus::InProgress
+        );
+        assert_eq!(take_p(&mut out), format!("{SECRET}\0").into_bytes());
+        assert_eq!(
+            auth.handle(&Authentication::Ok, &mut out).unwrap(),
+            AuthStatus::Done
+        );
+        // Refused methods, each with the method and the setting in the error.
+        for (ra, msg, method) in [
+            (
+                "scram-sha-256",
+                Authentication::CleartextPassword,
+                "password",
+            ),
+            ("!password", Authentication::CleartextPassword, "password"),
+            ("scram-sha-256", Authentication::Ok, "none"),
+            ("password", sasl(&["SCRAM-SHA-256"]), "scram-sha-256"),
+            (
+                "!scram-sha-256,!none",
+                sasl(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]),
+                "scram-sha-256",
+            ),
+            (
+                "none",
+                Authentication::Md5Password { salt: [1, 2, 3, 4] },
+                "md5",
+            ),
+        ] {
+            let mut out = BytesMut::new();
+            let err = with(ra, tls()).handle(&msg, &mut out).unwrap_err();
+            assert!(
+                matches!(&err, AuthError::MethodNotAllowed { method: m, require_auth } if *m == method && require_auth == ra),
+                "{ra} {msg:?}: {err}"
+            );
+            assert!(out.is_empty(), "nothing is sent for a refused method");
+        }
+        // Allowed ones proceed.
+        let mut out = BytesMut::new();
+        assert_eq!(
+            with("scram-sha-256", tls())
+                .handle(&sasl(&["SCRAM-SHA-256"]), &mut out)
+                .unwrap(),
+            AuthStatus::InProgress
+        );
+        assert_eq!(
+            with("none", tls())
+                .handle(&Authentication::Ok, &mut out)
+                .unwrap(),
+            AuthStatus::Done
+        );
+        // `!md5` is an explicit choice that allows password, so cleartext without TLS is sent.
+        let mut out = BytesMut::new();
+        assert_eq!(
+            with("!md5", TlsInfo::Plaintext)
+                .handle(&Authentication::CleartextPassword, &mut out)
+                .unwrap(),
+            AuthStatus::InProgress
+        );
+    }
+
+    #[test]
+    fn cleartext_sends_the_password() {
+        let mut auth = Authenticator::new(
+            Some(Password::from(SECRET)),
+            ChannelBinding::Prefer,
+            TlsInfo::from_server_certificate(RSA_SHA256),
             NONCE,
         );
         let mut out = BytesMut::new();
@@ -637,8 +734,12 @@ mod auth {
     #[test]
     fn missing_password() {
         for msg in [Authentication::CleartextPassword, sasl(&["SCRAM-SHA-256"])] {
-            let mut auth =
-                Authenticator::new(None, ChannelBinding::Prefer, TlsInfo::Plaintext, NONCE);
+            let mut auth = Authenticator::new(
+                None,
+                ChannelBinding::Prefer,
+                TlsInfo::from_server_certificate(RSA_SHA256),
+                NONCE,
+            );
             let err = auth.handle(&msg, &mut BytesMut::new()).unwrap_err();
             assert!(matches!(err, AuthError::NoPassword { .. }), "{err:?}");
         }

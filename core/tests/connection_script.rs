@@ -277,3 +277,45 @@ fn nul_in_parameters_is_refused_up_front() {
     let p = ConnectParams::new("u\0x").ssl_mode(SslMode::Prefer);
     assert!(Connection::new(p, [1; 18], Instant::now()).is_err());
 }
+
+#[test]
+fn a_large_frame_before_authentication_is_refused_without_reserving() {
+    let now = Instant::now();
+    let p = ConnectParams::new("u")
+        .database("d")
+        .ssl_mode(SslMode::Disable);
+    let mut c = Connection::new(p, [1; 18], now).unwrap();
+    let _ = transmit(&mut c);
+    // An ErrorResponse announcing 100 MiB while authenticating.
+    let mut buf = BytesMut::from(&b"E\x06\x40\x00\x04"[..]);
+    buf.put_slice(b"SFATAL\0");
+    let err = c.handle_input(&mut buf, now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnectionError::Protocol(ProtocolError::FrameTooLarge { kind: 'E', .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        buf.capacity() < 1 << 20,
+        "{} bytes reserved",
+        buf.capacity()
+    );
+}
+
+#[test]
+fn the_frame_limit_is_raised_once_authenticated() {
+    let now = Instant::now();
+    let mut c = ready_connection(now);
+    c.send_query("SELECT 1").unwrap();
+    let _ = transmit(&mut c);
+    // A 1 MiB DataRow-sized frame is fine after authentication (the default limit is 1 GiB).
+    let mut big = row_description(&["v"]);
+    big.extend(data_row(&[Some(&"x".repeat(1 << 20))]));
+    big.extend(complete("SELECT 1"));
+    big.extend(ready());
+    let mut buf = BytesMut::from(&big[..]);
+    c.handle_input(&mut buf, now).unwrap();
+    assert!(buf.is_empty());
+}

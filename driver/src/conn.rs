@@ -1,5 +1,6 @@
 //! A connection driven by the core's [`Connection`] state machine over a runtime's socket.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -33,7 +34,7 @@ pub struct ConnectOptions {
     pub port: u16,
     /// Startup parameters, credentials, TLS and channel-binding policy.
     pub params: ConnectParams,
-    /// Trusted roots for `verify-ca` / `verify-full`.
+    /// Trusted roots (libpq's `sslrootcert`); see [`RootCerts`] for what each mode checks.
     pub root_certs: RootCerts,
     /// Deadline for the TCP connect.
     pub connect_timeout: Duration,
@@ -48,7 +49,7 @@ impl ConnectOptions {
             hostaddr: None,
             port,
             params,
-            root_certs: RootCerts::Platform,
+            root_certs: RootCerts::NotSet,
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -74,19 +75,24 @@ pub struct PgConnection<R: Runtime> {
     conn: Connection,
     read_buf: BytesMut,
     write_buf: BytesMut,
-    notices: Vec<ServerError>,
+    notices: VecDeque<ServerError>,
 }
+
+/// How many notices a [`PgConnection`] keeps until [`take_notices`](PgConnection::take_notices)
+/// drains them; beyond it the oldest are dropped (each is still logged when it arrives), so a
+/// server sending notices in a loop cannot grow the connection's memory.
+pub const MAX_KEPT_NOTICES: usize = 100;
 
 impl<R: Runtime> PgConnection<R> {
     /// Connects, negotiates TLS, authenticates and waits for ReadyForQuery.
     ///
     /// With `sslmode=prefer`, a server that accepts TLS but whose handshake fails is retried
-    /// once over plaintext, as libpq does.
+    /// once over plaintext, as libpq does. With [`RootCerts::Platform`] every mode but
+    /// `disable` is `verify-full`; see [`RootCerts`].
     pub async fn connect(rt: R, opts: &ConnectOptions) -> Result<Self, Error> {
-        match Self::connect_once(rt.clone(), opts, opts.params.ssl_mode).await {
-            Err(Error::TlsHandshake { host, source })
-                if opts.params.ssl_mode == SslMode::Prefer =>
-            {
+        let mode = opts.root_certs.effective_mode(opts.params.ssl_mode);
+        match Self::connect_once(rt.clone(), opts, mode).await {
+            Err(Error::TlsHandshake { host, source }) if mode == SslMode::Prefer => {
                 tracing::warn!(%host, error = %source, "TLS handshake failed; sslmode=prefer falls back to plaintext");
                 Self::connect_once(rt, opts, SslMode::Disable).await
             }
@@ -127,7 +133,7 @@ impl<R: Runtime> PgConnection<R> {
             conn,
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             write_buf: BytesMut::new(),
-            notices: Vec::new(),
+            notices: VecDeque::new(),
         };
         loop {
             match this.next_event().await? {
@@ -216,9 +222,10 @@ impl<R: Runtime> PgConnection<R> {
         self.conn.backend_pid()
     }
 
-    /// Notices received so far (drained).
+    /// The notices received since the last call, oldest first (drained); at most
+    /// [`MAX_KEPT_NOTICES`], the newest.
     pub fn take_notices(&mut self) -> Vec<ServerError> {
-        std::mem::take(&mut self.notices)
+        std::mem::take(&mut self.notices).into()
     }
 
     /// Runs `sql` with the simple query protocol and returns one result per statement.
@@ -322,7 +329,10 @@ impl<R: Runtime> PgConnection<R> {
             if let Some(ev) = self.conn.poll_event() {
                 if let Event::Notice(n) = ev {
                     tracing::info!(notice = %n, "server notice");
-                    self.notices.push(n);
+                    if self.notices.len() >= MAX_KEPT_NOTICES {
+                        let _oldest = self.notices.pop_front();
+                    }
+                    self.notices.push_back(n);
                     continue;
                 }
                 return Ok(ev);

@@ -15,6 +15,7 @@ pub mod api {
         TableProgress,
     };
     pub use crate::{ConnectOptions, Error, RootCerts};
+    pub use pgcdc_core::auth::RequireAuth;
     pub use pgcdc_core::source_config::{
         AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
     };
@@ -28,7 +29,7 @@ pub mod source;
 mod tls;
 mod transport;
 
-pub use conn::{ConnectOptions, PgConnection};
+pub use conn::{ConnectOptions, MAX_KEPT_NOTICES, PgConnection};
 pub use error::Error;
 pub use runtime::{
     BoxFuture, KEEPALIVE_INTERVAL, KEEPALIVE_TIME, Runtime, system_random, tune_tcp,

@@ -27,6 +27,7 @@
 //!         .with_password("secret")
 //!         .with_tables(vec!["users".into()])
 //!         .with_ssl_mode(SslMode::VerifyFull)
+//!         .with_ssl_root_cert("system") // the platform's roots, with a host-name check
 //!         .with_auto_start(false)
 //!         .build()?;
 //!     let mut changes = source.subscribe();

@@ -338,3 +338,103 @@ async fn connection_refused_is_a_clear_error() {
     let err = connect(o).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn the_notices_kept_are_bounded() {
+    let c = tls_cluster();
+    let mut conn = connect(opts(
+        c,
+        "127.0.0.1",
+        params(SCRAM_USER).ssl_mode(SslMode::Disable),
+    ))
+    .await
+    .unwrap();
+    conn.simple_query("DO $$ BEGIN FOR i IN 1..5000 LOOP RAISE NOTICE 'n%', i; END LOOP; END $$")
+        .await
+        .unwrap();
+    let notices = conn.take_notices();
+    assert!(notices.len() <= 1000, "{} notices kept", notices.len());
+    // The newest are kept.
+    assert!(
+        notices
+            .last()
+            .is_some_and(|n| n.to_string().contains("n5000")),
+        "{:?}",
+        notices.last()
+    );
+}
+
+#[tokio::test]
+async fn cleartext_without_tls_is_refused_by_default() {
+    let c = tls_cluster();
+    let err = connect(opts(
+        c,
+        "127.0.0.1",
+        params(CLEARTEXT_USER).ssl_mode(SslMode::Disable),
+    ))
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("require_auth"), "{text}");
+}
+
+#[tokio::test]
+async fn cleartext_without_tls_is_sent_with_require_auth_password() {
+    let c = tls_cluster();
+    let p = params(CLEARTEXT_USER)
+        .ssl_mode(SslMode::Disable)
+        .require_auth("password".parse().unwrap());
+    let mut conn = connect(opts(c, "127.0.0.1", p)).await.unwrap();
+    assert!(!conn.is_tls());
+    assert_eq!(conn.authentication_method(), Some("cleartext"));
+    assert_eq!(
+        select_one(&mut conn, "SELECT current_user").await,
+        CLEARTEXT_USER.name
+    );
+}
+
+#[tokio::test]
+async fn verify_modes_without_a_root_file_are_a_config_error() {
+    let c = tls_cluster();
+    for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+        let o = ConnectOptions::new("localhost", c.port(), params(SCRAM_USER).ssl_mode(mode));
+        let err = connect(o).await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{mode}: {err}");
+        assert!(err.to_string().contains("ssl_root_cert"), "{mode}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn require_with_a_root_file_verifies_the_chain() {
+    let c = tls_cluster();
+    let other = c.other_ca_cert_path().unwrap();
+    let o = ConnectOptions::new(
+        "localhost",
+        c.port(),
+        params(SCRAM_USER).ssl_mode(SslMode::Require),
+    )
+    .root_certs(RootCerts::File(other));
+    let err = connect(o).await.unwrap_err();
+    assert!(matches!(err, Error::TlsHandshake { .. }), "{err}");
+    // With the right CA and any name (as verify-ca), it connects.
+    let o = opts(
+        c,
+        "wrong-name.example",
+        params(SCRAM_USER).ssl_mode(SslMode::Require),
+    )
+    .hostaddr("127.0.0.1");
+    assert!(connect(o).await.unwrap().is_tls());
+}
+
+#[tokio::test]
+async fn system_roots_force_a_full_check() {
+    // The test CA is in no platform store, so the platform roots ("system") refuse the
+    // server whatever the mode that asks for TLS.
+    let c = tls_cluster();
+    for mode in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+        let o = ConnectOptions::new("localhost", c.port(), params(SCRAM_USER).ssl_mode(mode))
+            .root_certs(RootCerts::Platform);
+        let err = connect(o).await.unwrap_err();
+        assert!(matches!(err, Error::TlsHandshake { .. }), "{mode}: {err}");
+    }
+}

@@ -4,6 +4,7 @@ use bytes::BytesMut;
 
 use super::channel_binding::tls_server_end_point;
 use super::error::AuthError;
+use super::require::{AuthMethod, RequireAuth};
 use super::scram::{SCRAM_NONCE_LEN, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramBinding, ScramClient};
 use crate::config::{ChannelBinding, Password};
 use crate::wire::Authentication;
@@ -73,8 +74,10 @@ enum State {
 ///
 /// Feed it every Authentication (`R`) message with [`handle`](Self::handle) and send whatever
 /// it appends to the output buffer. It speaks cleartext and SCRAM-SHA-256(-PLUS), refuses MD5
-/// and the other methods, enforces `channel_binding`, and never reports success before the
-/// server has proved it knows the password (when SCRAM is used).
+/// and the other methods, enforces `channel_binding` and `require_auth`
+/// ([`require_auth`](Self::require_auth)), refuses to send a cleartext password over a
+/// connection that is not TLS unless `require_auth` allows it, and never reports success
+/// before the server has proved it knows the password (when SCRAM is used).
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -101,6 +104,7 @@ pub struct Authenticator {
     channel_binding: ChannelBinding,
     tls: TlsInfo,
     nonce: [u8; SCRAM_NONCE_LEN],
+    require_auth: RequireAuth,
     state: State,
     used_channel_binding: bool,
 }
@@ -120,9 +124,17 @@ impl Authenticator {
             channel_binding,
             tls,
             nonce,
+            require_auth: RequireAuth::unset(),
             state: State::Start,
             used_channel_binding: false,
         }
+    }
+
+    /// Sets which methods the server may ask for (libpq's `require_auth`; see
+    /// [`RequireAuth`] for the default, which refuses a cleartext password without TLS).
+    pub fn require_auth(mut self, require_auth: RequireAuth) -> Self {
+        self.require_auth = require_auth;
+        self
     }
 
     /// Whether AuthenticationOk has been accepted.
@@ -159,6 +171,14 @@ impl Authenticator {
         if matches!(state, State::Failed) {
             return Err(AuthError::Failed);
         }
+        if let Some(method) = requested_method(message, &state) {
+            if !self.require_auth.allows(method) {
+                return Err(AuthError::MethodNotAllowed {
+                    method: method.as_str(),
+                    require_auth: self.require_auth.to_string(),
+                });
+            }
+        }
         match message {
             Authentication::Md5Password { .. } => Err(AuthError::Md5Refused),
             Authentication::Other(code) => Err(AuthError::UnsupportedMethod {
@@ -189,6 +209,11 @@ impl Authenticator {
                                  password), which has no channel binding; change the method to \
                                  scram-sha-256, or set channel_binding=prefer",
                     });
+                }
+                if matches!(self.tls, TlsInfo::Plaintext)
+                    && !self.require_auth.allows_cleartext_without_tls()
+                {
+                    return Err(AuthError::CleartextWithoutTls);
                 }
                 let password = self.password.as_ref().ok_or(AuthError::NoPassword {
                     method: "cleartext password",
@@ -287,6 +312,17 @@ impl Authenticator {
         Err(AuthError::NoSupportedMechanism {
             offered: mechanisms.to_vec(),
         })
+    }
+}
+
+/// The `require_auth` method a message asks for: `none` for AuthenticationOk before any request.
+fn requested_method(message: &Authentication, state: &State) -> Option<AuthMethod> {
+    match message {
+        Authentication::CleartextPassword => Some(AuthMethod::Password),
+        Authentication::Md5Password { .. } => Some(AuthMethod::Md5),
+        Authentication::Sasl { .. } => Some(AuthMethod::ScramSha256),
+        Authentication::Ok if matches!(state, State::Start) => Some(AuthMethod::None),
+        _ => None,
     }
 }
 

@@ -42,6 +42,31 @@ pub enum AuthError {
         name: &'static str,
     },
 
+    /// The server asked for a method `require_auth` does not allow.
+    #[error(
+        "the server asked for {method} authentication, which require_auth={require_auth:?} \
+         does not allow; if this is the intended server, add {method} to require_auth (or \
+         change this user's pg_hba.conf method), otherwise check the host and TLS settings"
+    )]
+    MethodNotAllowed {
+        /// The method, as `require_auth` names it (`password`, `md5`, `scram-sha-256`,
+        /// `none`).
+        method: &'static str,
+        /// The `require_auth` value in force.
+        require_auth: String,
+    },
+
+    /// The server asked for a cleartext password over a connection that is not TLS, and
+    /// `require_auth` does not allow it.
+    #[error(
+        "the server asked for the password in cleartext over a connection that is not TLS; \
+         pgcdc refuses by default, since anyone on the path (or a man in the middle that \
+         declined the TLS request) would read it — use ssl_mode=require or verify-full, \
+         change this user's pg_hba.conf method to scram-sha-256, or set require_auth=password \
+         to send it anyway"
+    )]
+    CleartextWithoutTls,
+
     /// The server offered SASL but no mechanism pgcdc implements.
     #[error(
         "the server offered SASL mechanisms {offered:?}, none of which pgcdc can use on this \
@@ -119,15 +144,28 @@ pub enum AuthError {
     )]
     NonceMismatch,
 
-    /// The iteration count is missing, zero, not a number, or absurdly large.
+    /// The iteration count is missing, zero or not a number.
     #[error(
         "the SCRAM iteration count from the server is invalid ({detail}); pgcdc accepts \
-         1..={max}; if scram_iterations is set that high on the server, lower it and re-set \
-         the password"
+         1..={max}; the server is misbehaving — check the host and port"
     )]
     InvalidIterationCount {
         /// What was wrong.
         detail: &'static str,
+        /// The largest accepted count.
+        max: u32,
+    },
+
+    /// The server asked for more PBKDF2 iterations than pgcdc runs
+    /// ([`MAX_SCRAM_ITERATIONS`](crate::auth::MAX_SCRAM_ITERATIONS)).
+    #[error(
+        "the server asked for {count} SCRAM iterations, above pgcdc's limit of {max} (the key \
+         derivation would stall the client); if scram_iterations is really set that high on \
+         the server, lower it and re-set the password, otherwise check the host and TLS settings"
+    )]
+    TooManyIterations {
+        /// The server's count, as it sent it (leading zeros removed, long counts shortened).
+        count: String,
         /// The largest accepted count.
         max: u32,
     },

@@ -21,7 +21,8 @@
 //!
 //! - durations are integers of milliseconds (`*_ms` fields); `0` for
 //!   [`connect_timeout_ms`](PostgresSourceConfig::connect_timeout_ms) means no limit;
-//! - `ssl_mode` and `channel_binding` use libpq's spellings (`"verify-full"`);
+//! - `ssl_mode`, `channel_binding` and `require_auth` use libpq's spellings (`"verify-full"`,
+//!   `"scram-sha-256,none"`, `"!password"`); `ssl_root_cert` is a path or `"system"`;
 //! - `start_lsn` is PostgreSQL's `"X/X"` text form (`"0/16B3748"`);
 //! - enums are lower case (`"channel"`, `"broadcast"`, `"off"`, `"on"`, `"parallel"`,
 //!   `"on_delivery"`, `"manual"`); `bootstrap` is described on [`BootstrapMode`];
@@ -43,9 +44,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::assemble::{KeyConfig, PipelineConfig};
+use crate::auth::RequireAuth;
 use crate::config::{ChannelBinding, Password, SslMode};
 use crate::lsn::Lsn;
 use crate::startup::ConnectParams;
+pub use crate::wire::DEFAULT_MAX_FRAME_LEN;
 
 mod bootstrap;
 mod error;
@@ -80,6 +83,11 @@ pub const DEFAULT_STATUS_INTERVAL_MS: u64 = 10_000;
 pub const DEFAULT_DISPATCH_BUFFER_BYTES: usize = 64 << 20;
 /// Default `dispatch_buffer_capacity` (drasi-lib's source default).
 pub const DEFAULT_DISPATCH_BUFFER_CAPACITY: usize = 1000;
+/// The `ssl_root_cert` value that selects the platform's trusted roots (libpq 16's
+/// `sslrootcert=system`), with a host-name check.
+pub const SSL_ROOT_CERT_SYSTEM: &str = "system";
+/// The smallest accepted `max_frame_len`: 64 KiB.
+pub const MIN_MAX_FRAME_LEN: usize = 64 * 1024;
 
 /// The configuration of a PostgreSQL change-data-capture source.
 ///
@@ -125,19 +133,35 @@ pub struct PostgresSourceConfig {
     pub hostaddr: Option<IpAddr>,
     /// SCRAM channel-binding policy (`disable`, `prefer`, `require`). Default `prefer`.
     pub channel_binding: ChannelBinding,
+    /// The authentication methods the server may ask for, libpq's `require_auth`: a comma
+    /// list of `password`, `md5`, `scram-sha-256`, `none`, or of `!`-negated ones (see
+    /// [`RequireAuth`]). Default not set: any method pgcdc speaks, except that a cleartext
+    /// password is never sent over a connection that is not TLS (a man in the middle could
+    /// decline TLS and ask for it); `require_auth = "password"` allows that.
+    #[serde(skip_serializing_if = "RequireAuth::is_unset")]
+    pub require_auth: RequireAuth,
     /// `application_name` shown in `pg_stat_activity` and `pg_stat_replication`. Default
     /// `"pgcdc"`.
     pub application_name: String,
     /// Limit, in milliseconds, on establishing a connection (TCP, TLS, authentication); `0`
     /// means none. Default `10000`.
     pub connect_timeout_ms: u64,
+    /// Largest server message accepted, in bytes, once authenticated: from
+    /// [`MIN_MAX_FRAME_LEN`] (64 KiB) to [`DEFAULT_MAX_FRAME_LEN`] (1 GiB, PostgreSQL's own
+    /// limit). A row or a pgoutput message larger than this fails the connection. Before
+    /// authentication the limit is 64 KiB whatever this says. Default 1 GiB.
+    pub max_frame_len: usize,
     /// How long, in milliseconds, `start()` keeps retrying transient failures before the
     /// capture point is fixed (the slot exists and its position is known); `0` means no
     /// limit. Until then no change is captured, so `start()` does not return `Ok` before it.
     /// Default `60000`.
     pub start_timeout_ms: u64,
-    /// PEM file of root certificates for `verify-ca` / `verify-full`. Default none: the
-    /// platform's trusted roots are used, so this is only needed for a private CA.
+    /// PEM file of root certificates (libpq's `sslrootcert`), or `"system"` for the
+    /// platform's trusted roots ([`SSL_ROOT_CERT_SYSTEM`]). As in libpq: `verify-ca` and
+    /// `verify-full` need it (validation fails without); with `prefer` or `require` and a file,
+    /// the chain is verified as with `verify-ca`; `"system"` always checks the chain and the
+    /// host name, whatever `ssl_mode` (except `disable`) says, because any publicly trusted
+    /// certificate would otherwise pass. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssl_root_cert: Option<PathBuf>,
 
@@ -218,8 +242,10 @@ impl Default for PostgresSourceConfig {
             table_keys: Vec::new(),
             hostaddr: None,
             channel_binding: ChannelBinding::Prefer,
+            require_auth: RequireAuth::unset(),
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
             start_timeout_ms: DEFAULT_START_TIMEOUT_MS,
             ssl_root_cert: None,
             create_slot: true,
@@ -256,6 +282,13 @@ impl PostgresSourceConfig {
         }
     }
 
+    /// Whether `ssl_root_cert` is `"system"`: the platform's roots, with a host-name check.
+    pub fn uses_system_roots(&self) -> bool {
+        self.ssl_root_cert
+            .as_deref()
+            .is_some_and(|p| p.as_os_str() == SSL_ROOT_CERT_SYSTEM)
+    }
+
     /// `connect_timeout_ms` as a duration (`None` when it is `0`: no limit).
     pub fn connect_timeout(&self) -> Option<Duration> {
         (self.connect_timeout_ms > 0).then(|| Duration::from_millis(self.connect_timeout_ms))
@@ -279,8 +312,10 @@ impl PostgresSourceConfig {
             .replication(replication)
             .ssl_mode(self.ssl_mode)
             .channel_binding(self.channel_binding)
+            .require_auth(self.require_auth.clone())
             .application_name(self.application_name.clone())
-            .startup_timeout(self.connect_timeout());
+            .startup_timeout(self.connect_timeout())
+            .max_frame_len(self.max_frame_len);
         if !self.database.is_empty() {
             params = params.database(self.database.clone());
         }

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::{ConfigError, PostgresSourceConfig};
+use crate::auth::RequireAuth;
 use crate::config::{ChannelBinding, Password, SslMode};
 
 /// The query parameters [`PostgresSourceConfig::apply_url`] accepts.
@@ -17,6 +18,7 @@ pub const URL_PARAMS: &[&str] = &[
     "sslmode",
     "sslrootcert",
     "channel_binding",
+    "require_auth",
     "application_name",
     "connect_timeout",
     "slot",
@@ -39,6 +41,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PGAPPNAME", "application_name"),
     ("PGCONNECT_TIMEOUT", "connect_timeout"),
     ("PGCHANNELBINDING", "channel_binding"),
+    ("PGREQUIREAUTH", "require_auth"),
 ];
 
 impl PostgresSourceConfig {
@@ -55,15 +58,19 @@ impl PostgresSourceConfig {
     ///
     /// The user, password, host, database and every parameter are percent-decoded; an IPv6
     /// host goes in brackets (`[::1]:5433`). Parameters: libpq's `host`, `hostaddr`, `port`,
-    /// `dbname`, `user`, `password`, `sslmode`, `sslrootcert`, `channel_binding`,
+    /// `dbname`, `user`, `password`, `sslmode`, `sslrootcert`, `channel_binding`, `require_auth`,
     /// `application_name` and `connect_timeout` (seconds, as in libpq: `0` or negative means no
     /// limit, `1` means 2 s), and ours: `slot` (or `slot_name`), `publication` (or
     /// `publication_name`), `tables` (comma-separated; empty means all tables of the
     /// publication). Empty values leave a setting unchanged (except `tables`). Only one host is
     /// supported.
     ///
+    /// The password may contain raw `/`, `?`, `:` and `@` (the user part ends at the last `@`
+    /// before the host); a raw `@` in the database name must then be encoded (`%40`), and `&` in
+    /// a `password=` parameter must be (`%26`).
+    ///
     /// On error nothing is changed. Errors name the parameter at fault and never contain the
-    /// password.
+    /// password, or any part of it.
     pub fn apply_url(&mut self, url: &str) -> Result<(), ConfigError> {
         let mut c = self.clone();
         let rest = strip_scheme(url).ok_or_else(|| {
@@ -73,34 +80,33 @@ impl PostgresSourceConfig {
                 "write it as postgres://user:password@host:port/database?sslmode=require",
             )
         })?;
-        let (before_query, query) = match rest.split_once('?') {
+        // The user part first: everything before the last `@` that precedes the query. The
+        // password may hold a raw `/`, `?`, `:` or `@`, so splitting at those first would cut
+        // it and show its pieces as a host, port, database or parameter in an error.
+        let (userinfo, after_userinfo) = split_userinfo(rest);
+        if let Some(userinfo) = userinfo {
+            let (user, password) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (userinfo, None),
+            };
+            let user = decode_str(user, "user")?;
+            if !user.is_empty() {
+                c.user = user;
+            }
+            if let Some(p) = password {
+                let p = decode_secret(p)?;
+                if !p.is_empty() {
+                    c.password = Password::new(p);
+                }
+            }
+        }
+        let (before_query, query) = match after_userinfo.split_once('?') {
             Some((b, q)) => (b, Some(q)),
-            None => (rest, None),
+            None => (after_userinfo, None),
         };
-        let (authority, path) = match before_query.split_once('/') {
+        let (hostport, path) = match before_query.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (before_query, None),
-        };
-        let hostport = match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = authority.get(..at).unwrap_or_default();
-                let (user, password) = match userinfo.split_once(':') {
-                    Some((u, p)) => (u, Some(p)),
-                    None => (userinfo, None),
-                };
-                let user = decode_str(user, "user")?;
-                if !user.is_empty() {
-                    c.user = user;
-                }
-                if let Some(p) = password {
-                    let p = decode_secret(p)?;
-                    if !p.is_empty() {
-                        c.password = Password::new(p);
-                    }
-                }
-                authority.get(at + 1..).unwrap_or_default()
-            }
-            None => authority,
         };
         let (host, port) = split_host_port(hostport)?;
         if !host.is_empty() {
@@ -115,47 +121,24 @@ impl PostgresSourceConfig {
                 c.database = db;
             }
         }
+        let mut after_password = false;
         for pair in query.unwrap_or_default().split('&') {
             if pair.is_empty() {
                 continue;
             }
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                ConfigError::new(
-                    "url",
-                    format!("URL query parameter {pair:?} has no value"),
-                    "write parameters as name=value",
-                )
-            })?;
-            let key = decode_str(key, "url")?;
-            if key == "password" {
-                let p = decode_secret(value)?;
-                if !p.is_empty() {
-                    c.password = Password::new(p);
+            match c.apply_url_param(pair) {
+                Ok(is_password) => after_password |= is_password,
+                // An unencoded `&` in a `password=` value makes its tail look like more
+                // parameters: never show them.
+                Err(e) if after_password => {
+                    return Err(ConfigError::new(
+                        e.field,
+                        "a URL query parameter after password= is invalid (it is not shown, \
+                         as it may be part of the password)",
+                        "encode special characters of the password as %XX (e.g. %26 for &)",
+                    ));
                 }
-                continue;
-            }
-            let value = decode_str(value, "url")?;
-            let origin = format!("URL parameter {key}");
-            match key.as_str() {
-                "slot" | "slot_name" => set_nonempty(&mut c.slot_name, value),
-                "publication" | "publication_name" => set_nonempty(&mut c.publication_name, value),
-                "tables" => {
-                    c.tables = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_owned)
-                        .collect();
-                }
-                _ => {
-                    if !c.set_libpq(&key, &value, &origin)? {
-                        return Err(ConfigError::new(
-                            "url",
-                            format!("unknown URL query parameter {key:?}"),
-                            format!("accepted parameters: {}", URL_PARAMS.join(", ")),
-                        ));
-                    }
-                }
+                Err(e) => return Err(e),
             }
         }
         *self = c;
@@ -164,7 +147,8 @@ impl PostgresSourceConfig {
 
     /// Overrides the settings libpq's environment variables carry: `PGHOST`, `PGHOSTADDR`,
     /// `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`,
-    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT` (seconds, as in libpq) and `PGCHANNELBINDING`.
+    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT` (seconds, as in libpq), `PGCHANNELBINDING` and
+    /// `PGREQUIREAUTH`.
     ///
     /// `lookup` returns a variable's value (pass `|k| std::env::var(k).ok()` in a program, a map
     /// in tests). Unset and empty variables leave a setting unchanged. On error nothing is
@@ -184,6 +168,49 @@ impl PostgresSourceConfig {
         }
         *self = c;
         Ok(())
+    }
+
+    /// Applies one `name=value` pair of a URL's query; `Ok(true)` when it set the password.
+    fn apply_url_param(&mut self, pair: &str) -> Result<bool, ConfigError> {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            ConfigError::new(
+                "url",
+                format!("URL query parameter {pair:?} has no value"),
+                "write parameters as name=value",
+            )
+        })?;
+        let key = decode_str(key, "url")?;
+        if key == "password" {
+            let p = decode_secret(value)?;
+            if !p.is_empty() {
+                self.password = Password::new(p);
+            }
+            return Ok(true);
+        }
+        let value = decode_str(value, "url")?;
+        let origin = format!("URL parameter {key}");
+        match key.as_str() {
+            "slot" | "slot_name" => set_nonempty(&mut self.slot_name, value),
+            "publication" | "publication_name" => set_nonempty(&mut self.publication_name, value),
+            "tables" => {
+                self.tables = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            _ => {
+                if !self.set_libpq(&key, &value, &origin)? {
+                    return Err(ConfigError::new(
+                        "url",
+                        format!("unknown URL query parameter {key:?}"),
+                        format!("accepted parameters: {}", URL_PARAMS.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Sets one libpq parameter from text; `Ok(false)` for a parameter it does not know.
@@ -236,6 +263,18 @@ impl PostgresSourceConfig {
                     })?;
                 }
             }
+            "require_auth" => {
+                if !value.is_empty() {
+                    self.require_auth = value.parse::<RequireAuth>().map_err(|e| {
+                        ConfigError::new(
+                            "require_auth",
+                            format!("{origin} {value:?} is not valid: {e}"),
+                            "use a comma list of password, md5, scram-sha-256, none, or of \
+                             !negated ones (e.g. scram-sha-256, or !password)",
+                        )
+                    })?;
+                }
+            }
             "application_name" => set_nonempty(&mut self.application_name, value.to_owned()),
             "connect_timeout" => {
                 if !value.is_empty() {
@@ -245,6 +284,33 @@ impl PostgresSourceConfig {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+/// Splits the text after the scheme into the user part (`user[:password]`, if any) and the
+/// rest (`host[:port][/database][?query]`).
+///
+/// The user part ends at the last `@` before the query. The query starts at the first `?`
+/// followed by a parameter pgcdc knows and `=` (so a `?` inside the password is not taken for
+/// it), and an `@` inside a query value is not taken for the end of the user part. A raw `@`
+/// in the database name must then be written `%40`.
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    let query_start = rest
+        .match_indices('?')
+        .map(|(i, _)| i)
+        .find(|&i| {
+            let after = rest.get(i + 1..).unwrap_or_default();
+            URL_PARAMS.iter().any(|name| {
+                after
+                    .strip_prefix(name)
+                    .is_some_and(|tail| tail.starts_with('='))
+            })
+        })
+        .unwrap_or(rest.len());
+    let head = rest.get(..query_start).unwrap_or(rest);
+    match head.rfind('@') {
+        Some(at) => (rest.get(..at), rest.get(at + 1..).unwrap_or_default()),
+        None => (None, rest),
     }
 }
 

@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{BootstrapMode, ConfigError, PostgresSourceConfig};
+use super::{
+    BootstrapMode, ConfigError, DEFAULT_MAX_FRAME_LEN, MIN_MAX_FRAME_LEN, PostgresSourceConfig,
+};
 use crate::config::{ChannelBinding, SslMode};
 
 /// PostgreSQL's identifier limit (NAMEDATALEN − 1).
@@ -142,8 +144,8 @@ impl PostgresSourceConfig {
     /// Checks the whole configuration; the first problem found is returned. See
     /// [`validation_errors`](Self::validation_errors) for all of them.
     ///
-    /// Note that `ssl_root_cert` is optional even for `verify-ca` / `verify-full`: the
-    /// platform's trusted roots are used by default.
+    /// `verify-ca` and `verify-full` need `ssl_root_cert` (a PEM file, or `"system"`), as in
+    /// libpq.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self.validation_errors().into_iter().next() {
             Some(e) => Err(e),
@@ -221,14 +223,41 @@ impl PostgresSourceConfig {
                 "remove it",
             );
         }
-        if let Some(path) = &self.ssl_root_cert {
-            if path.as_os_str().is_empty() {
-                err(
-                    f("ssl_root_cert"),
-                    "the root-certificate path is empty".into(),
-                    "give a PEM file, or leave it unset to use the platform's trusted roots",
-                );
-            }
+        match &self.ssl_root_cert {
+            Some(path) if path.as_os_str().is_empty() => err(
+                f("ssl_root_cert"),
+                "the root-certificate path is empty".into(),
+                "give a PEM file, or \"system\" for the platform's trusted roots",
+            ),
+            Some(_) if self.uses_system_roots() && self.ssl_mode == SslMode::Disable => err(
+                f("ssl_root_cert"),
+                "ssl_root_cert \"system\" (sslrootcert=system) checks the server certificate, \
+                 but ssl_mode is \"disable\""
+                    .into(),
+                "set ssl_mode to verify-full, or remove ssl_root_cert",
+            ),
+            None if matches!(self.ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull) => err(
+                f("ssl_root_cert"),
+                format!(
+                    "ssl_mode \"{}\" verifies the server certificate, but no root certificates \
+                     are configured (ssl_root_cert, the URL's sslrootcert, PGSSLROOTCERT)",
+                    self.ssl_mode
+                ),
+                "set ssl_root_cert to the PEM file of the CA that signed the server \
+                 certificate, or to \"system\" for the platform's trusted roots (which also \
+                 checks the host name, as verify-full)",
+            ),
+            _ => {}
+        }
+        if !(MIN_MAX_FRAME_LEN..=DEFAULT_MAX_FRAME_LEN).contains(&self.max_frame_len) {
+            err(
+                f("max_frame_len"),
+                format!(
+                    "{} bytes is outside {MIN_MAX_FRAME_LEN}..={DEFAULT_MAX_FRAME_LEN}",
+                    self.max_frame_len
+                ),
+                "give the largest server message to accept, from 64 KiB to 1 GiB (the default)",
+            );
         }
         if self.channel_binding == ChannelBinding::Require && self.ssl_mode == SslMode::Disable {
             err(

@@ -11,6 +11,18 @@ use crate::error::{ProtocolError, ServerError, SqlState};
 /// Default maximum frame size: 1 GiB, PostgreSQL's own allocation limit for one message.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 30;
 
+/// The frame limit until authentication completes: 64 KiB.
+///
+/// Before AuthenticationOk the server is not yet known to be the intended one, and the only
+/// messages it sends (Authentication, ErrorResponse, NoticeResponse, ParameterStatus,
+/// NegotiateProtocolVersion) are small; a SCRAM exchange or a FATAL error is well under 1 KiB.
+/// The configured maximum applies from AuthenticationOk on.
+pub const MAX_STARTUP_FRAME_LEN: usize = 64 * 1024;
+
+/// The least extra room reserved for an incomplete frame; above it the reservation doubles
+/// with what has arrived, so memory follows the bytes received, never the announced length.
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// An Authentication (`R`) request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -157,9 +169,13 @@ pub enum BackendMessage {
 }
 
 /// Splits a byte stream into backend messages, enforcing a maximum frame size.
+///
+/// A framer made with [`for_startup`](Self::for_startup) holds frames to
+/// [`MAX_STARTUP_FRAME_LEN`] until [`authenticated`](Self::authenticated) is called.
 #[derive(Clone, Debug)]
 pub struct Framer {
     max_frame_len: usize,
+    limit: usize,
 }
 
 impl Default for Framer {
@@ -171,7 +187,25 @@ impl Default for Framer {
 impl Framer {
     /// A framer refusing frames whose announced length exceeds `max_frame_len` bytes.
     pub fn new(max_frame_len: usize) -> Self {
-        Framer { max_frame_len }
+        Framer {
+            max_frame_len,
+            limit: max_frame_len,
+        }
+    }
+
+    /// A framer for a connection that has not authenticated yet: frames are held to
+    /// [`MAX_STARTUP_FRAME_LEN`] (or `max_frame_len` if smaller) until
+    /// [`authenticated`](Self::authenticated).
+    pub fn for_startup(max_frame_len: usize) -> Self {
+        Framer {
+            max_frame_len,
+            limit: max_frame_len.min(MAX_STARTUP_FRAME_LEN),
+        }
+    }
+
+    /// Lifts the startup limit: from now on frames up to the configured maximum are accepted.
+    pub fn authenticated(&mut self) {
+        self.limit = self.max_frame_len;
     }
 
     /// The configured maximum frame length.
@@ -179,10 +213,17 @@ impl Framer {
         self.max_frame_len
     }
 
+    /// The limit in force now: [`max_frame_len`](Self::max_frame_len), or the startup limit
+    /// before authentication.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Parses the next complete message from the front of `buf`, removing its bytes.
     ///
     /// Returns `Ok(None)` (leaving `buf` untouched) while the frame is incomplete; when the
-    /// header is known it reserves room for the rest of the frame (bounded by the maximum).
+    /// header is known it reserves room for more of the frame, in steps that follow what has
+    /// arrived (never the announced length, which the peer chooses).
     ///
     /// An unknown type byte is reported as soon as it arrives, and a length that cannot fit the
     /// message type's layout (for example a ReadyForQuery longer than one byte) as soon as the
@@ -220,11 +261,12 @@ impl Framer {
                 });
             }
         };
-        if body_len > self.max_frame_len {
+        if body_len > self.limit {
             return Err(ProtocolError::FrameTooLarge {
                 kind,
                 len: u64::from(len.unsigned_abs()),
-                max: self.max_frame_len,
+                max: self.limit,
+                before_authentication: self.limit < self.max_frame_len,
             });
         }
         if let Some((min, max)) = body_len_bounds(tag) {
@@ -237,7 +279,8 @@ impl Framer {
         }
         let total = body_len.saturating_add(HEADER_LEN);
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            let missing = total - buf.len();
+            buf.reserve(missing.min(buf.len().max(RESERVE_STEP)));
             return Ok(None);
         }
         let mut frame = buf.split_to(total).freeze();
@@ -1237,7 +1280,8 @@ mod tests {
             Err(ProtocolError::FrameTooLarge {
                 kind: 'd',
                 len: 21,
-                max: 16
+                max: 16,
+                before_authentication: false,
             })
         );
         assert_eq!(buf.len(), 5);
@@ -1254,6 +1298,51 @@ mod tests {
             Err(ProtocolError::FrameTooLarge { kind: 'd', .. })
         ));
         assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn an_announced_length_reserves_only_what_arrived() {
+        // 100 MiB announced, 16 bytes sent: the buffer grows with what arrives.
+        let mut framer = Framer::default();
+        let mut buf = BytesMut::from(&b"d\x06\x40\x00\x04"[..]);
+        buf.put_slice(&[1; 16]);
+        assert_eq!(framer.parse(&mut buf), Ok(None));
+        assert!(
+            buf.capacity() < 1 << 20,
+            "{} bytes reserved",
+            buf.capacity()
+        );
+        // Feeding the frame in 64 KiB pieces completes it.
+        let body = vec![2u8; 3 << 20];
+        let mut buf = BytesMut::new();
+        let whole = frame(b'd', &body);
+        let mut parsed = None;
+        for piece in whole.chunks(64 << 10) {
+            buf.put_slice(piece);
+            assert!(
+                buf.capacity() <= 4 * buf.len() + (256 << 10),
+                "{} for {}",
+                buf.capacity(),
+                buf.len()
+            );
+            if let Some(m) = framer.parse(&mut buf).unwrap() {
+                parsed = Some(m);
+            }
+        }
+        assert_eq!(parsed, Some(BackendMessage::CopyData(Bytes::from(body))));
+    }
+
+    #[test]
+    fn the_too_large_error_names_the_setting() {
+        let text = ProtocolError::FrameTooLarge {
+            kind: 'd',
+            len: 2 << 30,
+            max: 1 << 30,
+            before_authentication: false,
+        }
+        .to_string();
+        assert!(text.contains("max_frame_len"), "{text}");
+        assert!(text.contains("with_max_frame_len"), "{text}");
     }
 
     #[test]

@@ -5,6 +5,6 @@ pub mod frontend;
 
 pub use backend::{
     Authentication, BackendMessage, CopyResponse, DEFAULT_MAX_FRAME_LEN, DataRow, FieldDescription,
-    Framer, RowDescription, TransactionStatus,
+    Framer, MAX_STARTUP_FRAME_LEN, RowDescription, TransactionStatus,
 };
 pub use frontend::EncodeError;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pgcdc_core::auth::RequireAuth;
 use pgcdc_core::replication::{ReconnectPolicy, ReplicationOptions, Streaming};
 use pgcdc_core::source_config::{
     AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
@@ -145,7 +146,24 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
-    /// PEM file of trusted roots for `verify-ca`/`verify-full` (default: the platform's).
+    /// The authentication methods the server may ask for (libpq's `require_auth`, e.g.
+    /// `"scram-sha-256".parse()?`). Not set by default: any method except a cleartext password
+    /// over a connection that is not TLS; `"password"` allows that.
+    pub fn with_require_auth(mut self, require_auth: RequireAuth) -> Self {
+        self.config.require_auth = require_auth;
+        self
+    }
+
+    /// Largest server message accepted once authenticated, in bytes: 64 KiB to 1 GiB (the
+    /// default); checked when the source is built. Before authentication the limit is 64 KiB.
+    pub fn with_max_frame_len(mut self, bytes: usize) -> Self {
+        self.config.max_frame_len = bytes;
+        self
+    }
+
+    /// PEM file of trusted roots (needed by `verify-ca`/`verify-full`; with `prefer`/`require`
+    /// the chain is then checked too), or `"system"` for the platform's roots with a host-name
+    /// check whatever the mode. Default none.
     pub fn with_ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.ssl_root_cert = Some(path.into());
         self
@@ -342,9 +360,7 @@ pub(crate) fn run_config<R: Runtime>(
     if let Some(timeout) = cfg.connect_timeout() {
         connect.connect_timeout = timeout;
     }
-    if let Some(path) = &cfg.ssl_root_cert {
-        connect = connect.root_certs(RootCerts::File(path.clone()));
-    }
+    connect = connect.root_certs(RootCerts::from_setting(cfg.ssl_root_cert.as_deref()));
     let replication = ReplicationOptions {
         slot_name: cfg.slot_name.clone(),
         publication_name: cfg.publication_name.clone(),

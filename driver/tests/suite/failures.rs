@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use pgcdc_driver::api::SslMode;
 use pgcdc_driver::{Error, Runtime, SourceState};
-use pgcdc_testkit::{Cluster, NOREPL_USER};
+use pgcdc_testkit::{CLEARTEXT_USER, Cluster, NOREPL_USER};
 
 use super::Ctx;
 
@@ -27,6 +28,26 @@ async fn expect_fatal<R: Runtime + Default>(
     assert_eq!(st.reconnects, 0, "{st:?}");
     assert!(!source.is_running());
     msg
+}
+
+/// A cleartext password is not sent without TLS unless `require_auth` allows it.
+pub async fn cleartext_needs_tls_or_require_auth<R: Runtime + Default>() {
+    let ctx = Ctx::new("cleartext");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let cleartext = |b: pgcdc_driver::SourceBuilder<R>| {
+        b.with_user(CLEARTEXT_USER.name)
+            .with_password(CLEARTEXT_USER.password.unwrap_or_default())
+            .with_ssl_mode(SslMode::Disable)
+    };
+    let source = cleartext(ctx.builder::<R>()).build().unwrap();
+    expect_fatal(source, &["cleartext", "require_auth=password"]).await;
+    let source = cleartext(ctx.builder::<R>())
+        .with_require_auth("password".parse().unwrap())
+        .build()
+        .unwrap();
+    source.start().await.unwrap();
+    source.stop().await.unwrap();
 }
 
 /// A wrong password is fatal and says so.

@@ -55,6 +55,7 @@ macro_rules! shared_cluster_tests {
             basic::byte_budget_bounds_a_stalled_queue,
             basic::auto_start_on_subscribe,
             failures::wrong_password,
+            failures::cleartext_needs_tls_or_require_auth,
             failures::missing_publication,
             failures::table_not_in_publication,
             failures::user_without_replication,

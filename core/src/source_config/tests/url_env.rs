@@ -190,6 +190,7 @@ fn env_errors_name_the_variable() {
         ("PGHOSTADDR", "h", "hostaddr"),
         ("PGCONNECT_TIMEOUT", "1.5", "connect_timeout_ms"),
         ("PGCHANNELBINDING", "maybe", "channel_binding"),
+        ("PGREQUIREAUTH", "kerberos", "require_auth"),
     ] {
         let mut c = valid();
         let e = c
@@ -201,4 +202,98 @@ fn env_errors_name_the_variable() {
         assert!(!text.contains("hunter2"), "{text}");
         assert_eq!(c, valid(), "unchanged after an error");
     }
+}
+
+#[test]
+fn url_passwords_with_unencoded_delimiters_are_found() {
+    for (url, password) in [
+        (
+            "postgres://cdc:se/cr?et@db.example.com:5433/app?sslmode=require",
+            "se/cr?et",
+        ),
+        (
+            "postgres://cdc:p@ss/w?rd@db.example.com:5433/app",
+            "p@ss/w?rd",
+        ),
+        ("postgres://cdc:a?b@db.example.com:5433", "a?b"),
+        ("postgres://cdc:sl/ash@db.example.com:5433", "sl/ash"),
+    ] {
+        let c = PostgresSourceConfig::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(c.password.expose(), password.as_bytes(), "{url}");
+        assert_eq!((c.host.as_str(), c.port), ("db.example.com", 5433), "{url}");
+        assert_eq!(c.user, "cdc", "{url}");
+    }
+    // An `@` in a query value does not end the user part.
+    let c = PostgresSourceConfig::from_url(
+        "postgres://cdc:pw@db.example.com/app?application_name=me@laptop",
+    )
+    .unwrap();
+    assert_eq!(c.password.expose(), b"pw");
+    assert_eq!(c.host, "db.example.com");
+    assert_eq!(c.application_name, "me@laptop");
+}
+
+#[test]
+fn url_errors_hide_passwords_with_unencoded_delimiters() {
+    for (url, fragments) in [
+        (
+            "postgres://cdc:Hq7/Tz2@db.example.com:notaport/app",
+            &["Hq7", "Tz2"][..],
+        ),
+        (
+            "postgres://cdc:Kw3?Jx8/Vb5@db.example.com/app?sslmode=bogus",
+            &["Kw3", "Jx8", "Vb5"][..],
+        ),
+        (
+            "postgres://cdc:Mn4/Rp6?Qs9@db.example.com:0/app",
+            &["Mn4", "Rp6", "Qs9"][..],
+        ),
+        (
+            "postgres://cdc:Zz1?Yy2=1@db.example.com/app?nope=2",
+            &["Zz1", "Yy2"][..],
+        ),
+        (
+            "postgres://db.example.com/app?password=Pa5&Ss9&sslmode=require",
+            &["Pa5", "Ss9"][..],
+        ),
+        (
+            "postgres://cdc:Qq8%zz@db.example.com/app",
+            &["Qq8", "%zz"][..],
+        ),
+    ] {
+        let e = PostgresSourceConfig::from_url(url).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        for f in fragments {
+            assert!(!shown.contains(f), "{url}: {f:?} appears in {shown}");
+        }
+    }
+}
+
+#[test]
+fn require_auth_from_url_env_and_json() {
+    use crate::auth::{AuthMethod, RequireAuth};
+    let c = PostgresSourceConfig::from_url("postgres://u@h/d?require_auth=password").unwrap();
+    assert_eq!(c.require_auth.as_str(), "password");
+    assert!(c.require_auth.allows_cleartext_without_tls());
+    let c = PostgresSourceConfig::from_url("postgres://u@h/d?require_auth=%21password%2C%21none")
+        .unwrap();
+    assert!(!c.require_auth.allows(AuthMethod::None));
+    assert!(c.require_auth.allows(AuthMethod::ScramSha256));
+    let e =
+        PostgresSourceConfig::from_url("postgres://u@h/d?require_auth=password,!md5").unwrap_err();
+    assert_eq!(e.field, "require_auth");
+    let mut c = valid();
+    c.apply_env(env(&[("PGREQUIREAUTH", "scram-sha-256")]))
+        .unwrap();
+    assert_eq!(
+        c.require_auth,
+        "scram-sha-256".parse::<RequireAuth>().unwrap()
+    );
+    assert_eq!(c.connect_params(true).require_auth, c.require_auth);
+    let c: PostgresSourceConfig =
+        serde_json::from_str(r#"{"database":"d","user":"u","require_auth":"none"}"#).unwrap();
+    assert!(
+        c.require_auth.allows(AuthMethod::None) && !c.require_auth.allows(AuthMethod::Password)
+    );
+    assert!(!PostgresSourceConfig::default().require_auth.is_set());
 }

@@ -52,10 +52,26 @@ fn connection_field_errors() {
     let mut c = valid();
     c.password = Password::new(*b"hunter2\0");
     assert!(!c.validate().unwrap_err().to_string().contains("hunter2"));
-    // verify-full without a root certificate is fine: platform roots.
+}
+
+#[test]
+fn verify_modes_need_a_root_file_or_system() {
+    for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+        let mut c = valid();
+        c.ssl_mode = mode;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "ssl_root_cert", "{mode}");
+        assert!(e.to_string().contains("sslrootcert"), "{e}");
+        c.ssl_root_cert = Some(PathBuf::from("/etc/ca.pem"));
+        c.validate().unwrap();
+        c.ssl_root_cert = Some(PathBuf::from("system"));
+        c.validate().unwrap();
+    }
+    // "system" needs TLS.
     let mut c = valid();
-    c.ssl_mode = SslMode::VerifyFull;
-    c.validate().unwrap();
+    c.ssl_mode = SslMode::Disable;
+    c.ssl_root_cert = Some(PathBuf::from("system"));
+    assert_eq!(field_of(&c), "ssl_root_cert");
 }
 
 #[test]
@@ -317,4 +333,17 @@ fn validation_errors_lists_all() {
         fields,
         ["port", "database", "user", "slot_name", "max_batch_changes"]
     );
+}
+
+#[test]
+fn max_frame_len_is_validated_and_passed_on() {
+    let mut c = valid();
+    assert_eq!(c.max_frame_len, crate::wire::DEFAULT_MAX_FRAME_LEN);
+    c.max_frame_len = 1 << 20;
+    c.validate().unwrap();
+    assert_eq!(c.connect_params(true).max_frame_len, 1 << 20);
+    for bad in [0, 1000, (1 << 30) + 1] {
+        c.max_frame_len = bad;
+        assert_eq!(field_of(&c), "max_frame_len", "{bad}");
+    }
 }

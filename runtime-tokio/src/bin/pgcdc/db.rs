@@ -44,9 +44,7 @@ pub async fn connect(cfg: &PostgresSourceConfig) -> Result<PgConnection, CliErro
     if let Some(timeout) = cfg.connect_timeout() {
         opts.connect_timeout = timeout;
     }
-    if let Some(path) = &cfg.ssl_root_cert {
-        opts = opts.root_certs(RootCerts::File(path.clone()));
-    }
+    opts = opts.root_certs(RootCerts::from_setting(cfg.ssl_root_cert.as_deref()));
     pgcdc_tokio::connect(&opts).await.map_err(|e| {
         CliError::failed(format!(
             "connecting to database {:?} as {:?}: {e}",
