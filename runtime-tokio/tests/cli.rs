@@ -226,6 +226,7 @@ fn usage_errors_exit_2() {
         "stream --publication p --slot s --format xml",
         "stream --publication p --slot s --max-changes many",
         "stream --publication p --slot s --until-lsn 12",
+        "stream --publication p --slot s --from-lsn 0/20 --until-lsn 0/10",
         "slots --drop",
         "stream --url mysql://x --publication p --slot s",
         "stream --url postgres://u@h/d --publication p --slot Bad-Slot",

@@ -53,6 +53,7 @@ macro_rules! shared_cluster_tests {
             basic::broadcast_two_subscribers,
             basic::manual_acks_per_subscriber,
             basic::auto_start_on_subscribe,
+            basic::renamed_tables_keep_keys,
             failures::wrong_password,
             failures::missing_publication,
             failures::table_not_in_publication,

@@ -422,6 +422,8 @@ mod tests {
             "stream --publication p --slot s --max-changes 0",
             "stream --publication p --slot s --idle-exit -1",
             "stream --publication p --slot s --until-lsn 12",
+            "stream --publication p --slot s --from-lsn 0/20 --until-lsn 0/10",
+            "stream --publication p --slot s --until-lsn 0/FF --from-lsn 1/0",
             "stream --publication p --slot s --create-slot=yes",
             "stream --publication --slot s",
             "slots --drop",
