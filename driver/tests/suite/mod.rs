@@ -65,6 +65,7 @@ macro_rules! shared_cluster_tests {
             bootstrap::failure_and_restart,
             bootstrap::jsonl_provider,
             bootstrap::parallel_split_copy,
+            bootstrap::role_timeouts_do_not_abort_copy,
         );
     };
 }
