@@ -338,6 +338,13 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
     }
     a.publication = publication.ok_or_else(|| f.err("--publication NAME is required"))?;
     a.slot = slot.ok_or_else(|| f.err("--slot NAME is required"))?;
+    if let (Some(from), Some(until)) = (a.from_lsn, a.until_lsn) {
+        if until < from {
+            return Err(f.err(format!(
+                "--until-lsn {until} is before --from-lsn {from}: nothing would be streamed"
+            )));
+        }
+    }
     Ok(Command::Stream(a))
 }
 
