@@ -805,7 +805,7 @@ fn runtime_errors_exit_1() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("could not connect"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("start_timeout_ms"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--start-timeout 2"), "{}", stderr(&o));
     assert!(stderr(&o).contains("attempt=1"), "{}", stderr(&o));
     assert!(started.elapsed() < Duration::from_secs(20));
     let o = run(&["slots", "--url", &url], LIMIT);
@@ -824,6 +824,64 @@ fn runtime_errors_exit_1() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn hints_name_cli_flags() {
+    let db = Db::new("hints");
+    db.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t;");
+    // A missing slot: the hint names --create-slot, not the library setting.
+    let o = run(&db.stream_args("pub", "missing", &[]), LIMIT);
+    let err = error_line(&o);
+    assert!(err.contains("--create-slot"), "{err}");
+    assert!(!err.contains("enable create_slot"), "{err}");
+    // A missing database: the hint names the URL's database, not a setting.
+    let url = db.url().replace("/cli_hints", "/cli_no_such_db");
+    let o = run(
+        &[
+            "stream",
+            "--url",
+            &url,
+            "--publication",
+            "pub",
+            "--slot",
+            "s",
+            "--start-timeout",
+            "2",
+        ],
+        LIMIT,
+    );
+    let err = error_line(&o);
+    assert!(err.contains("database name in the --url"), "{err}");
+    assert!(!err.contains("`database` setting"), "{err}");
+    // A server certificate from an issuer that is not trusted: the hint names sslrootcert=.
+    let url = format!("{}?sslmode=verify-full", db.url());
+    let o = run(
+        &[
+            "stream",
+            "--url",
+            &url,
+            "--publication",
+            "pub",
+            "--slot",
+            "s",
+            "--start-timeout",
+            "2",
+        ],
+        LIMIT,
+    );
+    let err = error_line(&o);
+    assert!(err.contains("sslrootcert="), "{err}");
+}
+
+/// The `pgcdc: error: …` line of a run that failed with exit code 1.
+fn error_line(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    err.lines()
+        .find(|l| l.starts_with("pgcdc: error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"))
+        .to_owned()
 }
 
 fn check_demo_lines(o: &Output) {
