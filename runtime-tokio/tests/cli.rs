@@ -385,6 +385,42 @@ fn values_are_lossless() {
     assert_eq!(q["big"], J::Null);
 }
 
+/// Array lower bounds and jsonb `null` (against SQL NULL), in columns and inside arrays.
+#[test]
+fn array_bounds_and_json_nulls() {
+    let db = Db::new("bounds");
+    db.sql(
+        "CREATE TABLE v (id int PRIMARY KEY, a int[], b int[], m int[], j jsonb, k jsonb,
+                         w jsonb, ja jsonb[]);
+         CREATE PUBLICATION pub FOR TABLE v;",
+    );
+    db.create_slot("s");
+    db.sql(
+        r#"INSERT INTO v VALUES (1, '[5:6]={1,2}', '{1,2}', '[0:1][-1:0]={{1,NULL},{3,4}}',
+              'null', NULL, '{"$json": 1}',
+              ARRAY['null'::jsonb, NULL, '{"$json": null}', '{"a": null}'])"#,
+    );
+    let o = run(&db.stream_args("pub", "s", &["--max-changes", "1"]), LIMIT);
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1, "{}", stderr(&o));
+    let p = &lines[0]["props"];
+    assert_eq!(p["a"], serde_json::json!({"lower": [5], "values": [1, 2]}));
+    assert_eq!(p["b"], serde_json::json!([1, 2]));
+    assert_eq!(
+        p["m"],
+        serde_json::json!({"lower": [0, -1], "values": [[1, null], [3, 4]]})
+    );
+    // jsonb null is wrapped; SQL NULL is JSON null; an object that looks like the wrapper
+    // is wrapped too, so the form is unambiguous.
+    assert_eq!(p["j"], serde_json::json!({"$json": null}));
+    assert_eq!(p["k"], J::Null);
+    assert_eq!(p["w"], serde_json::json!({"$json": {"$json": 1}}));
+    assert_eq!(
+        p["ja"],
+        serde_json::json!([{"$json": null}, null, {"$json": {"$json": null}}, {"a": null}])
+    );
+}
+
 /// `--max-changes` that cuts a transaction short: the transaction is not acknowledged and is
 /// sent again, whole, by the next run; the earlier one is not.
 #[test]
