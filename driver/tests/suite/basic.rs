@@ -524,3 +524,44 @@ pub async fn renamed_tables_keep_keys<R: Runtime + Default>() {
     );
     source.stop().await.unwrap();
 }
+
+/// A host that is a directory connects through the server's Unix-domain socket there
+/// (`<dir>/.s.PGSQL.<port>`), for the replication connection and the bootstrap alike, without
+/// TLS: `prefer` goes without it, `require` fails at once with an error naming the socket.
+pub async fn unix_socket_host<R: Runtime + Default>() {
+    let ctx = Ctx::new("unixsock");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.sql("INSERT INTO t VALUES (1)");
+    ctx.publish(&["t"]);
+    let dir = ctx.cluster.socket_dir().to_string_lossy().into_owned();
+    let source = ctx
+        .builder::<R>()
+        .with_host(&dir)
+        .with_postgres_bootstrap()
+        .with_start_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO t VALUES (2)");
+    let rendered = render(&collect::<R>(&mut sub, 2, T).await);
+    assert_eq!(rendered, ["insert t:1 {id=1}", "insert t:2 {id=2}"]);
+    source.stop().await.unwrap();
+
+    let required = ctx
+        .builder::<R>()
+        .with_host(&dir)
+        .with_slot_name(format!("{}_req", ctx.slot))
+        .with_ssl_mode(pgcdc_core::SslMode::Require)
+        .with_start_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = required.start().await.unwrap_err().to_string();
+    assert!(err.contains("Unix-domain socket"), "{err}");
+    assert!(err.contains("sslmode=require"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fatal, not retried"
+    );
+}

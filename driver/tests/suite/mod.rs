@@ -54,6 +54,7 @@ macro_rules! shared_cluster_tests {
             basic::manual_acks_per_subscriber,
             basic::auto_start_on_subscribe,
             basic::renamed_tables_keep_keys,
+            basic::unix_socket_host,
             failures::wrong_password,
             failures::missing_publication,
             failures::table_not_in_publication,
