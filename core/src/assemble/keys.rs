@@ -721,3 +721,62 @@ mod tests {
         assert_eq!(written, direct);
     }
 }
+
+#[cfg(test)]
+mod rename_tests {
+    use bytes::BytesMut;
+
+    use super::super::{KeyConfig, KeySource, Pipeline, PipelineConfig};
+    use crate::lsn::Lsn;
+    use crate::pgoutput::{Column, Oid, PgOutputMessage, RelationBody, ReplicaIdentity, encode};
+
+    fn relation(pipeline: &mut Pipeline, oid: u32, name: &str) {
+        let msg = PgOutputMessage::Relation(RelationBody {
+            xid: None,
+            oid: Oid(oid),
+            namespace: "public".into(),
+            name: name.into(),
+            replica_identity: ReplicaIdentity::Full,
+            columns: vec![Column {
+                flags: 1,
+                name: "code".into(),
+                type_oid: Oid(25),
+                type_modifier: -1,
+            }],
+        });
+        let mut payload = BytesMut::new();
+        encode::message(&msg, &mut payload).unwrap();
+        pipeline
+            .handle_xlog(&payload.freeze(), Lsn(1), Lsn(1))
+            .unwrap();
+        while pipeline.poll_event().is_some() {}
+    }
+
+    #[test]
+    fn configured_keys_follow_the_oid() {
+        let config = PipelineConfig::default().with_keys(
+            KeyConfig::new()
+                .with_table("t", ["code"])
+                .with_table("late", ["code"]),
+        );
+        let mut p = Pipeline::new("s", config);
+        // Bound by the first Relation message, kept through a rename; a new table that takes
+        // the old name does not get the key.
+        relation(&mut p, 100, "t");
+        assert_eq!(p.key_source(Oid(100)), Some(KeySource::Configured));
+        relation(&mut p, 100, "t_renamed");
+        assert_eq!(p.key_source(Oid(100)), Some(KeySource::Configured));
+        relation(&mut p, 101, "t");
+        assert_eq!(p.key_source(Oid(101)), Some(KeySource::Generated));
+        // Bound from the catalog before the table's first Relation message, which comes after
+        // a rename.
+        p.bind_table(Oid(200), "public", "late");
+        relation(&mut p, 200, "late_renamed");
+        assert_eq!(p.key_source(Oid(200)), Some(KeySource::Configured));
+        // A primary key set by OID also survives the rename.
+        relation(&mut p, 300, "pk");
+        p.set_primary_key(Oid(300), vec!["code".into()]);
+        relation(&mut p, 300, "pk_renamed");
+        assert_eq!(p.key_source(Oid(300)), Some(KeySource::PrimaryKey));
+    }
+}

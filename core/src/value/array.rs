@@ -538,7 +538,8 @@ mod tests {
     #[test]
     fn lower_bounds_are_kept() {
         let reg = TypeRegistry::new();
-        let cases: [(&str, &[(i32, u32)], &[Option<i32>]); 4] = [
+        type Case = (&'static str, &'static [(i32, u32)], &'static [Option<i32>]);
+        let cases: [Case; 4] = [
             ("{1,2}", &[(1, 2)], &[Some(1), Some(2)]),
             ("[5:6]={1,2}", &[(5, 2)], &[Some(1), Some(2)]),
             ("[-2:-2]={NULL}", &[(-2, 1)], &[None]),
