@@ -65,6 +65,14 @@ impl ConnectOptions {
         self.root_certs = roots;
         self
     }
+
+    /// The Unix-domain socket to connect to: a `host` that is an absolute path (and no
+    /// `hostaddr`) names the server's socket directory, as with libpq, and the socket is
+    /// `<host>/.s.PGSQL.<port>`.
+    pub fn unix_socket_path(&self) -> Option<std::path::PathBuf> {
+        (self.hostaddr.is_none() && self.host.starts_with('/'))
+            .then(|| std::path::Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port)))
+    }
 }
 
 /// An open, authenticated connection.
@@ -101,6 +109,9 @@ impl<R: Runtime> PgConnection<R> {
     }
 
     async fn connect_once(rt: R, opts: &ConnectOptions, mode: SslMode) -> Result<Self, Error> {
+        if let Some(path) = opts.unix_socket_path() {
+            return Self::connect_unix(rt, opts, mode, path).await;
+        }
         let tls_config = if mode.attempts_tls() {
             Some(tls::client_config(mode, &opts.root_certs)?)
         } else {
@@ -122,19 +133,7 @@ impl<R: Runtime> PgConnection<R> {
             source,
         })?;
 
-        let mut nonce = [0u8; 18];
-        tls::random_bytes(&mut nonce)?;
-        let mut params = opts.params.clone();
-        params.ssl_mode = mode;
-        let conn = Connection::new(params, nonce, rt.now())?;
-        let mut this = PgConnection {
-            rt,
-            io: Transport::Plain(tcp),
-            conn,
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
-            write_buf: BytesMut::new(),
-            notices: VecDeque::new(),
-        };
+        let mut this = Self::start(rt, Transport::Plain(tcp), opts, mode)?;
         loop {
             match this.next_event().await? {
                 Event::StartTls => {
@@ -144,6 +143,69 @@ impl<R: Runtime> PgConnection<R> {
                         ));
                     };
                     this.start_tls(config, &opts.host).await?;
+                }
+                Event::Ready => return Ok(this),
+                other => tracing::debug!(?other, "ignoring event during startup"),
+            }
+        }
+    }
+
+    /// A connection over `io` whose startup (with TLS policy `mode`) is about to begin.
+    fn start(
+        rt: R,
+        io: Transport<R::Tcp>,
+        opts: &ConnectOptions,
+        mode: SslMode,
+    ) -> Result<Self, Error> {
+        let mut nonce = [0u8; 18];
+        tls::random_bytes(&mut nonce)?;
+        let mut params = opts.params.clone();
+        params.ssl_mode = mode;
+        let conn = Connection::new(params, nonce, rt.now())?;
+        Ok(PgConnection {
+            rt,
+            io,
+            conn,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: BytesMut::new(),
+            notices: VecDeque::new(),
+        })
+    }
+
+    /// Connects over the Unix-domain socket `path`. TLS is not negotiated there (as with
+    /// libpq): `prefer` goes without it, a mode that requires it fails.
+    async fn connect_unix(
+        rt: R,
+        opts: &ConnectOptions,
+        mode: SslMode,
+        path: std::path::PathBuf,
+    ) -> Result<Self, Error> {
+        if mode.requires_tls() {
+            return Err(Error::Config(format!(
+                "sslmode={mode} needs TLS, which is not used over the Unix-domain socket {}: \
+                 use sslmode=prefer or disable, or give a TCP host",
+                path.display()
+            )));
+        }
+        let shown = path.display().to_string();
+        let socket = with_deadline(
+            &rt,
+            opts.connect_timeout,
+            rt.connect_unix(path),
+            "opening the Unix-domain socket",
+        )
+        .await?
+        .map_err(|source| Error::ConnectUnix {
+            path: shown,
+            source,
+        })?;
+        let mut this = Self::start(rt, Transport::Unix(socket), opts, SslMode::Disable)?;
+        loop {
+            match this.next_event().await? {
+                Event::StartTls => {
+                    return Err(Error::Tls(
+                        "server started TLS over a Unix-domain socket".into(),
+                    ));
                 }
                 Event::Ready => return Ok(this),
                 other => tracing::debug!(?other, "ignoring event during startup"),

@@ -22,6 +22,16 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// The Unix-domain socket could not be connected.
+    #[error(
+        "could not connect to the Unix-domain socket {path}: {source}; check the host (the server's unix_socket_directories), the port and that the server is running"
+    )]
+    ConnectUnix {
+        /// The socket's path.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
     /// Reading or writing the socket failed.
     #[error("I/O error while {context}: {source}")]
     Io {

@@ -38,4 +38,4 @@ pub use source::{
     AckHandle, ChangeBatch, Source, SourceBuilder, SourceState, SourceStatus, Subscription,
 };
 pub use tls::RootCerts;
-pub use transport::Transport;
+pub use transport::{Transport, UnixIo, UnixSocket};

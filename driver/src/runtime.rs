@@ -2,10 +2,13 @@
 
 use std::future::Future;
 use std::io;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::transport::UnixSocket;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -19,6 +22,21 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Opens a TCP connection to `host:port` (resolving the name), tuned with [`tune_tcp`]
     /// (`TCP_NODELAY`, keepalive).
     fn connect(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Self::Tcp>>;
+
+    /// Opens a Unix-domain socket connection to `path` (a host that is a directory, as
+    /// libpq reads it, joined with `.s.PGSQL.<port>`). The default refuses
+    /// ([`io::ErrorKind::Unsupported`]): a runtime without Unix streams cannot reach such hosts.
+    fn connect_unix(&self, path: PathBuf) -> BoxFuture<'static, io::Result<UnixSocket>> {
+        Box::pin(async move {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "this runtime cannot open Unix-domain sockets ({})",
+                    path.display()
+                ),
+            ))
+        })
+    }
 
     /// Completes after `duration`, measured on the clock of [`now`](Self::now).
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;

@@ -87,6 +87,13 @@ impl pgcdc_driver::Runtime for AsyncStdRuntime {
         Box::pin(connect_tcp(host, port))
     }
 
+    fn connect_unix(
+        &self,
+        path: std::path::PathBuf,
+    ) -> BoxFuture<'static, io::Result<pgcdc_driver::UnixSocket>> {
+        Box::pin(connect_unix(path))
+    }
+
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(async_std::task::sleep(duration))
     }
@@ -95,6 +102,25 @@ impl pgcdc_driver::Runtime for AsyncStdRuntime {
         // Detached: dropping an async-std JoinHandle does not cancel the task.
         drop(async_std::task::spawn(future));
     }
+}
+
+/// Opens a Unix-domain socket stream on the async-io reactor (shared by async-std and smol).
+#[cfg(unix)]
+async fn connect_unix(path: std::path::PathBuf) -> io::Result<pgcdc_driver::UnixSocket> {
+    let s = smol::net::unix::UnixStream::connect(path).await?;
+    Ok(pgcdc_driver::UnixSocket::new(s))
+}
+
+/// Unix-domain sockets exist only on Unix.
+#[cfg(not(unix))]
+async fn connect_unix(path: std::path::PathBuf) -> io::Result<pgcdc_driver::UnixSocket> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "Unix-domain sockets are not available here ({})",
+            path.display()
+        ),
+    ))
 }
 
 /// Opens a tuned TCP stream on the async-io reactor (shared by async-std and smol).
@@ -117,6 +143,13 @@ impl pgcdc_driver::Runtime for SmolRuntime {
         port: u16,
     ) -> BoxFuture<'static, io::Result<smol::net::TcpStream>> {
         Box::pin(connect_tcp(host, port))
+    }
+
+    fn connect_unix(
+        &self,
+        path: std::path::PathBuf,
+    ) -> BoxFuture<'static, io::Result<pgcdc_driver::UnixSocket>> {
+        Box::pin(connect_unix(path))
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {

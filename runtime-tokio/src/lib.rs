@@ -45,6 +45,17 @@ impl pgcdc_driver::Runtime for TokioRuntime {
         })
     }
 
+    #[cfg(unix)]
+    fn connect_unix(
+        &self,
+        path: std::path::PathBuf,
+    ) -> BoxFuture<'static, io::Result<pgcdc_driver::UnixSocket>> {
+        Box::pin(async move {
+            let s = tokio::net::UnixStream::connect(path).await?;
+            Ok(pgcdc_driver::UnixSocket::new(TokioIo(s)))
+        })
+    }
+
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
     }
@@ -56,6 +67,43 @@ impl pgcdc_driver::Runtime for TokioRuntime {
     fn now(&self) -> std::time::Instant {
         // tokio's clock, which `sleep` uses (and which tests may pause).
         tokio::time::Instant::now().into_std()
+    }
+}
+
+/// A tokio stream (here a Unix-domain socket) seen through the `futures-io` traits.
+#[derive(Debug)]
+struct TokioIo<S>(S);
+
+impl<S: tokio::io::AsyncRead + Unpin> futures_io::AsyncRead for TokioIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> futures_io::AsyncWrite for TokioIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -226,6 +226,7 @@ fn usage_errors_exit_2() {
         "stream --publication p --slot s --format xml",
         "stream --publication p --slot s --max-changes many",
         "stream --publication p --slot s --until-lsn 12",
+        "stream --publication p --slot s --from-lsn 0/20 --until-lsn 0/10",
         "slots --drop",
         "stream --url mysql://x --publication p --slot s",
         "stream --url postgres://u@h/d --publication p --slot Bad-Slot",
@@ -382,6 +383,42 @@ fn values_are_lossless() {
     assert_eq!(q["n"], "NaN");
     assert_eq!(q["f"], "Infinity");
     assert_eq!(q["big"], J::Null);
+}
+
+/// Array lower bounds and jsonb `null` (against SQL NULL), in columns and inside arrays.
+#[test]
+fn array_bounds_and_json_nulls() {
+    let db = Db::new("bounds");
+    db.sql(
+        "CREATE TABLE v (id int PRIMARY KEY, a int[], b int[], m int[], j jsonb, k jsonb,
+                         w jsonb, ja jsonb[]);
+         CREATE PUBLICATION pub FOR TABLE v;",
+    );
+    db.create_slot("s");
+    db.sql(
+        r#"INSERT INTO v VALUES (1, '[5:6]={1,2}', '{1,2}', '[0:1][-1:0]={{1,NULL},{3,4}}',
+              'null', NULL, '{"$json": 1}',
+              ARRAY['null'::jsonb, NULL, '{"$json": null}', '{"a": null}'])"#,
+    );
+    let o = run(&db.stream_args("pub", "s", &["--max-changes", "1"]), LIMIT);
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1, "{}", stderr(&o));
+    let p = &lines[0]["props"];
+    assert_eq!(p["a"], serde_json::json!({"lower": [5], "values": [1, 2]}));
+    assert_eq!(p["b"], serde_json::json!([1, 2]));
+    assert_eq!(
+        p["m"],
+        serde_json::json!({"lower": [0, -1], "values": [[1, null], [3, 4]]})
+    );
+    // jsonb null is wrapped; SQL NULL is JSON null; an object that looks like the wrapper
+    // is wrapped too, so the form is unambiguous.
+    assert_eq!(p["j"], serde_json::json!({"$json": null}));
+    assert_eq!(p["k"], J::Null);
+    assert_eq!(p["w"], serde_json::json!({"$json": {"$json": 1}}));
+    assert_eq!(
+        p["ja"],
+        serde_json::json!([{"$json": null}, null, {"$json": {"$json": null}}, {"a": null}])
+    );
 }
 
 /// `--max-changes` that cuts a transaction short: the transaction is not acknowledged and is
@@ -804,7 +841,7 @@ fn runtime_errors_exit_1() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("could not connect"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("start_timeout_ms"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--start-timeout 2"), "{}", stderr(&o));
     assert!(stderr(&o).contains("attempt=1"), "{}", stderr(&o));
     assert!(started.elapsed() < Duration::from_secs(20));
     let o = run(&["slots", "--url", &url], LIMIT);
@@ -823,6 +860,64 @@ fn runtime_errors_exit_1() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn hints_name_cli_flags() {
+    let db = Db::new("hints");
+    db.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t;");
+    // A missing slot: the hint names --create-slot, not the library setting.
+    let o = run(&db.stream_args("pub", "missing", &[]), LIMIT);
+    let err = error_line(&o);
+    assert!(err.contains("--create-slot"), "{err}");
+    assert!(!err.contains("enable create_slot"), "{err}");
+    // A missing database: the hint names the URL's database, not a setting.
+    let url = db.url().replace("/cli_hints", "/cli_no_such_db");
+    let o = run(
+        &[
+            "stream",
+            "--url",
+            &url,
+            "--publication",
+            "pub",
+            "--slot",
+            "s",
+            "--start-timeout",
+            "2",
+        ],
+        LIMIT,
+    );
+    let err = error_line(&o);
+    assert!(err.contains("database name in the --url"), "{err}");
+    assert!(!err.contains("`database` setting"), "{err}");
+    // A server certificate from an issuer that is not trusted: the hint names sslrootcert=.
+    let url = format!("{}?sslmode=verify-full", db.url());
+    let o = run(
+        &[
+            "stream",
+            "--url",
+            &url,
+            "--publication",
+            "pub",
+            "--slot",
+            "s",
+            "--start-timeout",
+            "2",
+        ],
+        LIMIT,
+    );
+    let err = error_line(&o);
+    assert!(err.contains("sslrootcert="), "{err}");
+}
+
+/// The `pgcdc: error: …` line of a run that failed with exit code 1.
+fn error_line(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    err.lines()
+        .find(|l| l.starts_with("pgcdc: error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"))
+        .to_owned()
 }
 
 fn check_demo_lines(o: &Output) {

@@ -13,8 +13,10 @@ use crate::value::{Codec, TypeOid, TypeRegistry, decode_binary};
 /// precedence over primary keys and replica identities.
 ///
 /// A table is named either qualified (`schema.table`) or bare (`table`). A relation is looked
-/// up by `schema.table` first, then by its label (bare inside `public`), then by its bare name,
-/// so a bare name matches the table of that name in any schema unless a qualified entry exists.
+/// up by `schema.table` first, then by its bare name, so a bare name matches the table of that
+/// name in any schema unless a qualified entry exists. An entry names a table as it is called
+/// when the source starts: once it matched a relation it follows that relation's OID, through
+/// renames ([`Pipeline::bind_table`](super::Pipeline::bind_table)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyConfig {
     tables: HashMap<String, Vec<String>>,
@@ -61,8 +63,59 @@ impl KeyConfig {
         self.tables.is_empty()
     }
 
-    fn lookup(&self, rel: &RelationBody, label: &str) -> Option<&[String]> {
-        lookup_by_name(&self.tables, rel, label)
+    /// The entries that name the table `schema.name`, in precedence order: the qualified
+    /// name, then the bare one.
+    fn candidates<'a>(
+        &'a self,
+        schema: &str,
+        name: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Vec<String>)> + 'a {
+        let qualified = if self.tables.is_empty() {
+            None
+        } else {
+            self.tables
+                .get_key_value(format!("{schema}.{name}").as_str())
+        };
+        qualified.into_iter().chain(self.tables.get_key_value(name))
+    }
+}
+
+/// The configured keys bound to relation OIDs.
+///
+/// A [`KeyConfig`] entry names a table as it was called when the source started. The first
+/// relation it names binds it to that relation's OID, and from then on it follows the OID: a
+/// renamed table keeps its key, and a new table that takes the old name does not get it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BoundKeys {
+    by_oid: OidMap<Vec<String>>,
+    bound: HashMap<String, Oid>,
+}
+
+impl BoundKeys {
+    /// Whether a configured key is bound to relation `oid`.
+    pub(crate) fn is_bound(&self, oid: Oid) -> bool {
+        self.by_oid.contains_key(&oid)
+    }
+
+    /// The configured key of relation `oid`, now called `schema.name`: the entry bound to
+    /// its OID, else the first entry naming it that no other relation took (bound to `oid`
+    /// from now on).
+    pub(crate) fn resolve(
+        &mut self,
+        config: &KeyConfig,
+        oid: Oid,
+        schema: &str,
+        name: &str,
+    ) -> Option<&[String]> {
+        if !self.by_oid.contains_key(&oid) {
+            let free = config
+                .candidates(schema, name)
+                .find(|(entry, _)| self.bound.get(*entry).is_none_or(|o| *o == oid));
+            let (entry, columns) = free?;
+            self.bound.insert(entry.clone(), oid);
+            self.by_oid.insert(oid, columns.clone());
+        }
+        self.by_oid.get(&oid).map(Vec::as_slice)
     }
 }
 
@@ -242,7 +295,7 @@ impl RelInfo {
     /// generated. Problems are appended to `warnings`.
     pub(crate) fn build(
         body: Arc<RelationBody>,
-        keys: &KeyConfig,
+        configured: Option<&[String]>,
         pks: &PrimaryKeys,
         warnings: &mut Vec<String>,
     ) -> RelInfo {
@@ -262,7 +315,7 @@ impl RelInfo {
             .collect();
 
         let mut chosen = None;
-        if let Some(cols) = keys.lookup(&body, &label) {
+        if let Some(cols) = configured {
             match resolve(&body, cols) {
                 Ok(idx) => chosen = Some((KeySource::Configured, idx)),
                 Err(missing) => warnings.push(format!(
@@ -666,5 +719,64 @@ mod tests {
         let (a, b) = ("a_b", ":c\\d");
         let _ = write!(KeyPartWriter(&mut written), "{a}{b}");
         assert_eq!(written, direct);
+    }
+}
+
+#[cfg(test)]
+mod rename_tests {
+    use bytes::BytesMut;
+
+    use super::super::{KeyConfig, KeySource, Pipeline, PipelineConfig};
+    use crate::lsn::Lsn;
+    use crate::pgoutput::{Column, Oid, PgOutputMessage, RelationBody, ReplicaIdentity, encode};
+
+    fn relation(pipeline: &mut Pipeline, oid: u32, name: &str) {
+        let msg = PgOutputMessage::Relation(RelationBody {
+            xid: None,
+            oid: Oid(oid),
+            namespace: "public".into(),
+            name: name.into(),
+            replica_identity: ReplicaIdentity::Full,
+            columns: vec![Column {
+                flags: 1,
+                name: "code".into(),
+                type_oid: Oid(25),
+                type_modifier: -1,
+            }],
+        });
+        let mut payload = BytesMut::new();
+        encode::message(&msg, &mut payload).unwrap();
+        pipeline
+            .handle_xlog(&payload.freeze(), Lsn(1), Lsn(1))
+            .unwrap();
+        while pipeline.poll_event().is_some() {}
+    }
+
+    #[test]
+    fn configured_keys_follow_the_oid() {
+        let config = PipelineConfig::default().with_keys(
+            KeyConfig::new()
+                .with_table("t", ["code"])
+                .with_table("late", ["code"]),
+        );
+        let mut p = Pipeline::new("s", config);
+        // Bound by the first Relation message, kept through a rename; a new table that takes
+        // the old name does not get the key.
+        relation(&mut p, 100, "t");
+        assert_eq!(p.key_source(Oid(100)), Some(KeySource::Configured));
+        relation(&mut p, 100, "t_renamed");
+        assert_eq!(p.key_source(Oid(100)), Some(KeySource::Configured));
+        relation(&mut p, 101, "t");
+        assert_eq!(p.key_source(Oid(101)), Some(KeySource::Generated));
+        // Bound from the catalog before the table's first Relation message, which comes after
+        // a rename.
+        p.bind_table(Oid(200), "public", "late");
+        relation(&mut p, 200, "late_renamed");
+        assert_eq!(p.key_source(Oid(200)), Some(KeySource::Configured));
+        // A primary key set by OID also survives the rename.
+        relation(&mut p, 300, "pk");
+        p.set_primary_key(Oid(300), vec!["code".into()]);
+        relation(&mut p, 300, "pk_renamed");
+        assert_eq!(p.key_source(Oid(300)), Some(KeySource::PrimaryKey));
     }
 }

@@ -99,7 +99,7 @@ pub use types::{
     TransactionBatch, TransactionKind,
 };
 
-use keys::{IdBuilder, IdGen, OidMap, PrimaryKeys, RelInfo, table_matches};
+use keys::{BoundKeys, IdBuilder, IdGen, OidMap, PrimaryKeys, RelInfo, table_matches};
 use txn::{OpenTx, PreparedTx, StreamTx};
 
 use crate::lsn::Lsn;
@@ -199,6 +199,7 @@ pub struct Pipeline {
     included: OidMap<bool>,
     registry: TypeRegistry,
     primary_keys: PrimaryKeys,
+    bound_keys: BoundKeys,
     ids: IdBuilder,
     current: Option<OpenTx>,
     streams: HashMap<Xid, StreamTx>,
@@ -254,6 +255,7 @@ impl Pipeline {
             included: OidMap::default(),
             registry: TypeRegistry::new(),
             primary_keys: PrimaryKeys::default(),
+            bound_keys: BoundKeys::default(),
             ids: IdBuilder::new(IdGen::deterministic()),
             current: None,
             streams: HashMap::new(),
@@ -430,6 +432,22 @@ impl Pipeline {
         }
     }
 
+    /// Tells the pipeline the OID of a table and its current name (the runtime reads them
+    /// from the catalog at start), so a configured key naming the table binds to its OID now
+    /// and still applies after the table is renamed, even if its first change comes after
+    /// the rename. A configured key binds to the first relation it names, here or by a
+    /// Relation message.
+    pub fn bind_table(&mut self, oid: Oid, schema: &str, name: &str) {
+        let before = self.bound_keys.is_bound(oid);
+        let after = self
+            .bound_keys
+            .resolve(&self.config.keys, oid, schema, name)
+            .is_some();
+        if after && !before && self.rel_info.contains_key(&oid) {
+            self.rebuild(oid);
+        }
+    }
+
     /// Prepares for a new replication session: forgets the open transaction, streamed
     /// transactions, the decoder's stream state and the last end LSN. Relations, types and
     /// prepared transactions are kept (the server may send Commit Prepared in the next session).
@@ -525,9 +543,12 @@ impl Pipeline {
 
     fn rebuild(&mut self, oid: Oid) {
         if let Some(body) = self.relations.get(oid) {
+            let configured =
+                self.bound_keys
+                    .resolve(&self.config.keys, oid, body.schema(), &body.name);
             let info = RelInfo::build(
                 body.clone(),
-                &self.config.keys,
+                configured,
                 &self.primary_keys,
                 &mut self.warnings,
             );

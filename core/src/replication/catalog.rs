@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::lsn::Lsn;
+use crate::pgoutput::Oid;
 use crate::query::{QueryResult, ResultError};
 use crate::value::{TypeKind, TypeOid, TypeRegistry};
 
@@ -239,13 +240,14 @@ pub(crate) fn publication_tables_query(publication: &str) -> Result<String, Sess
 /// The primary-key columns of the publication's tables, in key order.
 pub(crate) fn primary_keys_query(publication: &str) -> Result<String, SessionError> {
     Ok(format!(
-        "SELECT n.nspname, c.relname, a.attname \
+        "SELECT c.oid, n.nspname, c.relname, a.attname \
          FROM pg_catalog.pg_publication_tables p \
          JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname \
          JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
-         JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+         LEFT JOIN (pg_catalog.pg_index i \
          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
-         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) \
+         ON i.indrelid = c.oid AND i.indisprimary \
          WHERE p.pubname = {} ORDER BY n.nspname, c.relname, k.ord",
         quote_literal(publication)?
     ))
@@ -496,26 +498,49 @@ pub(crate) fn parse_publication(r: &QueryResult) -> Result<Option<bool>, Session
     Ok(Some(all == Some("t")))
 }
 
-/// Primary keys per table, columns in key order (rows are ordered by table, then key
-/// position).
-pub(crate) fn parse_primary_keys(
-    r: &QueryResult,
-) -> Result<Vec<(TableName, Vec<String>)>, SessionError> {
-    let mut out: Vec<(TableName, Vec<String>)> = Vec::new();
+/// A table of the publication, from [`primary_keys_query`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PublishedTable {
+    /// The relation's OID (`None` when the result gives NULL: the table is then known by name
+    /// only).
+    pub(crate) oid: Option<Oid>,
+    /// Its current name.
+    pub(crate) table: TableName,
+    /// Its primary-key columns in key order; empty without a primary key.
+    pub(crate) primary_key: Vec<String>,
+}
+
+/// The publication's tables with their primary keys, columns in key order (rows are ordered
+/// by table, then key position; a table without a primary key has one row with a NULL
+/// `attname`).
+pub(crate) fn parse_primary_keys(r: &QueryResult) -> Result<Vec<PublishedTable>, SessionError> {
+    let mut out: Vec<PublishedTable> = Vec::new();
     for row in 0..r.rows.len() {
         let get = |col| {
             r.text(row, col)
                 .map_err(|e| bad_result("primary key", e))
-                .map(|v| v.unwrap_or_default().to_owned())
+                .map(|v| v.map(str::to_owned))
+        };
+        let oid = match get("oid")? {
+            None => None,
+            Some(text) => Some(Oid(text.parse::<u32>().map_err(|_| {
+                SessionError::Protocol(format!(
+                    "unexpected result of the primary key query: oid {text:?}"
+                ))
+            })?)),
         };
         let table = TableName {
-            schema: get("nspname")?,
-            name: get("relname")?,
+            schema: get("nspname")?.unwrap_or_default(),
+            name: get("relname")?.unwrap_or_default(),
         };
         let column = get("attname")?;
         match out.last_mut() {
-            Some((t, cols)) if *t == table => cols.push(column),
-            _ => out.push((table, vec![column])),
+            Some(t) if t.table == table && t.oid == oid => t.primary_key.extend(column),
+            _ => out.push(PublishedTable {
+                oid,
+                table,
+                primary_key: column.into_iter().collect(),
+            }),
         }
     }
     Ok(out)

@@ -295,9 +295,19 @@ impl ReplicationSession {
     }
 
     fn after_primary_keys(&mut self, r: &QueryResult, now: Instant) -> Result<(), SessionError> {
-        for (table, columns) in parse_primary_keys(r)? {
-            self.pipeline
-                .set_primary_key(TableRef::Name(table.to_string()), columns);
+        for t in parse_primary_keys(r)? {
+            // By OID, so a table renamed while streaming keeps its key.
+            let table = match t.oid {
+                Some(oid) => {
+                    self.pipeline
+                        .bind_table(oid, &t.table.schema, &t.table.name);
+                    TableRef::Oid(oid)
+                }
+                None => TableRef::Name(t.table.to_string()),
+            };
+            if !t.primary_key.is_empty() {
+                self.pipeline.set_primary_key(table, t.primary_key);
+            }
         }
         self.drain_pipeline();
         if self.options.load_user_types {

@@ -63,6 +63,16 @@ pub use error::ConfigError;
 pub use url::{ENV_VARS, URL_PARAMS};
 pub use validate::{STATUS_INTERVAL_RANGE_MS, TableName, is_valid_slot_name};
 
+/// Session timeouts pinned off in the startup packet of every connection a source opens: a
+/// role's or database's `statement_timeout`, `idle_in_transaction_session_timeout` or
+/// `lock_timeout` would otherwise abort a bootstrap COPY or end the replication connection
+/// while it holds the exported snapshot.
+pub const SESSION_TIMEOUTS: [(&str, &str); 3] = [
+    ("statement_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("lock_timeout", "0"),
+];
+
 /// Default `host`.
 pub const DEFAULT_HOST: &str = "localhost";
 /// Default `port`.
@@ -307,6 +317,10 @@ impl PostgresSourceConfig {
     /// The parameters of one connection to this source's database: a logical replication
     /// connection when `replication` is true, an ordinary one (catalog queries, snapshot copy)
     /// otherwise. The startup deadline is `connect_timeout_ms`; an empty password is not sent.
+    ///
+    /// The startup packet also pins [`SESSION_TIMEOUTS`] (as `pg_dump` does), so a timeout set
+    /// for the role or the database cannot abort a long COPY, drop the exported snapshot the
+    /// replication connection holds idle in its transaction, or fail a catalog query.
     pub fn connect_params(&self, replication: bool) -> ConnectParams {
         let mut params = ConnectParams::new(self.user.clone())
             .replication(replication)
@@ -322,6 +336,11 @@ impl PostgresSourceConfig {
         if !self.password.expose().is_empty() {
             params = params.password(self.password.clone());
         }
+        params.extra_params.extend(
+            SESSION_TIMEOUTS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         params
     }
 

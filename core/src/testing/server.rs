@@ -247,9 +247,9 @@ impl FakeServer {
             let r: Vec<_> = self
                 .pks
                 .iter()
-                .map(|(s, t, c)| vec![Some(s.as_str()), Some(t.as_str()), Some(c.as_str())])
+                .map(|(s, t, c)| vec![None, Some(s.as_str()), Some(t.as_str()), Some(c.as_str())])
                 .collect();
-            return rows(&["nspname", "relname", "attname"], &r, "SELECT");
+            return rows(&["oid", "nspname", "relname", "attname"], &r, "SELECT");
         }
         if sql.contains("pg_replication_slots") {
             let cols = [

@@ -493,3 +493,115 @@ pub(crate) fn decode_binary(
         elements,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Json, decode_binary, decode_text};
+    use super::*;
+
+    fn int_array(dims: &[(i32, u32)], elements: &[Option<i32>]) -> Value {
+        Value::Array(Box::new(Array {
+            element_type: TypeOid::INT4,
+            dims: dims
+                .iter()
+                .map(|&(lower_bound, len)| ArrayDim { lower_bound, len })
+                .collect(),
+            elements: elements
+                .iter()
+                .map(|e| e.map_or(Value::Null, Value::Int4))
+                .collect(),
+        }))
+    }
+
+    /// `array_send` of an int4 array.
+    fn int_array_binary(dims: &[(i32, u32)], elements: &[Option<i32>]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend((dims.len() as i32).to_be_bytes());
+        b.extend(i32::from(elements.iter().any(Option::is_none)).to_be_bytes());
+        b.extend(TypeOid::INT4.0.to_be_bytes());
+        for &(lb, len) in dims {
+            b.extend((len as i32).to_be_bytes());
+            b.extend(lb.to_be_bytes());
+        }
+        for e in elements {
+            match e {
+                None => b.extend((-1i32).to_be_bytes()),
+                Some(v) => {
+                    b.extend(4i32.to_be_bytes());
+                    b.extend(v.to_be_bytes());
+                }
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn lower_bounds_are_kept() {
+        let reg = TypeRegistry::new();
+        type Case = (&'static str, &'static [(i32, u32)], &'static [Option<i32>]);
+        let cases: [Case; 4] = [
+            ("{1,2}", &[(1, 2)], &[Some(1), Some(2)]),
+            ("[5:6]={1,2}", &[(5, 2)], &[Some(1), Some(2)]),
+            ("[-2:-2]={NULL}", &[(-2, 1)], &[None]),
+            (
+                "[0:1][-1:0]={{1,NULL},{3,4}}",
+                &[(0, 2), (-1, 2)],
+                &[Some(1), None, Some(3), Some(4)],
+            ),
+        ];
+        for (text, dims, elements) in cases {
+            let want = int_array(dims, elements);
+            let got = decode_text(TypeOid::INT4_ARRAY, -1, text.as_bytes(), &reg);
+            assert_eq!(got.as_ref(), Ok(&want), "text {text}");
+            assert_eq!(want.to_string(), text, "array_out of {text}");
+            let bin = int_array_binary(dims, elements);
+            assert_eq!(
+                decode_binary(TypeOid::INT4_ARRAY, &bin, &reg),
+                Ok(want),
+                "binary {text}"
+            );
+        }
+        assert_ne!(
+            decode_text(TypeOid::INT4_ARRAY, -1, b"[5:6]={1,2}", &reg),
+            decode_text(TypeOid::INT4_ARRAY, -1, b"{1,2}", &reg)
+        );
+    }
+
+    #[test]
+    fn jsonb_null_is_not_sql_null() {
+        let reg = TypeRegistry::new();
+        // A column: jsonb 'null' (text, and binary with the version byte).
+        assert_eq!(
+            decode_text(TypeOid::JSONB, -1, b"null", &reg),
+            Ok(Value::Jsonb(Json::Null))
+        );
+        assert_eq!(
+            decode_binary(TypeOid::JSONB, b"\x01null", &reg),
+            Ok(Value::Jsonb(Json::Null))
+        );
+        assert_ne!(Value::Jsonb(Json::Null), Value::Null);
+        // Inside an array: {null,NULL} is a jsonb null, then an SQL NULL.
+        let want = Value::Array(Box::new(Array {
+            element_type: TypeOid::JSONB,
+            dims: vec![ArrayDim {
+                lower_bound: 1,
+                len: 2,
+            }],
+            elements: vec![Value::Jsonb(Json::Null), Value::Null],
+        }));
+        assert_eq!(
+            decode_text(TypeOid::JSONB_ARRAY, -1, br#"{"null",NULL}"#, &reg).as_ref(),
+            Ok(&want)
+        );
+        let mut bin = Vec::new();
+        bin.extend(1i32.to_be_bytes());
+        bin.extend(1i32.to_be_bytes());
+        bin.extend(TypeOid::JSONB.0.to_be_bytes());
+        bin.extend(2i32.to_be_bytes());
+        bin.extend(1i32.to_be_bytes());
+        bin.extend(5i32.to_be_bytes());
+        bin.extend(b"\x01null");
+        bin.extend((-1i32).to_be_bytes());
+        assert_eq!(decode_binary(TypeOid::JSONB_ARRAY, &bin, &reg), Ok(want));
+    }
+}

@@ -146,7 +146,14 @@ impl AttemptError {
             AttemptError::Bootstrap(_) => Decision::Fatal,
             AttemptError::Session(e) => reconnector.on_failure(&Failure::Session(e), random),
             AttemptError::Driver(e) => match e {
-                Error::Connect { source, .. } | Error::Io { source, .. } => {
+                Error::ConnectUnix { source, .. }
+                    if source.kind() == std::io::ErrorKind::Unsupported =>
+                {
+                    Decision::Fatal
+                }
+                Error::Connect { source, .. }
+                | Error::ConnectUnix { source, .. }
+                | Error::Io { source, .. } => {
                     reconnector.on_failure(&Failure::Io(source.kind()), random)
                 }
                 Error::TlsHandshake { source, .. }

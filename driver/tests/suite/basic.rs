@@ -502,3 +502,132 @@ pub async fn byte_budget_bounds_a_stalled_queue<R: Runtime + Default>() {
         ));
     }
 }
+
+/// Tables renamed while streaming keep their keys: the primary key and a configured table key
+/// follow the relation's OID (also across a reconnect), so REPLICA IDENTITY FULL tables keep
+/// key-based element ids, labelled with the new name.
+pub async fn renamed_tables_keep_keys<R: Runtime + Default>() {
+    let ctx = Ctx::new("renamed");
+    ctx.sql(
+        "CREATE TABLE pk_full (id int PRIMARY KEY, v text);
+         ALTER TABLE pk_full REPLICA IDENTITY FULL;
+         CREATE TABLE cfg_full (code text NOT NULL, v int);
+         ALTER TABLE cfg_full REPLICA IDENTITY FULL;
+         CREATE TABLE late_full (code text NOT NULL, v int);
+         ALTER TABLE late_full REPLICA IDENTITY FULL;",
+    );
+    ctx.publish(&["pk_full", "cfg_full", "late_full"]);
+    let source = ctx
+        .builder::<R>()
+        .add_table_key(TableKeyConfig {
+            table: "cfg_full".into(),
+            key_columns: vec!["code".into()],
+        })
+        .add_table_key(TableKeyConfig {
+            table: "public.late_full".into(),
+            key_columns: vec!["code".into()],
+        })
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+
+    ctx.sql("INSERT INTO pk_full VALUES (1, 'one')");
+    ctx.sql("INSERT INTO cfg_full VALUES ('a', 1)");
+    // late_full is renamed before its first change: its Relation message never names it as
+    // configured.
+    ctx.sql(
+        "ALTER TABLE pk_full RENAME TO pk_renamed;
+         ALTER TABLE cfg_full RENAME TO cfg_renamed;
+         ALTER TABLE late_full RENAME TO late_renamed;",
+    );
+    ctx.sql("INSERT INTO pk_renamed VALUES (2, 'two')");
+    ctx.sql("UPDATE pk_renamed SET v = 'uno' WHERE id = 1");
+    ctx.sql("INSERT INTO cfg_renamed VALUES ('b', 2)");
+    ctx.sql("DELETE FROM cfg_renamed WHERE code = 'a'");
+    ctx.sql("INSERT INTO late_renamed VALUES ('c', 3)");
+    // The next change of a renamed table already described is preceded by a schema change
+    // (`renamed`); late_renamed's first Relation message is new, not a change.
+    let all = render(&collect::<R>(&mut sub, 9, T).await);
+    let (schema, rendered): (Vec<String>, Vec<String>) =
+        all.into_iter().partition(|c| c.starts_with("schema "));
+    assert_eq!(schema.len(), 2, "{schema:?}");
+    for (s, label) in schema.iter().zip(["pk_renamed", "cfg_renamed"]) {
+        assert!(s.starts_with(&format!("schema {label} ")), "{s}");
+        assert!(s.contains("renamed: true"), "{s}");
+    }
+    assert_eq!(
+        rendered,
+        [
+            "insert pk_full:1 {id=1, v=one}",
+            "insert cfg_full:a {code=a, v=1}",
+            "insert pk_renamed:2 {id=2, v=two}",
+            "update pk_renamed:1 {id=1, v=uno}",
+            "insert cfg_renamed:b {code=b, v=2}",
+            "delete cfg_renamed:a",
+            "insert late_renamed:c {code=c, v=3}",
+        ]
+    );
+
+    // After a reconnect the catalog names the tables by their new names; the keys still hold.
+    let slot = &ctx.slot;
+    ctx.sql(&format!(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+         WHERE slot_name = '{slot}' AND active_pid IS NOT NULL"
+    ));
+    eventually::<R>(T, "a reconnect", || source.status().reconnects >= 1).await;
+    ctx.sql("INSERT INTO pk_renamed VALUES (3, 'three')");
+    ctx.sql("INSERT INTO cfg_renamed VALUES ('d', 4)");
+    ctx.sql("INSERT INTO late_renamed VALUES ('e', 5)");
+    let rendered = render(&collect::<R>(&mut sub, 3, T).await);
+    assert_eq!(
+        rendered,
+        [
+            "insert pk_renamed:3 {id=3, v=three}",
+            "insert cfg_renamed:d {code=d, v=4}",
+            "insert late_renamed:e {code=e, v=5}",
+        ]
+    );
+    source.stop().await.unwrap();
+}
+
+/// A host that is a directory connects through the server's Unix-domain socket there
+/// (`<dir>/.s.PGSQL.<port>`), for the replication connection and the bootstrap alike, without
+/// TLS: `prefer` goes without it, `require` fails at once with an error naming the socket.
+pub async fn unix_socket_host<R: Runtime + Default>() {
+    let ctx = Ctx::new("unixsock");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.sql("INSERT INTO t VALUES (1)");
+    ctx.publish(&["t"]);
+    let dir = ctx.cluster.socket_dir().to_string_lossy().into_owned();
+    let source = ctx
+        .builder::<R>()
+        .with_host(&dir)
+        .with_postgres_bootstrap()
+        .with_start_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO t VALUES (2)");
+    let rendered = render(&collect::<R>(&mut sub, 2, T).await);
+    assert_eq!(rendered, ["insert t:1 {id=1}", "insert t:2 {id=2}"]);
+    source.stop().await.unwrap();
+
+    let required = ctx
+        .builder::<R>()
+        .with_host(&dir)
+        .with_slot_name(format!("{}_req", ctx.slot))
+        .with_ssl_mode(pgcdc_core::SslMode::Require)
+        .with_start_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = required.start().await.unwrap_err().to_string();
+    assert!(err.contains("Unix-domain socket"), "{err}");
+    assert!(err.contains("sslmode=require"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fatal, not retried"
+    );
+}

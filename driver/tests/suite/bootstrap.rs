@@ -489,3 +489,71 @@ pub async fn tables_narrower_than_the_publication<R: Runtime + Default>() {
     super::assert_quiet::<R>(&mut sub, Duration::from_millis(500)).await;
     source.stop().await.unwrap();
 }
+
+/// Role-level timeouts do not abort the bootstrap: the source's user has a 50 ms
+/// `statement_timeout`, `idle_in_transaction_session_timeout` and `lock_timeout` in the test's
+/// database, the COPY of 200,000 rows takes longer (and the planner connection waits idle in
+/// its transaction while the other worker connects), and every row arrives.
+pub async fn role_timeouts_do_not_abort_copy<R: Runtime + Default>() {
+    let ctx = Ctx::new("boottimeouts");
+    ctx.sql("CREATE TABLE big (id int PRIMARY KEY, pad text)");
+    ctx.sql("INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g");
+    ctx.sql("ANALYZE big");
+    ctx.publish(&["big"]);
+    for setting in [
+        "statement_timeout",
+        "idle_in_transaction_session_timeout",
+        "lock_timeout",
+    ] {
+        ctx.sql(&format!(
+            "ALTER ROLE {} IN DATABASE {} SET {setting} = '50ms'",
+            pgcdc_testkit::SCRAM_USER.name,
+            ctx.db
+        ));
+    }
+    let source = ctx
+        .builder::<R>()
+        .with_bootstrap_provider(PostgresBootstrap {
+            parallelism: 2,
+            split_pages: 500,
+            max_parts_per_table: 4,
+        })
+        .with_dispatch_buffer_capacity(4)
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    let starting = source.clone();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    R::default().spawn(Box::pin(async move {
+        let _ = started_tx.send(starting.start().await.map_err(|e| e.to_string()));
+    }));
+    let mut ids: Vec<i64> = Vec::new();
+    while ids.len() < 200_000 {
+        let Some(b) = next_batch::<R>(&mut sub, T).await else {
+            panic!(
+                "{} of 200000 rows; start: {:?}; status: {:?}",
+                ids.len(),
+                started_rx.try_recv(),
+                source.status().last_error
+            );
+        };
+        ids.extend(b.changes.iter().map(|c| super::int_prop(c, "id").unwrap()));
+    }
+    let deadline = std::time::Instant::now() + T;
+    let started = loop {
+        match started_rx.try_recv() {
+            Ok(r) => break r,
+            Err(_) if std::time::Instant::now() < deadline => {
+                R::default().sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("start() did not return: {e}"),
+        }
+    };
+    assert_eq!(started, Ok(()), "start");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 200_000, "every row once");
+    let st = source.status();
+    assert!(st.last_error.is_none(), "{st:?}");
+    source.stop().await.unwrap();
+}

@@ -54,6 +54,8 @@ macro_rules! shared_cluster_tests {
             basic::manual_acks_per_subscriber,
             basic::byte_budget_bounds_a_stalled_queue,
             basic::auto_start_on_subscribe,
+            basic::renamed_tables_keep_keys,
+            basic::unix_socket_host,
             failures::wrong_password,
             failures::cleartext_needs_tls_or_require_auth,
             failures::missing_publication,
@@ -67,6 +69,7 @@ macro_rules! shared_cluster_tests {
             bootstrap::jsonl_provider,
             bootstrap::parallel_split_copy,
             bootstrap::tables_narrower_than_the_publication,
+            bootstrap::role_timeouts_do_not_abort_copy,
         );
     };
 }

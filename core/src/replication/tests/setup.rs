@@ -17,13 +17,14 @@ fn fails_with(options: ReplicationOptions, server: FakeServer) -> SessionError {
     h.connect().unwrap_err()
 }
 
-const PK_QUERY: &str = "SELECT n.nspname, c.relname, a.attname \
+const PK_QUERY: &str = "SELECT c.oid, n.nspname, c.relname, a.attname \
     FROM pg_catalog.pg_publication_tables p \
     JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname \
     JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
-    JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+    LEFT JOIN (pg_catalog.pg_index i \
     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) \
+    ON i.indrelid = c.oid AND i.indisprimary \
     WHERE p.pubname = 'drasi_publication' ORDER BY n.nspname, c.relname, k.ord";
 
 #[test]

@@ -276,6 +276,15 @@ fn connect_params_mapping() {
     assert_eq!(p.application_name, "svc");
     assert_eq!(p.startup_timeout, Some(Duration::from_millis(2500)));
     assert!(p.startup_params().contains(&("replication", "database")));
+    for pinned in [
+        ("statement_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("lock_timeout", "0"),
+    ] {
+        assert!(p.startup_params().contains(&pinned), "{pinned:?}");
+        let ordinary = c.connect_params(false);
+        assert!(ordinary.startup_params().contains(&pinned), "{pinned:?}");
+    }
 
     let mut c = valid();
     c.connect_timeout_ms = 0;

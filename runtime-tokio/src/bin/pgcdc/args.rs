@@ -338,6 +338,13 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
     }
     a.publication = publication.ok_or_else(|| f.err("--publication NAME is required"))?;
     a.slot = slot.ok_or_else(|| f.err("--slot NAME is required"))?;
+    if let (Some(from), Some(until)) = (a.from_lsn, a.until_lsn) {
+        if until < from {
+            return Err(f.err(format!(
+                "--until-lsn {until} is before --from-lsn {from}: nothing would be streamed"
+            )));
+        }
+    }
     Ok(Command::Stream(a))
 }
 
@@ -422,6 +429,8 @@ mod tests {
             "stream --publication p --slot s --max-changes 0",
             "stream --publication p --slot s --idle-exit -1",
             "stream --publication p --slot s --until-lsn 12",
+            "stream --publication p --slot s --from-lsn 0/20 --until-lsn 0/10",
+            "stream --publication p --slot s --until-lsn 0/FF --from-lsn 1/0",
             "stream --publication p --slot s --create-slot=yes",
             "stream --publication --slot s",
             "slots --drop",

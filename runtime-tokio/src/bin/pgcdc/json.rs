@@ -9,13 +9,19 @@
 //! | int2, int4, int8, oid | number, exact |
 //! | numeric | number with every digit (`123.4500`); `"NaN"`, `"Infinity"`, `"-Infinity"` |
 //! | float4, float8 | shortest round-trip number; `"NaN"`, `"Infinity"`, `"-Infinity"` |
-//! | json, jsonb | embedded JSON (numbers exact, key order and duplicates kept) |
+//! | json, jsonb | embedded JSON (numbers exact, key order and duplicates kept); a JSON `null` as `{"$json":null}` (see below) |
 //! | bytea | `"\\x0102ff"` (hex) |
-//! | arrays | nested JSON arrays (one level per dimension), `null` elements |
+//! | arrays | nested JSON arrays (one level per dimension), `null` elements; with a lower bound other than 1, `{"lower":[5],"values":[…]}` (one bound per dimension) |
 //! | timestamptz | `"2024-02-29T08:15:01.500000Z"`; `"infinity"`, `"-infinity"` |
 //! | timestamp | `"2024-02-29T08:15:01.500000"` (no zone) |
 //! | date | `"2024-02-29"` (ISO 8601; years before 1 AD as `-0043`) |
 //! | everything else | PostgreSQL's text output as a string |
+//!
+//! SQL NULL is always `null`. A json or jsonb value that is itself JSON `null` is written
+//! `{"$json":null}`, and one that is an object whose only key is `"$json"` is wrapped the same
+//! way (`{"$json":{"$json":1}}`), so a reader unwraps a one-key `"$json"` object and reads
+//! everything else as it is: SQL NULL and jsonb `null` never look alike, as columns or as array
+//! elements. JSON nested inside a document is written as it is.
 
 use std::fmt::Write as _;
 
@@ -122,7 +128,7 @@ pub fn value(out: &mut String, v: &Value) {
             Numeric::Finite(s) => number_or_string(out, s),
             other => string(out, other.as_str()),
         },
-        Value::Json(j) | Value::Jsonb(j) => json(out, j),
+        Value::Json(j) | Value::Jsonb(j) => json_value(out, j),
         Value::Bytea(bytes) => {
             out.reserve(bytes.len() * 2 + 5);
             out.push_str("\"\\\\x");
@@ -137,6 +143,29 @@ pub fn value(out: &mut String, v: &Value) {
         Value::Date(d) => date_value(out, *d),
         Value::Text(s) => string(out, s),
         other => string(out, &other.to_string()),
+    }
+}
+
+/// The key of the object that wraps a json value which would read as something else.
+const JSON_WRAPPER: &str = "$json";
+
+/// Appends a json or jsonb value: JSON `null`, and an object whose only key is
+/// [`JSON_WRAPPER`], are wrapped in `{"$json":…}` so that neither reads as SQL NULL or as a
+/// wrapper.
+fn json_value(out: &mut String, j: &Json) {
+    let wrap = match j {
+        Json::Null => true,
+        Json::Object(members) => matches!(members.as_slice(), [(k, _)] if k == JSON_WRAPPER),
+        _ => false,
+    };
+    if wrap {
+        out.push_str("{\"");
+        out.push_str(JSON_WRAPPER);
+        out.push_str("\":");
+        json(out, j);
+        out.push('}');
+    } else {
+        json(out, j);
     }
 }
 
@@ -172,8 +201,27 @@ fn json(out: &mut String, j: &Json) {
     }
 }
 
-/// Appends an array as nested JSON arrays, one level per dimension.
+/// Appends an array as nested JSON arrays, one level per dimension; an array with a lower
+/// bound other than 1 as `{"lower":[…],"values":[…]}`.
 fn array(out: &mut String, a: &Array) {
+    if a.dims.iter().any(|d| d.lower_bound != 1) {
+        out.push_str("{\"lower\":[");
+        for (i, d) in a.dims.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{}", d.lower_bound);
+        }
+        out.push_str("],\"values\":");
+        array_values(out, a);
+        out.push('}');
+    } else {
+        array_values(out, a);
+    }
+}
+
+/// Appends the elements of an array as nested JSON arrays, one level per dimension.
+fn array_values(out: &mut String, a: &Array) {
     let count = a
         .dims
         .iter()
@@ -518,6 +566,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v(&arr), "[[1,null],[3,4]]");
+        let arr = pgcdc_tokio::core::value::decode_text(
+            pgcdc_tokio::core::value::TypeOid::INT4_ARRAY,
+            -1,
+            b"[5:6]={1,2}",
+            &reg,
+        )
+        .unwrap();
+        assert_eq!(v(&arr), r#"{"lower":[5],"values":[1,2]}"#);
+        assert_eq!(v(&Value::Jsonb(Json::Null)), r#"{"$json":null}"#);
+        assert_eq!(v(&Value::Null), "null");
+        let j = Json::parse(r#"{"$json": 1}"#).unwrap();
+        assert_eq!(v(&Value::Json(j)), r#"{"$json":{"$json":1}}"#);
+        let j = Json::parse(r#"{"$json": 1, "b": null}"#).unwrap();
+        assert_eq!(v(&Value::Json(j)), r#"{"$json":1,"b":null}"#);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod args;
 mod db;
 mod demo;
+mod hints;
 mod json;
 mod output;
 mod slots;
@@ -109,7 +110,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints the error on stderr and picks the exit code.
+/// Prints the error on stderr (its advice naming the CLI's flags and URL parameters rather
+/// than the library's settings) and picks the exit code.
 fn report(e: CliError) -> ExitCode {
     match e {
         CliError::Usage { command, message } => {
@@ -117,7 +119,7 @@ fn report(e: CliError) -> ExitCode {
             ExitCode::from(2)
         }
         CliError::Failed(message) => {
-            eprintln!("pgcdc: error: {message}");
+            eprintln!("pgcdc: error: {}", hints::for_cli(&message));
             ExitCode::from(1)
         }
     }
