@@ -890,8 +890,14 @@ fn hints_name_cli_flags() {
     let err = error_line(&o);
     assert!(err.contains("database name in the --url"), "{err}");
     assert!(!err.contains("`database` setting"), "{err}");
-    // A server certificate from an issuer that is not trusted: the hint names sslrootcert=.
-    let url = format!("{}?sslmode=verify-full", db.url());
+    // A server certificate from an issuer that is not trusted (the root file given is
+    // another CA's): the hint names sslrootcert=.
+    let other_ca = db.cluster.other_ca_cert_path().unwrap();
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.url(),
+        other_ca.display()
+    );
     let o = run(
         &[
             "stream",
