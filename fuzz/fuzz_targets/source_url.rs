@@ -5,7 +5,7 @@
 //!
 //! The password is looked for only when it is at least 6 bytes long, holds a character no
 //! fixed message text holds (non-ASCII, `~`, `^` or a backquote) and appears nowhere else in
-//! the input.
+//! the input, raw or percent-decoded.
 //!
 //! Input: one configuration byte, then parts separated by 0xFF: the password, the rest of
 //! the URL after `postgres://user:PASSWORD@` (host, port, path, query), then values for the
@@ -46,9 +46,12 @@ fn secrets(secret: &str, elsewhere: &[&str]) -> Vec<Vec<u8>> {
     out.retain(|s| {
         s.len() >= 6
             && distinctive(s)
-            && !elsewhere
-                .iter()
-                .any(|e| e.as_bytes().windows(s.len()).any(|w| w == &s[..]))
+            && !elsewhere.iter().any(|e| {
+                // The rest of the URL is decoded too: the password's text may come from there.
+                [e.as_bytes().to_vec(), percent_decode(e)]
+                    .iter()
+                    .any(|e| e.windows(s.len()).any(|w| w == &s[..]))
+            })
     });
     out
 }
