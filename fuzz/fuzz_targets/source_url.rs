@@ -4,7 +4,8 @@
 //! configuration's `Debug`, shows the password.
 //!
 //! The password is looked for only when it is at least 6 bytes long, holds a character no
-//! fixed message text holds (non-ASCII, `~`, `^` or a backquote) and appears nowhere else in
+//! fixed message text holds (non-ASCII, `~`, `^` or a backquote), no quote or backslash (which
+//! `Debug` adds), and appears nowhere else in
 //! the input, raw or percent-decoded.
 //!
 //! Input: one configuration byte, then parts separated by 0xFF: the password, the rest of
@@ -59,7 +60,9 @@ fn secrets(secret: &str, elsewhere: &[&str]) -> Vec<Vec<u8>> {
 /// Whether `s` holds a byte no fixed text of the configuration code (hints, defaults,
 /// parameter names) holds, so finding it in a message means it came from the input.
 fn distinctive(s: &[u8]) -> bool {
+    // Without quotes and backslashes: Debug adds them around and inside quoted values.
     s.iter().any(|&b| b >= 0x80 || matches!(b, b'~' | b'^' | b'`'))
+        && !s.iter().any(|&b| matches!(b, b'"' | b'\\'))
 }
 
 fn contains(hay: &str, needle: &[u8]) -> bool {
