@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pgcdc_driver::BoxFuture;
-use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
+use tokio::io::ReadBuf;
 
 pub use pgcdc_core as core;
 pub use pgcdc_driver::api::*;
@@ -32,7 +32,7 @@ pub struct TokioRuntime;
 
 /// A tokio TCP stream seen through the `futures-io` traits.
 #[derive(Debug)]
-pub struct TokioTcp(tokio::net::TcpStream);
+pub struct TokioTcp(TokioIo<tokio::net::TcpStream>);
 
 impl pgcdc_driver::Runtime for TokioRuntime {
     type Tcp = TokioTcp;
@@ -41,7 +41,7 @@ impl pgcdc_driver::Runtime for TokioRuntime {
         Box::pin(async move {
             let s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             pgcdc_driver::tune_tcp(&s)?;
-            Ok(TokioTcp(s))
+            Ok(TokioTcp(TokioIo(s)))
         })
     }
 
@@ -70,7 +70,7 @@ impl pgcdc_driver::Runtime for TokioRuntime {
     }
 }
 
-/// A tokio stream (here a Unix-domain socket) seen through the `futures-io` traits.
+/// A tokio stream (TCP or a Unix-domain socket) seen through the `futures-io` traits.
 #[derive(Debug)]
 struct TokioIo<S>(S);
 
@@ -113,12 +113,7 @@ impl futures_io::AsyncRead for TokioTcp {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut rb = ReadBuf::new(buf);
-        match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
@@ -136,7 +131,7 @@ impl futures_io::AsyncWrite for TokioTcp {
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.0).poll_close(cx)
     }
 }
 
