@@ -11,8 +11,7 @@ use pgcdc_core::Lsn;
 use pgcdc_core::assemble::PipelineConfig;
 use pgcdc_core::pgoutput::{Column, Oid, RelationBody, ReplicaIdentity};
 use pgcdc_core::snapshot::{
-    CopyRow, CopyTextError, SnapshotAssembler, SnapshotError, SnapshotTable,
-    parse_copy_text_row,
+    CopyRow, CopyTextError, SnapshotAssembler, SnapshotError, SnapshotTable, parse_copy_text_row,
 };
 
 /// Writes `fields` as COPY's text format does.
@@ -75,7 +74,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(out.is_empty());
         return;
     };
-    row.parse(line, count).expect("the reported field count parses");
+    row.parse(line, count)
+        .expect("the reported field count parses");
     assert_eq!(row.len(), count);
     let parsed = fields(&row);
     parse_copy_text_row(line, count, &mut out).expect("parse_copy_text_row agrees");
@@ -93,7 +93,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(fields(&row), parsed, "re-escaped as {again:?}");
     let mut terminated = again.clone();
     terminated.extend_from_slice(b"\r\n");
-    row.parse(&terminated, count).expect("a terminated row parses");
+    row.parse(&terminated, count)
+        .expect("a terminated row parses");
     assert_eq!(fields(&row), parsed);
 
     // Through the assembler, as a bootstrap would copy it.

@@ -61,7 +61,8 @@ fn secrets(secret: &str, elsewhere: &[&str]) -> Vec<Vec<u8>> {
 /// parameter names) holds, so finding it in a message means it came from the input.
 fn distinctive(s: &[u8]) -> bool {
     // Without quotes and backslashes: Debug adds them around and inside quoted values.
-    s.iter().any(|&b| b >= 0x80 || matches!(b, b'~' | b'^' | b'`'))
+    s.iter()
+        .any(|&b| b >= 0x80 || matches!(b, b'~' | b'^' | b'`'))
         && !s.iter().any(|&b| matches!(b, b'"' | b'\\'))
 }
 
@@ -85,7 +86,10 @@ fn check_config(c: &PostgresSourceConfig, secrets: &[Vec<u8>], input: &str) {
     for s in secrets {
         // The URL may have put the text somewhere else than the password.
         if c.password.expose() == &s[..] {
-            assert!(!contains(&shown, s), "Debug of {input:?} shows the password");
+            assert!(
+                !contains(&shown, s),
+                "Debug of {input:?} shows the password"
+            );
         }
     }
     if let Err(e) = c.validate() {
@@ -142,7 +146,10 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             check_error(&e, &hidden, &url);
             assert_eq!(base, before, "a failed apply_url changed the configuration");
-            assert!(from_url.is_err(), "from_url accepted what apply_url refused");
+            assert!(
+                from_url.is_err(),
+                "from_url accepted what apply_url refused"
+            );
         }
     }
 

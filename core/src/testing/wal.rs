@@ -162,3 +162,52 @@ impl WalTxn {
         txn_messages(self.xid, self.commit.0, self.end.0, &self.ids)
     }
 }
+
+/// One server message of a scripted WAL ([`script`]): its bytes, the end LSN of its
+/// transaction and its own position.
+#[derive(Clone, Debug)]
+pub struct WalMessage {
+    /// The CopyData frame (an XLogData).
+    pub bytes: Vec<u8>,
+    /// The end LSN of the transaction it belongs to.
+    pub txn_end: Lsn,
+    /// The message's own position (a keepalive after it reports at least this).
+    pub lsn: Lsn,
+}
+
+/// Transactions of `rows[i]` rows each (0: an empty transaction, completed silently) of the
+/// table [`relation`], ids 1.. in order, one message per entry; transaction `i` begins at
+/// `0x2000 + 0x400 * i`. Returns the messages and the number of rows.
+pub fn script(rows: &[u8]) -> (Vec<WalMessage>, u32) {
+    let mut out = Vec::new();
+    let mut id = 0u32;
+    for (i, &n) in rows.iter().enumerate() {
+        let i = i as u64;
+        let base = 0x2000 + 0x400 * i;
+        let commit = base + 0x300;
+        let end = commit + 0x30;
+        let begin = PgOutputMessage::Begin {
+            final_lsn: Lsn(commit),
+            commit_time: 0,
+            xid: Xid(700 + i as u32),
+        };
+        let mut push = |bytes: Vec<u8>, lsn: u64| {
+            out.push(WalMessage {
+                bytes,
+                txn_end: Lsn(end),
+                lsn: Lsn(lsn),
+            });
+        };
+        push(xlog(Lsn(base), &begin), base);
+        push(xlog(Lsn::ZERO, &relation()), base);
+        for r in 0..u64::from(n) {
+            id += 1;
+            push(
+                xlog(Lsn(base + 8 * (r + 1)), &insert(id)),
+                base + 8 * (r + 1),
+            );
+        }
+        push(xlog(Lsn(end), &commit_msg(commit, end)), end);
+    }
+    (out, id)
+}

@@ -17,50 +17,6 @@ use proptest::prelude::*;
 use super::*;
 use crate::assemble::TransactionBatch;
 use crate::model::SourceChange;
-use crate::pgoutput::Xid;
-
-/// One server message of the scripted WAL: its bytes and the end LSN of its transaction.
-struct WalMessage {
-    bytes: Vec<u8>,
-    txn_end: Lsn,
-    /// The message's own position (keepalives after it report at least this).
-    lsn: Lsn,
-}
-
-/// Transactions with `rows[i]` rows each (0: an empty transaction, completed silently), ids
-/// 1.. in order.
-fn script(rows: &[u8]) -> (Vec<WalMessage>, u32) {
-    let mut out = Vec::new();
-    let mut id = 0u32;
-    for (i, &n) in rows.iter().enumerate() {
-        let base = 0x2000 + 0x400 * i as u64;
-        let commit = base + 0x300;
-        let end = commit + 0x30;
-        let begin = PgOutputMessage::Begin {
-            final_lsn: Lsn(commit),
-            commit_time: 0,
-            xid: Xid(700 + i as u32),
-        };
-        let mut push = |bytes: Vec<u8>, lsn: u64| {
-            out.push(WalMessage {
-                bytes,
-                txn_end: Lsn(end),
-                lsn: Lsn(lsn),
-            })
-        };
-        push(xlog(Lsn(base), &begin), base);
-        push(xlog(Lsn::ZERO, &relation()), base);
-        for r in 0..u64::from(n) {
-            id += 1;
-            push(
-                xlog(Lsn(base + 8 * (r + 1)), &insert(id)),
-                base + 8 * (r + 1),
-            );
-        }
-        push(xlog(Lsn(end), &commit_msg(commit, end)), end);
-    }
-    (out, id)
-}
 
 fn start_requested(queries: &[String]) -> Option<Lsn> {
     let q = queries
