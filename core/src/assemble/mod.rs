@@ -396,8 +396,10 @@ impl Pipeline {
     }
 
     /// Whether the changes of relation `oid` are emitted.
+    #[inline]
     pub(crate) fn is_included(&self, oid: Oid) -> bool {
-        self.included.get(&oid).copied().unwrap_or(true)
+        // Without a table list (the default) no lookup on the row path.
+        self.only_tables.is_none() || self.included.get(&oid).copied().unwrap_or(true)
     }
 
     fn decide_included(&mut self, oid: Oid) {
