@@ -7,7 +7,10 @@
 mod assemble {
     use bytes::{Bytes, BytesMut};
     use pgcdc_core::Lsn;
-    use pgcdc_core::assemble::{Pipeline, PipelineConfig, PipelineEvent, TransactionBatch};
+    use pgcdc_core::assemble::{
+        MemorySpillStore, Pipeline, PipelineConfig, PipelineEvent, TransactionBatch,
+        TransactionKind,
+    };
     use pgcdc_core::model::{ElementPropertyMap, SourceChange};
     use pgcdc_core::pgoutput::{
         Column, ColumnValue, Oid, OldTuple, PgOutputMessage, RelationBody, ReplicaIdentity,
@@ -518,8 +521,16 @@ mod assemble {
                 1..5,
             ),
             max in 1usize..12,
+            threshold in prop::sample::select(vec![0usize, 1, 700]),
         ) {
-            let mut p = Pipeline::new("s", PipelineConfig::default().with_max_batch_changes(max));
+            // Prepared transactions are held until Commit Prepared: in memory, or spilled.
+            let mut p = Pipeline::new(
+                "s",
+                PipelineConfig::default()
+                    .with_max_batch_changes(max)
+                    .with_spill_threshold_bytes(threshold),
+            )
+            .with_spill_store(MemorySpillStore::new());
             let rel = table_t(vec![
                 Column { flags: 1, name: "id".into(), type_oid: Oid(23), type_modifier: -1 },
                 Column { flags: 0, name: "v".into(), type_oid: Oid(25), type_modifier: -1 },
@@ -575,6 +586,178 @@ mod assemble {
                 }
             }
             prop_assert_eq!(got, want);
+        }
+
+        /// Streamed transactions — split over stream blocks, interleaved with plain ones, with
+        /// subtransactions that abort — deliver exactly the changes of the subtransactions that
+        /// did not abort, in order, whether they stay in memory or spill after every record,
+        /// and the pipeline's held memory stays under its budget.
+        #[test]
+        fn streamed_transactions_survive_spilling_and_aborts(
+            ops in prop::collection::vec((row_op(), 0u32..3, any::<bool>()), 0..60),
+            aborted in prop::collection::vec(any::<bool>(), 3),
+            threshold in prop::sample::select(vec![0usize, 1, 300, 5000]),
+            max in 1usize..12,
+            plain in prop::collection::vec(row_op(), 0..6),
+        ) {
+            let store = MemorySpillStore::new();
+            let counters = store.counters();
+            let mut p = Pipeline::new(
+                "s",
+                PipelineConfig::default()
+                    .with_max_batch_changes(max)
+                    .with_spill_threshold_bytes(threshold),
+            )
+            .with_spill_store(store);
+            let rel = table_t(vec![
+                Column { flags: 1, name: "id".into(), type_oid: Oid(23), type_modifier: -1 },
+                Column { flags: 0, name: "v".into(), type_oid: Oid(25), type_modifier: -1 },
+            ]);
+            let top = Xid(10);
+            let sub = |k: u32| if k == 0 { top } else { Xid(10 + k) };
+            let mut got = Vec::new();
+            let mut want_plain = Vec::new();
+            let mut want = Vec::new();
+            let lsn = Lsn(0x100);
+            // The relation, described before the stream.
+            let mut msgs = vec![
+                PgOutputMessage::Begin { final_lsn: Lsn(0x80), commit_time: 0, xid: Xid(1) },
+                rel.clone(),
+                commit_at(Lsn(0x80)),
+                PgOutputMessage::StreamStart { xid: top, first_segment: true },
+            ];
+            for (op, k, new_block) in &ops {
+                if *new_block {
+                    msgs.push(PgOutputMessage::StreamStop);
+                    msgs.push(PgOutputMessage::StreamStart { xid: top, first_segment: false });
+                }
+                let (mut msg, changes) = op.message_and_changes();
+                match &mut msg {
+                    PgOutputMessage::Insert { xid, .. }
+                    | PgOutputMessage::Update { xid, .. }
+                    | PgOutputMessage::Delete { xid, .. } => *xid = Some(sub(*k)),
+                    _ => {}
+                }
+                msgs.push(msg);
+                if *k == 0 || !aborted.get(*k as usize).copied().unwrap_or(false) {
+                    want.extend(changes);
+                }
+            }
+            msgs.push(PgOutputMessage::StreamStop);
+            // A plain transaction between the stream's blocks and its commit.
+            msgs.push(PgOutputMessage::Begin { final_lsn: Lsn(0x90), commit_time: 0, xid: Xid(2) });
+            for op in &plain {
+                let (msg, changes) = op.message_and_changes();
+                msgs.push(msg);
+                want_plain.extend(changes);
+            }
+            msgs.push(commit_at(Lsn(0x90)));
+            for k in 1..3u32 {
+                if aborted.get(k as usize).copied().unwrap_or(false) {
+                    msgs.push(PgOutputMessage::StreamAbort {
+                        xid: top,
+                        subxid: sub(k),
+                        abort_lsn: None,
+                        abort_time: None,
+                    });
+                }
+            }
+            msgs.push(PgOutputMessage::StreamCommit {
+                xid: top,
+                flags: 0,
+                commit_lsn: lsn,
+                end_lsn: Lsn(lsn.0 + 8),
+                commit_time: 0,
+            });
+            let mut peak = 0;
+            let mut streamed = Vec::new();
+            for m in &msgs {
+                p.handle_xlog(&encoded(m), lsn, lsn).unwrap();
+                peak = peak.max(p.held_bytes());
+                while let Some(e) = p.poll_event() {
+                    if let PipelineEvent::Transaction(b) = e {
+                        prop_assert!(b.changes.len() <= max);
+                        prop_assert_eq!(b.end_lsn.is_some(), b.last_chunk);
+                        if b.kind == TransactionKind::Streamed {
+                            prop_assert_eq!(b.xid, top);
+                            for c in &b.changes {
+                                prop_assert_eq!(c.tx().end_lsn, Some(Lsn(lsn.0 + 8)));
+                            }
+                            streamed.push(b.chunk_index);
+                            got.extend(b.changes.iter().map(describe));
+                        }
+                    }
+                }
+            }
+            prop_assert!(p.take_error().is_none());
+            prop_assert_eq!(got, want.clone());
+            prop_assert_eq!(streamed.clone(), (0..streamed.len() as u32).collect::<Vec<_>>());
+            prop_assert_eq!(p.buffered_changes(), 0);
+            prop_assert_eq!(p.held_bytes(), 0);
+            if threshold == 1 && !ops.is_empty() {
+                prop_assert!(counters.files() == 1 && counters.bytes() > 0);
+                // Spilled after every record: what stays in memory is the bookkeeping.
+                prop_assert!(peak < 4096, "peak {}", peak);
+            }
+            if threshold == 0 {
+                prop_assert_eq!(counters.files(), 0);
+            }
+            let _ = want_plain;
+        }
+
+        /// A consumer that pulls one chunk at a time (as the driver does) gets the same events
+        /// as one that drains everything at once, for any message sequence, also when payloads
+        /// arrive while a held transaction is being read back.
+        #[test]
+        fn pulling_chunk_by_chunk_changes_nothing(
+            msgs in prop::collection::vec(message().prop_map(|m| encoded(&m)), 0..80),
+            max in 1usize..4,
+            threshold in prop::sample::select(vec![0usize, 1, 200]),
+            pulls in prop::collection::vec(0usize..3, 80),
+        ) {
+            let config = PipelineConfig::default()
+                .with_max_batch_changes(max)
+                .with_spill_threshold_bytes(threshold);
+            let mut eager = Pipeline::new("s", config.clone());
+            let mut lazy = Pipeline::new("s", config).with_spill_store(MemorySpillStore::new());
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            let mut errored = false;
+            for (i, payload) in msgs.iter().enumerate() {
+                let lsn = Lsn(i as u64);
+                let ea = eager.handle_xlog(payload, lsn, lsn);
+                while let Some(e) = eager.poll_event() {
+                    a.push(e);
+                }
+                let eb = lazy.handle_xlog(payload, lsn, lsn);
+                // Pull at most a few chunks; the rest waits behind the next payload.
+                for _ in 0..pulls.get(i).copied().unwrap_or(0) {
+                    if lazy.has_backlog() && lazy.resume().is_err() {
+                        break;
+                    }
+                    while let Some(e) = lazy.poll_ready_event() {
+                        b.push(e);
+                    }
+                }
+                while let Some(e) = lazy.poll_ready_event() {
+                    b.push(e);
+                }
+                if ea.is_err() || eb.is_err() {
+                    // An error ends the session: what came before it must agree.
+                    errored = true;
+                    break;
+                }
+            }
+            while let Some(e) = lazy.poll_event() {
+                b.push(e);
+            }
+            errored |= eager.take_error().is_some() | lazy.take_error().is_some();
+            if errored {
+                let n = a.len().min(b.len());
+                prop_assert_eq!(&a[..n], &b[..n]);
+            } else {
+                prop_assert_eq!(a, b);
+            }
         }
     }
 }

@@ -294,6 +294,8 @@ impl Cluster {
         set("full_page_writes", "off");
         set("shared_buffers", "32MB");
         set("logical_decoding_work_mem", "64kB");
+        // Two-phase decoding needs prepared transactions.
+        set("max_prepared_transactions", "20");
         set("wal_sender_timeout", "60s");
         set("password_encryption", "scram-sha-256");
         set("logging_collector", "off");

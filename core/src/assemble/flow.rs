@@ -1,6 +1,7 @@
 //! Transaction control: Begin/Commit, stream blocks, two-phase, and the changes that are not
 //! rows (truncate, logical messages).
 
+use super::hold::HeldTx;
 use super::txn::{self, Completed, OpenTx, PreparedTx, StreamTx, emit_completed};
 use super::{AssembleError, Pipeline, PipelineEvent, TransactionKind};
 use crate::lsn::Lsn;
@@ -33,7 +34,10 @@ impl Pipeline {
         end_lsn: Lsn,
         time: i64,
     ) -> Result<(), AssembleError> {
-        let Some(mut cur) = self.current.take_if(|c| c.gid.is_none()) else {
+        let Some(mut cur) = self
+            .current
+            .take_if(|c| c.gid.is_none() && c.done.is_none())
+        else {
             return Err(AssembleError::Unexpected {
                 message: "Commit",
                 reason: "no Begin is open",
@@ -180,7 +184,8 @@ impl Pipeline {
                 message: "Stream Commit",
                 xid,
             })?;
-        self.complete(
+        self.recount_held();
+        self.read_back(
             Completed {
                 info: TxInfo {
                     xid,
@@ -195,20 +200,21 @@ impl Pipeline {
                 prepare_missing: false,
                 first_index: 0,
             },
-            s.changes,
+            s.held,
         );
         Ok(())
     }
 
     pub(super) fn stream_abort(&mut self, xid: Xid, subxid: Xid) {
         let dropped = if subxid == xid {
-            self.streams.remove(&xid).map_or(0, |s| s.changes.len())
+            self.streams.remove(&xid).map_or(0, |s| s.held.records())
         } else {
             self.streams
                 .get_mut(&xid)
-                .map_or(0, |s| s.abort_sub(subxid))
+                .map_or(0, |s| s.held.abort(subxid))
         };
-        self.stats.discarded_changes += dropped as u64;
+        self.stats.discarded_changes += dropped;
+        self.recount_held();
     }
 
     pub(super) fn prepare(
@@ -237,7 +243,7 @@ impl Pipeline {
                 xid,
                 prepare_lsn,
                 origin: cur.origin,
-                changes: cur.changes,
+                held: cur.held.unwrap_or_default(),
             },
         );
         Ok(())
@@ -262,7 +268,7 @@ impl Pipeline {
                 xid,
                 prepare_lsn,
                 origin: s.origin,
-                changes: s.changes,
+                held: s.held,
             },
         );
         Ok(())
@@ -276,8 +282,8 @@ impl Pipeline {
         xid: Xid,
         gid: String,
     ) {
-        let (origin, changes, missing) = match self.prepared.remove(&gid) {
-            Some(p) => (p.origin, p.changes, false),
+        let (origin, held, missing) = match self.prepared.remove(&gid) {
+            Some(p) => (p.origin, p.held, false),
             None => {
                 self.warnings.push(format!(
                     "Commit Prepared for transaction {gid} (xid {xid}) whose prepare was not \
@@ -285,10 +291,11 @@ impl Pipeline {
                      prepare_missing; its changes were delivered before the prepare was \
                      acknowledged, or are lost"
                 ));
-                (None, Vec::new(), true)
+                (None, HeldTx::default(), true)
             }
         };
-        self.complete(
+        self.recount_held();
+        self.read_back(
             Completed {
                 info: TxInfo {
                     xid,
@@ -303,19 +310,20 @@ impl Pipeline {
                 prepare_missing: missing,
                 first_index: 0,
             },
-            changes,
+            held,
         );
     }
 
     pub(super) fn rollback_prepared(&mut self, rollback_end_lsn: Lsn, gid: &str) {
         if let Some(p) = self.prepared.remove(gid) {
-            self.stats.discarded_changes += p.changes.len() as u64;
+            self.stats.discarded_changes += p.held.records();
+            self.recount_held();
         }
         self.stats.transactions += 1;
         self.last_end_lsn = Some(rollback_end_lsn);
     }
 
-    fn complete(&mut self, done: Completed, changes: Vec<SourceChange>) {
+    pub(super) fn complete(&mut self, done: Completed, changes: Vec<SourceChange>) {
         self.stats.transactions += 1;
         self.last_end_lsn = Some(done.end_lsn);
         if changes.is_empty()
@@ -330,7 +338,8 @@ impl Pipeline {
 
     fn hold_prepared(&mut self, gid: String, p: PreparedTx) {
         if let Some(old) = self.prepared.insert(gid, p) {
-            self.stats.discarded_changes += old.changes.len() as u64;
+            self.stats.discarded_changes += old.held.records();
+            self.recount_held();
             self.warnings.push(format!(
                 "a second prepare arrived for a held prepared transaction (xid {}); the first \
                  one was replaced",

@@ -80,6 +80,7 @@
 
 mod convert;
 mod flow;
+mod hold;
 mod keys;
 mod rows;
 #[cfg(test)]
@@ -93,10 +94,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use hold::{MemorySpillStore, SpillCounters, SpillFile, SpillStore};
 pub use keys::{KeyConfig, KeySource, TableRef};
 pub use types::{
-    AssembleError, DEFAULT_MAX_BATCH_CHANGES, PipelineConfig, PipelineEvent, PipelineStats,
-    TransactionBatch, TransactionKind,
+    AssembleError, DEFAULT_MAX_BATCH_CHANGES, DEFAULT_SPILL_THRESHOLD_BYTES, PipelineConfig,
+    PipelineEvent, PipelineStats, TransactionBatch, TransactionKind,
 };
 
 use keys::{BoundKeys, IdBuilder, IdGen, OidMap, PrimaryKeys, RelInfo, table_matches};
@@ -219,6 +221,18 @@ pub struct Pipeline {
     /// An empty buffer with room for the next transaction's changes, made at the last
     /// Commit.
     spare_changes: Vec<SourceChange>,
+    /// Where held transactions spill; `None`: they stay in memory.
+    spill: Option<Box<dyn SpillStore>>,
+    /// The memory held transactions take (see [`hold::HeldTx::mem_bytes`]).
+    held_bytes: usize,
+    /// The highest `held_bytes` after a change was held.
+    peak_held_bytes: usize,
+    /// The held transaction being read back, at its commit.
+    replay: Option<hold::Replay>,
+    /// Payloads received while a held transaction is read back, handled after it.
+    deferred: VecDeque<(Bytes, Lsn, Lsn)>,
+    /// An error met while doing deferred work, reported by the next call that can.
+    failed: Option<AssembleError>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -269,7 +283,20 @@ impl Pipeline {
             dates: DateMemo::default(),
             cells: Vec::new(),
             spare_changes: Vec::new(),
+            spill: None,
+            held_bytes: 0,
+            peak_held_bytes: 0,
+            replay: None,
+            deferred: VecDeque::new(),
+            failed: None,
         }
+    }
+
+    /// Spills held (streamed and prepared) transactions to `store` when they outgrow
+    /// [`PipelineConfig::spill_threshold_bytes`].
+    pub fn with_spill_store(mut self, store: impl SpillStore + 'static) -> Self {
+        self.spill = Some(Box::new(store));
+        self
     }
 
     /// Uses `generate` (128 random bits per call) for the ids of rows of tables without a
@@ -327,19 +354,39 @@ impl Pipeline {
     }
 
     /// Changes held in buffers: the open transaction's unemitted ones, streamed and prepared
-    /// transactions.
+    /// transactions' (spilled ones included).
     pub fn buffered_changes(&self) -> usize {
+        let held: u64 = self.held().map(hold::HeldTx::records).sum();
         self.current.as_ref().map_or(0, |c| c.changes.len())
-            + self
-                .streams
-                .values()
-                .map(|s| s.changes.len())
-                .sum::<usize>()
-            + self
-                .prepared
-                .values()
-                .map(|p| p.changes.len())
-                .sum::<usize>()
+            + usize::try_from(held).unwrap_or(usize::MAX)
+    }
+
+    /// The memory, in bytes, the changes of streamed and prepared transactions waiting for
+    /// their commit take (estimated; spilled ones excluded). At most about
+    /// [`PipelineConfig::spill_threshold_bytes`] when a spill store is set.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Whether a held transaction is being read back at its commit.
+    pub fn is_reading_back(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    /// The highest [`held_bytes`](Self::held_bytes) since the pipeline was created.
+    pub fn peak_held_bytes(&self) -> usize {
+        self.peak_held_bytes
+    }
+
+    /// Bytes of held transactions in spill files now.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.held().map(hold::HeldTx::spilled_bytes).sum()
+    }
+
+    /// Whether work is pending that [`resume`](Self::resume) does: a held transaction being
+    /// read back at its commit, or payloads received meanwhile.
+    pub fn has_backlog(&self) -> bool {
+        self.replay.is_some() || !self.deferred.is_empty()
     }
 
     /// The gids and prepare LSNs of prepared transactions waiting for Commit or Rollback
@@ -458,6 +505,7 @@ impl Pipeline {
     /// [`PipelineEvent::IncompleteTransaction`].
     pub fn reset(&mut self) {
         self.decoder.reset();
+        self.abandon_read_back();
         if let Some(cur) = self.current.take() {
             if cur.chunk_index > 0 {
                 self.events.push_back(PipelineEvent::IncompleteTransaction {
@@ -466,7 +514,10 @@ impl Pipeline {
                 });
             }
         }
+        self.deferred.clear();
+        self.failed = None;
         self.streams.clear();
+        self.recount_held();
         // What the next session sends starts over: an end seen before belongs to the old one.
         self.last_end_lsn = None;
     }
@@ -478,17 +529,55 @@ impl Pipeline {
     /// ([`last_received_lsn`](Self::last_received_lsn)): they are `0/0` for some messages and
     /// not monotonic, so acknowledge batches' `end_lsn` instead.
     ///
+    /// While a held transaction is read back ([`has_backlog`](Self::has_backlog)), the
+    /// payload is kept and handled after it, by [`resume`](Self::resume) or
+    /// [`poll_event`](Self::poll_event).
+    ///
     /// # Errors
     ///
     /// A payload that does not decode, or a message that breaks the protocol's flow (see
-    /// [`AssembleError`]). After an error, stop the session and [`reset`](Self::reset).
+    /// [`AssembleError`]), also one met earlier by deferred work. After an error, stop the
+    /// session and [`reset`](Self::reset).
     pub fn handle_xlog(
         &mut self,
         payload: &Bytes,
         wal_start: Lsn,
         wal_end: Lsn,
     ) -> Result<(), AssembleError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if self.has_backlog() {
+            self.last_received = self.last_received.max(wal_start).max(wal_end);
+            self.deferred
+                .push_back((payload.clone(), wal_start, wal_end));
+            return Ok(());
+        }
         self.handle_payload::<true>(payload, wal_start, wal_end)
+    }
+
+    /// Does one step of the pending work ([`has_backlog`](Self::has_backlog)): reads a held
+    /// transaction back up to its next chunk, or handles the next payload received
+    /// meanwhile. Events it makes are in [`poll_ready_event`](Self::poll_ready_event).
+    ///
+    /// A driver that bounds its memory calls this only when it can take the next chunk;
+    /// [`poll_event`](Self::poll_event) calls it by itself.
+    ///
+    /// # Errors
+    ///
+    /// As for [`handle_xlog`](Self::handle_xlog), and [`AssembleError::Spill`] when a spill
+    /// file cannot be read back.
+    pub fn resume(&mut self) -> Result<(), AssembleError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if self.replay.is_some() {
+            return self.read_back_step();
+        }
+        match self.deferred.pop_front() {
+            Some((payload, start, end)) => self.handle_payload::<true>(&payload, start, end),
+            None => Ok(()),
+        }
     }
 
     /// [`handle_xlog`](Self::handle_xlog); with `FAST` false every message takes the general
@@ -501,7 +590,11 @@ impl Pipeline {
         wal_end: Lsn,
     ) -> Result<(), AssembleError> {
         self.last_received = self.last_received.max(wal_start).max(wal_end);
-        let result = if FAST
+        let result = if let Some(&byte @ (b'I' | b'U' | b'D' | b'M')) = payload.first()
+            && self.holding()
+        {
+            self.hold(payload, byte)
+        } else if FAST
             && let Some(head) = self.decoder.row_head(payload)
             && let Some(result) = self.new_row_fast(head)
         {
@@ -520,14 +613,42 @@ impl Pipeline {
         if !self.warnings.is_empty() {
             self.flush_warnings();
         }
-        result
+        match self.failed.take() {
+            Some(e) if result.is_ok() => Err(e),
+            _ => result,
+        }
     }
 
     // ------------------------------------------------------------------------------- output
 
-    /// The next event, or `None` when there is nothing to report.
+    /// The next event, or `None` when there is nothing to report. Pending work
+    /// ([`has_backlog`](Self::has_backlog)) is done as needed: a held transaction is read
+    /// back one chunk per event. An error it meets is returned by the next
+    /// [`handle_xlog`](Self::handle_xlog) or [`resume`](Self::resume) (or
+    /// [`take_error`](Self::take_error)); until then this returns `None`.
     pub fn poll_event(&mut self) -> Option<PipelineEvent> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Some(e);
+            }
+            if self.failed.is_some() || !self.has_backlog() {
+                return None;
+            }
+            if let Err(e) = self.resume() {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    /// The next event already made, without doing pending work (see
+    /// [`resume`](Self::resume)).
+    pub fn poll_ready_event(&mut self) -> Option<PipelineEvent> {
         self.events.pop_front()
+    }
+
+    /// The error deferred work met (see [`poll_event`](Self::poll_event)), if any.
+    pub fn take_error(&mut self) -> Option<AssembleError> {
+        self.failed.take()
     }
 
     /// The number of events waiting for [`poll_event`](Self::poll_event).
@@ -590,9 +711,11 @@ impl Pipeline {
     #[inline(always)]
     fn push(&mut self, sub: Option<Xid>, change: SourceChange) {
         match (self.decoder.stream_xid(), &mut self.current) {
-            (None, Some(cur)) => cur.push(change, self.max_batch, &mut self.events),
+            (None, Some(cur)) if cur.held.is_none() => {
+                cur.push(change, self.max_batch, &mut self.events);
+            }
             (None, None) => {}
-            (Some(top), _) => self.push_streamed(top, sub, change),
+            _ => self.push_held(sub, change),
         }
     }
 
@@ -602,18 +725,11 @@ impl Pipeline {
     #[inline(always)]
     fn plain_buffer(&mut self) -> Option<&mut Vec<SourceChange>> {
         match (self.decoder.stream_xid(), &mut self.current) {
-            (None, Some(cur)) => {
+            (None, Some(cur)) if cur.held.is_none() => {
                 self.stats.changes += 1;
                 Some(cur.room_for_one(self.max_batch, &mut self.events))
             }
             _ => None,
-        }
-    }
-
-    #[inline(never)]
-    fn push_streamed(&mut self, top: Xid, sub: Option<Xid>, change: SourceChange) {
-        if let Some(s) = self.streams.get_mut(&top) {
-            s.push(sub.unwrap_or(top), change);
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 
+use super::hold::HeldTx;
 use super::{PipelineEvent, TransactionBatch, TransactionKind};
 use crate::lsn::Lsn;
 use crate::model::{SourceChange, TxInfo, pg_time_to_unix_nanos};
@@ -22,6 +23,11 @@ pub(crate) struct OpenTx {
     /// `Some(gid)` for a two-phase transaction being prepared: held until Commit Prepared,
     /// never emitted early.
     pub(crate) gid: Option<String>,
+    /// The changes of a two-phase transaction being prepared (`gid` set), held as records.
+    pub(crate) held: Option<HeldTx>,
+    /// For a held transaction being read back at its commit: how it completed. Its chunks
+    /// carry this kind and gid, and its changes the final [`TxInfo`].
+    pub(crate) done: Option<Box<Completed>>,
     /// How many changes to make room for at the first one (the size of the last transaction),
     /// so that the buffer does not grow step by step.
     pub(crate) capacity_hint: usize,
@@ -36,7 +42,26 @@ impl OpenTx {
             origin: None,
             changes: Vec::new(),
             chunk_index: 0,
+            held: gid.as_ref().map(|_| HeldTx::default()),
             gid,
+            done: None,
+            capacity_hint: 0,
+        }
+    }
+
+    /// The transaction `done` completed, whose held changes are read back now: chunks are
+    /// emitted as they fill, and every change gets the final [`TxInfo`].
+    pub(crate) fn replaying(done: Completed, max: usize, records: u64) -> Self {
+        OpenTx {
+            xid: done.info.xid,
+            final_lsn: done.info.commit_lsn,
+            time_ns: done.info.commit_time_ns,
+            origin: done.origin.clone(),
+            changes: Vec::with_capacity(usize::try_from(records).unwrap_or(max).min(max)),
+            chunk_index: 0,
+            gid: None,
+            held: None,
+            done: Some(Box::new(done)),
             capacity_hint: 0,
         }
     }
@@ -47,7 +72,7 @@ impl OpenTx {
         TxInfo {
             xid: self.xid,
             commit_lsn: self.final_lsn,
-            end_lsn: None,
+            end_lsn: self.done.as_ref().map(|d| d.end_lsn),
             commit_time_ns: self.time_ns,
         }
     }
@@ -92,14 +117,18 @@ impl OpenTx {
     #[inline(never)]
     fn emit_chunk(&mut self, max: usize, events: &mut VecDeque<PipelineEvent>) {
         let changes = std::mem::replace(&mut self.changes, Vec::with_capacity(max.min(4096)));
+        let (kind, gid) = self
+            .done
+            .as_ref()
+            .map_or((TransactionKind::Plain, None), |d| (d.kind, d.gid.clone()));
         events.push_back(PipelineEvent::Transaction(TransactionBatch {
             xid: self.xid,
             commit_lsn: self.final_lsn,
             end_lsn: None,
             commit_time_ns: self.time_ns,
             origin: self.origin.clone(),
-            kind: TransactionKind::Plain,
-            gid: None,
+            kind,
+            gid,
             prepare_missing: false,
             first_chunk: self.chunk_index == 0,
             last_chunk: false,
@@ -132,32 +161,7 @@ pub(crate) fn initial_capacity(hint: usize, max: usize) -> usize {
 #[derive(Debug, Default)]
 pub(crate) struct StreamTx {
     pub(crate) origin: Option<String>,
-    pub(crate) changes: Vec<SourceChange>,
-    /// The (sub)xid of each change, parallel to `changes`.
-    tags: Vec<Xid>,
-}
-
-impl StreamTx {
-    pub(crate) fn push(&mut self, sub: Xid, change: SourceChange) {
-        self.tags.push(sub);
-        self.changes.push(change);
-    }
-
-    /// Discards the changes made by subtransaction `sub` and returns how many there were.
-    /// (PostgreSQL sends a Stream Abort for each aborted subtransaction, nested ones
-    /// included.)
-    pub(crate) fn abort_sub(&mut self, sub: Xid) -> usize {
-        if !self.tags.contains(&sub) {
-            return 0;
-        }
-        let before = self.changes.len();
-        let mut tags = self.tags.iter();
-        // `retain` visits every element once, in order, so the tags stay aligned.
-        self.changes
-            .retain(|_| tags.next().is_some_and(|t| *t != sub));
-        self.tags.retain(|t| *t != sub);
-        before - self.changes.len()
-    }
+    pub(crate) held: HeldTx,
 }
 
 /// A prepared transaction waiting for Commit Prepared or Rollback Prepared.
@@ -166,11 +170,11 @@ pub(crate) struct PreparedTx {
     pub(crate) xid: Xid,
     pub(crate) prepare_lsn: Lsn,
     pub(crate) origin: Option<String>,
-    pub(crate) changes: Vec<SourceChange>,
+    pub(crate) held: HeldTx,
 }
 
 /// What every chunk of a completed transaction shares.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Completed {
     pub(crate) info: TxInfo,
     pub(crate) end_lsn: Lsn,

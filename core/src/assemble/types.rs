@@ -8,6 +8,10 @@ use crate::pgoutput::{DecodeError, Oid, Xid};
 /// The default [`PipelineConfig::max_batch_changes`].
 pub const DEFAULT_MAX_BATCH_CHANGES: usize = 1000;
 
+/// The default [`PipelineConfig::spill_threshold_bytes`]: 64 MiB (PostgreSQL's
+/// `logical_decoding_work_mem` is 64 MB by default too).
+pub const DEFAULT_SPILL_THRESHOLD_BYTES: usize = 64 << 20;
+
 /// How a [`Pipeline`](super::Pipeline) assembles changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -22,6 +26,14 @@ pub struct PipelineConfig {
     /// Decode and attach the old row (or old key) to updates. Default true; turning it off
     /// saves decoding every old value of REPLICA IDENTITY FULL tables.
     pub include_old_values: bool,
+    /// The most memory, in bytes, the changes of streamed and prepared transactions may hold
+    /// while they wait for their commit (they are held compactly, as the pgoutput bytes of
+    /// their rows). Above it the largest such transaction spills to the
+    /// [`SpillStore`](super::SpillStore) given with
+    /// [`Pipeline::with_spill_store`](super::Pipeline::with_spill_store), and is read back at
+    /// its commit one chunk at a time. `0` means no limit (nothing spills); without a store
+    /// nothing spills either. Default [`DEFAULT_SPILL_THRESHOLD_BYTES`] (64 MiB).
+    pub spill_threshold_bytes: usize,
 }
 
 impl Default for PipelineConfig {
@@ -31,6 +43,7 @@ impl Default for PipelineConfig {
             keys: KeyConfig::default(),
             skip_empty_transactions: true,
             include_old_values: true,
+            spill_threshold_bytes: DEFAULT_SPILL_THRESHOLD_BYTES,
         }
     }
 }
@@ -57,6 +70,12 @@ impl PipelineConfig {
     /// Sets [`include_old_values`](Self::include_old_values).
     pub fn with_include_old_values(mut self, include: bool) -> Self {
         self.include_old_values = include;
+        self
+    }
+
+    /// Sets [`spill_threshold_bytes`](Self::spill_threshold_bytes).
+    pub fn with_spill_threshold_bytes(mut self, bytes: usize) -> Self {
+        self.spill_threshold_bytes = bytes;
         self
     }
 }
@@ -156,6 +175,11 @@ pub struct PipelineStats {
     pub generated_ids: u64,
     /// Changes discarded by stream aborts and rollbacks of prepared transactions.
     pub discarded_changes: u64,
+    /// Times a held (streamed or prepared) transaction's records were written to its spill
+    /// file.
+    pub spills: u64,
+    /// Bytes written to spill files.
+    pub spilled_bytes: u64,
 }
 
 /// Why a message could not be assembled.
@@ -216,6 +240,20 @@ pub enum AssembleError {
         message: &'static str,
         /// What was wrong.
         reason: &'static str,
+    },
+    /// A held transaction could not be spilled or read back (a full disk, a spill file
+    /// removed). The transaction is sent again after a reconnect.
+    #[error(
+        "could not {action} the changes of a held transaction ({kind:?}: {detail}); free disk \
+         space in the spill directory, or raise the spill threshold"
+    )]
+    Spill {
+        /// `"spill"` or `"read back"`.
+        action: &'static str,
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// The I/O error.
+        detail: String,
     },
     /// A stream message names a streamed transaction whose first block was not received.
     #[error(

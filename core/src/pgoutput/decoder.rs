@@ -336,7 +336,32 @@ pub(crate) enum RowMessage {
     },
 }
 
+impl RowMessage {
+    /// The (sub)transaction, relation and message name.
+    pub(crate) fn head(&self) -> (Option<Xid>, Oid, &'static str) {
+        match self {
+            RowMessage::Insert { xid, rel, .. } => (*xid, *rel, "Insert"),
+            RowMessage::Update { xid, rel, .. } => (*xid, *rel, "Update"),
+            RowMessage::Delete { xid, rel, .. } => (*xid, *rel, "Delete"),
+        }
+    }
+}
+
 impl Decoder {
+    /// Gives the cell tables of a row message back.
+    pub(crate) fn recycle_row(&mut self, row: RowMessage) {
+        match row {
+            RowMessage::Insert { new, .. } => self.recycle_cells(new),
+            RowMessage::Update { old, new, .. } => {
+                if let Some((_, old)) = old {
+                    self.recycle_cells(old);
+                }
+                self.recycle_cells(new);
+            }
+            RowMessage::Delete { old, .. } => self.recycle_cells(old),
+        }
+    }
+
     /// Decodes an Insert, Update or Delete (`I`, `U`, `D`) without attaching its tuples to the
     /// payload: the caller reads them through [`RawTuple::view`] and gives their cell tables
     /// back with [`recycle_cells`](Self::recycle_cells). Errors are those of

@@ -167,6 +167,9 @@ pub struct ReplicationSession {
     pub(super) handoff: VecDeque<Handoff>,
     /// The end of the last transaction emitted or completed silently on this connection.
     pub(super) emitted_end: Lsn,
+    /// An error met by deferred work in [`poll_event`](Self::poll_event), reported by the
+    /// next call that returns a result.
+    pub(super) failed: Option<SessionError>,
     scratch: BytesMut,
 }
 
@@ -217,6 +220,7 @@ impl ReplicationSession {
             streamed_from_slot: false,
             handoff: VecDeque::new(),
             emitted_end: Lsn::ZERO,
+            failed: None,
             scratch: BytesMut::with_capacity(StandbyStatusUpdate::LEN),
         }
     }
@@ -332,6 +336,7 @@ impl ReplicationSession {
         self.pipeline
             .set_only_tables((!only.is_empty()).then_some(only));
         self.pipeline.reset();
+        self.failed = None;
         self.drain_pipeline();
         self.handoff.clear();
         self.emitted_end = self.feedback.delivered();
@@ -355,6 +360,9 @@ impl ReplicationSession {
     /// Feeds bytes read from the socket, consuming whole messages, and processes what they
     /// carry. Events received before a failure are still processed (delivered).
     pub fn handle_input(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), SessionError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let Some(conn) = self.conn.as_mut() else {
             return Err(SessionError::Usage("input without an attached connection"));
         };
@@ -374,6 +382,9 @@ impl ReplicationSession {
     /// Reports that time passed (safe to call early): sends due status updates, ends a stop
     /// that timed out, fails a command that timed out.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         if let Some(conn) = self.conn.as_mut() {
             conn.handle_timeout(now)?;
         }
@@ -430,6 +441,7 @@ impl ReplicationSession {
             _ => self.phase = Phase::Detached,
         }
         self.pipeline.reset();
+        self.failed = None;
         self.drain_pipeline();
     }
 
@@ -538,9 +550,45 @@ impl ReplicationSession {
         self.conn.as_mut().is_some_and(|c| c.poll_transmit(out))
     }
 
-    /// The next event, if any.
+    /// The next event, if any. A held (streamed or prepared) transaction completed by the
+    /// server is read back one chunk per call, and what arrived after it is handled then
+    /// ([`has_backlog`](Self::has_backlog)); an error that work meets is returned by the
+    /// next [`handle_input`](Self::handle_input) or [`handle_timeout`](Self::handle_timeout)
+    /// (or [`take_error`](Self::take_error)), and until then this returns `None`.
+    ///
+    /// A driver that bounds its memory polls this only when it can take another batch, and
+    /// [`poll_ready_event`](Self::poll_ready_event) otherwise; it reads no input while
+    /// [`has_backlog`](Self::has_backlog) is true.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Some(e);
+            }
+            if self.failed.is_some() || !self.has_backlog() {
+                return None;
+            }
+            if let Err(e) = self.resume_pipeline() {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    /// The next event already made, without reading back held transactions (see
+    /// [`poll_event`](Self::poll_event)).
+    pub fn poll_ready_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
+    }
+
+    /// Whether work waits that [`poll_event`](Self::poll_event) does: a held transaction
+    /// being read back, input received meanwhile.
+    /// After [`stop`](Self::stop) nothing more is delivered, so there is none.
+    pub fn has_backlog(&self) -> bool {
+        self.phase == Phase::Streaming && self.pipeline.has_backlog()
+    }
+
+    /// The error deferred work met (see [`poll_event`](Self::poll_event)), if any.
+    pub fn take_error(&mut self) -> Option<SessionError> {
+        self.failed.take()
     }
 
     /// The next deadline: a status update, an acknowledgement's update, a command or stop
@@ -620,7 +668,28 @@ impl ReplicationSession {
     /// The flush LSN a status update would report now.
     pub(super) fn flush_target(&self) -> Lsn {
         self.feedback
-            .flush_target(self.is_idle(), self.pipeline.oldest_pending_prepare_lsn())
+            .flush_target(self.is_idle(), self.prepare_cap())
+    }
+
+    /// The LSN the flush must stay below for prepared transactions: the oldest one the
+    /// pipeline holds, one being read back at its Commit Prepared, and those whose Commit
+    /// Prepared batch is emitted but not handed over yet (once handed, the feedback holds
+    /// it until it is acknowledged). Otherwise a reconnect in between would start after the
+    /// prepare and the server would send only the Commit Prepared.
+    fn prepare_cap(&self) -> Option<Lsn> {
+        let reading = self
+            .prepare_floor
+            .filter(|_| self.pipeline.is_reading_back());
+        let emitted = self.handoff.iter().filter_map(|h| match h {
+            Handoff::Batch { hold, .. } => *hold,
+            _ => None,
+        });
+        self.pipeline
+            .oldest_pending_prepare_lsn()
+            .into_iter()
+            .chain(reading)
+            .chain(emitted)
+            .min()
     }
 
     /// Nothing open or buffered: no transaction, stream block, prepared transaction or
@@ -629,6 +698,7 @@ impl ReplicationSession {
         !self.pipeline.in_transaction()
             && self.pipeline.open_streams() == 0
             && self.pipeline.pending_events() == 0
+            && !self.pipeline.has_backlog()
             && self.pipeline.oldest_pending_prepare_lsn().is_none()
             && !self.dedupe.has_partial()
             && self.handoff.is_empty()

@@ -41,7 +41,11 @@ impl ReplicationSession {
                 self.feedback.on_received(wal_start.max(wal_end));
                 // A Commit Prepared removes its prepare from the pipeline: remember where the
                 // held prepares began, to keep the flush there until it is acknowledged.
-                self.prepare_floor = self.pipeline.oldest_pending_prepare_lsn();
+                // (While a held transaction is read back, the payload waits: the floor stays
+                // that of the commit being read back.)
+                if !self.pipeline.has_backlog() {
+                    self.prepare_floor = self.pipeline.oldest_pending_prepare_lsn();
+                }
                 let result = self.pipeline.handle_xlog(&data, wal_start, wal_end);
                 // Deliver what was assembled before any error.
                 self.drain_pipeline();
@@ -68,10 +72,25 @@ impl ReplicationSession {
         Ok(())
     }
 
-    /// Moves the pipeline's events into session events, dropping re-sent transactions and
-    /// messages, and queues each emitted one until the driver reports it handed over.
+    /// One step of the pipeline's deferred work (reading a held transaction back, input
+    /// received meanwhile), its events drained.
+    pub(super) fn resume_pipeline(&mut self) -> Result<(), SessionError> {
+        if !self.pipeline.is_reading_back() {
+            // The next deferred XLogData: as in `on_copy_data`.
+            self.prepare_floor = self.pipeline.oldest_pending_prepare_lsn();
+        }
+        let result = self.pipeline.resume();
+        self.drain_pipeline();
+        result.map_err(|source| SessionError::Assemble {
+            source,
+            lsn: self.feedback.received(),
+        })
+    }
+
+    /// Moves the pipeline's ready events into session events, dropping re-sent transactions
+    /// and messages, and queues each emitted one until the driver reports it handed over.
     pub(super) fn drain_pipeline(&mut self) {
-        while let Some(ev) = self.pipeline.poll_event() {
+        while let Some(ev) = self.pipeline.poll_ready_event() {
             match ev {
                 PipelineEvent::Transaction(batch) => self.emit(batch),
                 PipelineEvent::Message(m) => {

@@ -98,6 +98,8 @@ pub const DEFAULT_DISPATCH_BUFFER_CAPACITY: usize = 1000;
 pub const SSL_ROOT_CERT_SYSTEM: &str = "system";
 /// The smallest accepted `max_frame_len`: 64 KiB.
 pub const MIN_MAX_FRAME_LEN: usize = 64 * 1024;
+/// The smallest accepted `spill_threshold_bytes` other than `0`: 64 KiB.
+pub const MIN_SPILL_THRESHOLD_BYTES: usize = 64 * 1024;
 
 /// The configuration of a PostgreSQL change-data-capture source.
 ///
@@ -227,6 +229,19 @@ pub struct PostgresSourceConfig {
     /// may hold; delivery waits above it, as when the queue is full. A batch larger than the
     /// budget still goes through alone. `0` means no byte limit. Default 64 MiB.
     pub dispatch_buffer_bytes: usize,
+    /// The most memory, in bytes, the changes of streamed (`streaming`) and prepared
+    /// (`two_phase`) transactions may take while they wait for their commit — in the spirit of
+    /// the server's `logical_decoding_work_mem`. Above it the largest such transaction spills
+    /// to an unnamed temporary file in `spill_dir`, read back at its commit one batch at a
+    /// time; aborted subtransactions and rolled-back prepares discard their spilled changes.
+    /// `0` means no limit: everything stays in memory. Otherwise at least 64 KiB. Default
+    /// 64 MiB.
+    pub spill_threshold_bytes: usize,
+    /// The directory of spill files (see `spill_threshold_bytes`); it must exist. The files
+    /// are unlinked as soon as they are created, so nothing is left behind, even after a
+    /// crash. Default none: the system's temporary directory (`TMPDIR`, else `/tmp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spill_dir: Option<PathBuf>,
     /// When a delivered change counts as acknowledged. Default `on_delivery`.
     pub ack_mode: AckMode,
     /// Start with the host application. Default `true`.
@@ -274,6 +289,8 @@ impl Default for PostgresSourceConfig {
             dispatch_mode: DispatchMode::Channel,
             dispatch_buffer_capacity: DEFAULT_DISPATCH_BUFFER_CAPACITY,
             dispatch_buffer_bytes: DEFAULT_DISPATCH_BUFFER_BYTES,
+            spill_threshold_bytes: crate::assemble::DEFAULT_SPILL_THRESHOLD_BYTES,
+            spill_dir: None,
             ack_mode: AckMode::OnDelivery,
             auto_start: true,
             reconnect: ReconnectConfig::default(),
@@ -359,12 +376,13 @@ impl PostgresSourceConfig {
     }
 
     /// The assembly pipeline's configuration: `max_batch_changes`, `table_keys`,
-    /// `include_old_values`.
+    /// `include_old_values`, `spill_threshold_bytes`.
     pub fn pipeline_config(&self) -> PipelineConfig {
         PipelineConfig::default()
             .with_max_batch_changes(self.max_batch_changes)
             .with_keys(self.key_config())
             .with_include_old_values(self.include_old_values)
+            .with_spill_threshold_bytes(self.spill_threshold_bytes)
     }
 }
 

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::{
-    BootstrapMode, ConfigError, DEFAULT_MAX_FRAME_LEN, MIN_MAX_FRAME_LEN, PostgresSourceConfig,
+    BootstrapMode, ConfigError, DEFAULT_MAX_FRAME_LEN, MIN_MAX_FRAME_LEN,
+    MIN_SPILL_THRESHOLD_BYTES, PostgresSourceConfig,
 };
 use crate::config::{ChannelBinding, SslMode};
 
@@ -257,6 +258,31 @@ impl PostgresSourceConfig {
                     self.max_frame_len
                 ),
                 "give the largest server message to accept, from 64 KiB to 1 GiB (the default)",
+            );
+        }
+        if self.spill_threshold_bytes != 0 && self.spill_threshold_bytes < MIN_SPILL_THRESHOLD_BYTES
+        {
+            err(
+                f("spill_threshold_bytes"),
+                format!(
+                    "{} bytes is below {MIN_SPILL_THRESHOLD_BYTES}: every change would be \
+                     written to disk on its own",
+                    self.spill_threshold_bytes
+                ),
+                "give at least 64 KiB (the default is 64 MiB), or 0 to keep held transactions \
+                 in memory",
+            );
+        }
+        if self
+            .spill_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            err(
+                f("spill_dir"),
+                "the spill directory is empty".into(),
+                "give an existing directory, or leave spill_dir unset for the system's \
+                 temporary directory",
             );
         }
         if self.channel_binding == ChannelBinding::Require && self.ssl_mode == SslMode::Disable {

@@ -194,6 +194,19 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
+    /// The most memory (bytes) streamed and prepared transactions may hold before they spill
+    /// to disk; `0`: no limit. Default 64 MiB.
+    pub fn with_spill_threshold_bytes(mut self, bytes: usize) -> Self {
+        self.config.spill_threshold_bytes = bytes;
+        self
+    }
+
+    /// The directory of spill files (default: the system's temporary directory).
+    pub fn with_spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.spill_dir = Some(dir.into());
+        self
+    }
+
     /// Start on the first subscription (`true`).
     pub fn with_auto_start(mut self, auto_start: bool) -> Self {
         self.config.auto_start = auto_start;
@@ -382,6 +395,11 @@ pub(crate) fn run_config<R: Runtime>(
         status_interval: cfg.status_interval(),
         ..ReplicationOptions::default()
     };
+    if cfg.spill_threshold_bytes != 0
+        && let Some(dir) = cfg.spill_dir.as_deref()
+    {
+        super::spill::check_dir(dir).map_err(Error::Config)?;
+    }
     let reconnect = ReconnectPolicy {
         initial_delay: Duration::from_millis(cfg.reconnect.initial_delay_ms),
         max_delay: Duration::from_millis(cfg.reconnect.max_delay_ms),

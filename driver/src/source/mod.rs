@@ -11,6 +11,7 @@ pub mod bootstrap;
 mod builder;
 mod dispatch;
 mod run;
+mod spill;
 mod status;
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -184,6 +184,11 @@ pub(crate) async fn run<R: Runtime>(
         pgcdc_core::assemble::Pipeline::new(cfg.source_id.as_str(), cfg.pipeline.clone());
     let ids = rt.clone();
     pipeline = pipeline.with_id_generator(move || random_u128(&ids));
+    if cfg.pipeline.spill_threshold_bytes != 0 {
+        pipeline = pipeline.with_spill_store(super::spill::TempFileStore::new(
+            cfg.config.spill_dir.as_deref(),
+        ));
+    }
     let clock = rt.clone();
     let session = ReplicationSession::new(
         cfg.replication.clone(),
@@ -450,11 +455,20 @@ impl<R: Runtime> Driver<R> {
             return AttemptEnd::Failed(e.into());
         }
         loop {
-            // 1. Events from the session.
-            while let Some(ev) = self.session.poll_event() {
+            // 1. Events from the session. A held transaction the server completed is read
+            // back one chunk at a time, only when the outbox is empty: what waits for
+            // delivery stays one batch.
+            while let Some(ev) = if self.outbox.is_empty() {
+                self.session.poll_event()
+            } else {
+                self.session.poll_ready_event()
+            } {
                 if let Flow::End(end) = self.on_session_event(ev, &mut link).await {
                     return end;
                 }
+            }
+            if let Some(e) = self.session.take_error() {
+                return AttemptEnd::Failed(e.into());
             }
             // 2. Bytes to the server.
             if let Err(e) = write_out(&mut self.session, &mut link.io, &mut link.wbuf).await {
@@ -511,7 +525,8 @@ impl<R: Runtime> Driver<R> {
 
     /// Waits for the next thing to do.
     async fn wait(&mut self, link: &mut Link<R::Tcp>) -> Wake {
-        let reading = self.outbox.is_empty() && self.delivering.is_none();
+        let reading =
+            self.outbox.is_empty() && self.delivering.is_none() && !self.session.has_backlog();
         let now = self.rt.now();
         let mut sleep = self
             .session
@@ -805,6 +820,10 @@ fn publish_stats(shared: &Shared, session: &ReplicationSession) {
         s.bytes_received = st.bytes_received;
         s.subscribers = shared.dispatcher.subscribers();
         s.queued_bytes = shared.dispatcher.queued_bytes();
+        let pipeline = session.pipeline();
+        s.held_bytes = pipeline.held_bytes();
+        s.peak_held_bytes = s.peak_held_bytes.max(pipeline.peak_held_bytes());
+        s.spilled_bytes = pipeline.stats().spilled_bytes;
     });
 }
 

@@ -60,6 +60,13 @@ pub struct SourceStatus {
     /// The most memory (bytes, estimated) queued for one subscriber and not received yet;
     /// bounded by `dispatch_buffer_bytes` (plus one batch).
     pub queued_bytes: usize,
+    /// The memory (bytes, estimated) the changes of streamed and prepared transactions
+    /// waiting for their commit take; bounded by `spill_threshold_bytes`.
+    pub held_bytes: usize,
+    /// The peak of `held_bytes` since the source started.
+    pub peak_held_bytes: usize,
+    /// Bytes of held transactions written to spill files since the source started.
+    pub spilled_bytes: u64,
     /// The last error, transient or fatal.
     pub last_error: Option<String>,
     /// Set when PostgreSQL started streaming later than the position asked for: the changes
@@ -87,6 +94,9 @@ impl Default for SourceStatus {
             reconnects: 0,
             subscribers: 0,
             queued_bytes: 0,
+            held_bytes: 0,
+            peak_held_bytes: 0,
+            spilled_bytes: 0,
             last_error: None,
             resume_gap: None,
             last_change_at: None,

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use pgcdc_core::Lsn;
 use pgcdc_core::model::SourceChange;
-use pgcdc_core::source_config::{AckMode, DispatchMode, TableKeyConfig};
-use pgcdc_driver::Runtime;
+use pgcdc_core::source_config::{AckMode, DispatchMode, StreamingMode, TableKeyConfig};
+use pgcdc_driver::{ChangeBatch, Runtime, Subscription};
 
 use super::{Ctx, assert_quiet, collect, eventually, int_prop, render};
 
@@ -630,4 +630,177 @@ pub async fn unix_socket_host<R: Runtime + Default>() {
         started.elapsed() < Duration::from_secs(5),
         "fatal, not retried"
     );
+}
+
+/// The ids of the changes of `batches`' transaction `kind`, in order, checking the chunk
+/// flags: consecutive indexes from 0, one last chunk with the end LSN.
+fn held_ids(batches: &[ChangeBatch]) -> Vec<i64> {
+    for (i, b) in batches.iter().enumerate() {
+        assert_eq!(b.chunk_index as usize, i, "chunks in order");
+        assert_eq!(b.last_chunk, i + 1 == batches.len());
+        assert_eq!(b.end_lsn.is_some(), b.last_chunk);
+    }
+    batches
+        .iter()
+        .flat_map(|b| b.changes.iter().filter_map(|c| int_prop(c, "id")))
+        .collect()
+}
+
+/// Receives the chunks of one transaction (up to its last chunk).
+async fn one_transaction<R: Runtime + Default>(sub: &mut Subscription) -> Vec<ChangeBatch> {
+    let mut out = Vec::new();
+    loop {
+        let b = super::next_batch::<R>(sub, Duration::from_secs(60))
+            .await
+            .expect("the transaction's chunks keep coming");
+        let last = b.last_chunk;
+        out.push(b);
+        if last {
+            return out;
+        }
+    }
+}
+
+/// A streamed transaction (`streaming on`, which the server uses above its
+/// `logical_decoding_work_mem` of 64 kB) far larger than the spill threshold: it spills to the
+/// spill directory, held memory stays near the threshold, and at its commit every row of the
+/// subtransactions that did not roll back arrives once, in order, in chunks. A streamed
+/// transaction that aborts delivers nothing, and no spill file is left behind.
+pub async fn streamed_transaction_spills<R: Runtime + Default>() {
+    const THRESHOLD: usize = 256 << 10;
+    let ctx = Ctx::new("streamspill");
+    ctx.sql("CREATE TABLE s (id int PRIMARY KEY, pad text)");
+    ctx.publish(&["s"]);
+    let dir = std::env::temp_dir().join(format!("pgcdc-spill-{}-{}", ctx.name, std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = ctx
+        .builder::<R>()
+        .with_streaming(StreamingMode::On)
+        .with_spill_threshold_bytes(THRESHOLD)
+        .with_spill_dir(&dir)
+        .with_max_batch_changes(1000)
+        .with_dispatch_buffer_capacity(4)
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    // 30 000 rows of about 200 bytes (about 6 MB of row data); the rows 10 001–20 000 are
+    // made in a subtransaction rolled back after the server streamed them.
+    ctx.sql(
+        "BEGIN;
+         INSERT INTO s SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, 10000) g;
+         SAVEPOINT a;
+         INSERT INTO s SELECT g, repeat(md5(g::text), 6) FROM generate_series(10001, 20000) g;
+         ROLLBACK TO SAVEPOINT a;
+         INSERT INTO s SELECT g, repeat(md5(g::text), 6) FROM generate_series(20001, 30000) g;
+         COMMIT;",
+    );
+    let batches = one_transaction::<R>(&mut sub).await;
+    let ids = held_ids(&batches);
+    let want: Vec<i64> = (1..=10_000).chain(20_001..=30_000).collect();
+    assert_eq!(ids.len(), want.len());
+    assert!(
+        ids == want,
+        "every row of the committed subtransactions, once, in order"
+    );
+    let st = source.status();
+    assert!(
+        st.spilled_bytes > 2 * THRESHOLD as u64,
+        "the transaction spilled: {st:?}"
+    );
+    // The threshold plus one record and the bookkeeping.
+    assert!(
+        st.peak_held_bytes < THRESHOLD + (64 << 10),
+        "held memory stays near the threshold: {} bytes",
+        st.peak_held_bytes
+    );
+    // A streamed transaction that aborts: nothing arrives, its spill file is gone.
+    ctx.sql(
+        "BEGIN;
+         INSERT INTO s SELECT g, repeat(md5(g::text), 6) FROM generate_series(40001, 60000) g;
+         ROLLBACK;",
+    );
+    ctx.sql("INSERT INTO s VALUES (0, 'after')");
+    let after = one_transaction::<R>(&mut sub).await;
+    assert_eq!(
+        held_ids(&after),
+        [0],
+        "the aborted transaction delivered nothing"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "spill files are unlinked at once"
+    );
+    eprintln!(
+        "streamed_transaction_spills: {} rows in {} chunks, {} bytes spilled, peak held {} bytes",
+        ids.len(),
+        batches.len(),
+        st.spilled_bytes,
+        st.peak_held_bytes
+    );
+    source.stop().await.unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Two-phase transactions (`two_phase on`) larger than the spill threshold: held from PREPARE
+/// to COMMIT PREPARED, spilled meanwhile, then delivered whole; one rolled back delivers
+/// nothing. The slot's confirmed position stays before a prepared transaction until it is
+/// delivered.
+pub async fn prepared_transaction_spills<R: Runtime + Default>() {
+    const THRESHOLD: usize = 128 << 10;
+    let ctx = Ctx::new("prepspill");
+    ctx.sql("CREATE TABLE p (id int PRIMARY KEY, pad text)");
+    ctx.publish(&["p"]);
+    let source = ctx
+        .builder::<R>()
+        .with_two_phase(true)
+        .with_spill_threshold_bytes(THRESHOLD)
+        .with_max_batch_changes(2000)
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql(
+        "BEGIN;
+         INSERT INTO p SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 8000) g;
+         PREPARE TRANSACTION 'big_one';",
+    );
+    ctx.sql(
+        "BEGIN;
+         INSERT INTO p SELECT g, 'gone' FROM generate_series(100001, 104000) g;
+         PREPARE TRANSACTION 'rolled_back';",
+    );
+    // Nothing is delivered before the commit.
+    eventually::<R>(T, "the prepares to be held", || {
+        source.status().held_bytes > 0 || source.status().spilled_bytes > 0
+    })
+    .await;
+    assert!(
+        super::next_batch::<R>(&mut sub, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a prepared transaction is not delivered before COMMIT PREPARED"
+    );
+    ctx.sql("ROLLBACK PREPARED 'rolled_back'");
+    ctx.sql("COMMIT PREPARED 'big_one'");
+    let batches = one_transaction::<R>(&mut sub).await;
+    assert_eq!(held_ids(&batches), (1..=8000).collect::<Vec<i64>>());
+    for b in &batches {
+        assert_eq!(b.gid.as_deref(), Some("big_one"));
+    }
+    let st = source.status();
+    assert!(
+        st.spilled_bytes > 0,
+        "the prepared transaction spilled: {st:?}"
+    );
+    assert!(st.peak_held_bytes < THRESHOLD + (64 << 10), "{st:?}");
+    ctx.sql("INSERT INTO p VALUES (0, 'after')");
+    let after = one_transaction::<R>(&mut sub).await;
+    assert_eq!(
+        held_ids(&after),
+        [0],
+        "the rolled-back prepare delivered nothing"
+    );
+    source.stop().await.unwrap();
 }

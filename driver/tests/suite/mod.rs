@@ -56,6 +56,8 @@ macro_rules! shared_cluster_tests {
             basic::auto_start_on_subscribe,
             basic::renamed_tables_keep_keys,
             basic::unix_socket_host,
+            basic::streamed_transaction_spills,
+            basic::prepared_transaction_spills,
             failures::wrong_password,
             failures::cleartext_needs_tls_or_require_auth,
             failures::missing_publication,
