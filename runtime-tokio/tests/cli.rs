@@ -230,6 +230,9 @@ fn usage_errors_exit_2() {
         "slots --drop",
         "stream --url mysql://x --publication p --slot s",
         "stream --url postgres://u@h/d --publication p --slot Bad-Slot",
+        "stream --publication p --slot s --spill-threshold lots",
+        "stream --publication p --slot s --streaming sometimes",
+        "stream --url postgres://u@h/d --publication p --slot s --spill-threshold 1KiB",
     ] {
         let args: Vec<&str> = line.split_whitespace().collect();
         let o = run(&args, LIMIT);
@@ -322,6 +325,69 @@ fn stream_prints_one_line_per_change() {
     assert!(db.confirmed_flush_at_least("s", &lines[6]["end_lsn"]));
     assert!(
         stderr(&o).contains("--max-changes reached"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A streamed transaction larger than the spill threshold, through the CLI: every row, in
+/// order, and no spill file left; a missing spill directory is a clear error naming the flag.
+#[test]
+fn streamed_transaction_spills_through_the_cli() {
+    let db = Db::new("streamcli");
+    db.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, pad text);
+         CREATE PUBLICATION pub FOR TABLE big;",
+    );
+    db.create_slot("s");
+    db.sql("INSERT INTO big SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, 5000) g");
+    let dir = std::env::temp_dir().join(format!("pgcdc-cli-spill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let o = run(
+        &db.stream_args(
+            "pub",
+            "s",
+            &[
+                "--streaming",
+                "on",
+                "--spill-threshold",
+                "64KiB",
+                "--spill-dir",
+                &dir_arg,
+                "--max-changes",
+                "5000",
+                "--idle-exit",
+                "30",
+            ],
+        ),
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let ids: Vec<u64> = lines
+        .iter()
+        .map(|l| l["props"]["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=5000).collect::<Vec<u64>>());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).ok();
+    let o = run(
+        &db.stream_args(
+            "pub",
+            "s",
+            &[
+                "--spill-dir",
+                "/nonexistent/pgcdc-spill",
+                "--idle-exit",
+                "5",
+            ],
+        ),
+        LIMIT,
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("--spill-dir: /nonexistent/pgcdc-spill"),
         "{}",
         stderr(&o)
     );

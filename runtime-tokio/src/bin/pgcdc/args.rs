@@ -48,6 +48,13 @@ Options:
                           another consumer) until the slot is reached, at most SECONDS
                           (default 60; 0: forever); later disconnections are always retried
   --max-changes N         end after N changes (a transaction cut short is not acknowledged)
+  --streaming on|parallel receive large transactions while they run (PostgreSQL 14+; 16+ for
+                          parallel); they are held until they commit
+  --two-phase             receive prepared transactions at PREPARE (PostgreSQL 15+); they are
+                          held until COMMIT PREPARED
+  --spill-threshold SIZE  memory for held transactions before they spill to disk, in bytes or
+                          with KiB, MiB, GiB (default 64MiB; 0: never spill)
+  --spill-dir DIR         directory of spill files (default: the system's temporary directory)
   --format jsonl|pretty   output format (default jsonl)
   -h, --help              this help";
 
@@ -122,6 +129,11 @@ pub struct StreamArgs {
     pub start_timeout: Option<Duration>,
     pub max_changes: Option<u64>,
     pub format: Option<Format>,
+    /// `--streaming`: `on` or `parallel` (`None`: off).
+    pub streaming: Option<String>,
+    pub two_phase: bool,
+    pub spill_threshold: Option<usize>,
+    pub spill_dir: Option<String>,
 }
 
 /// `pgcdc demo` options.
@@ -258,6 +270,23 @@ impl Flags {
     }
 }
 
+/// `123`, `64KiB`, `256MiB`, `2GiB` (also `kB`, `MB`, `GB` as PostgreSQL writes them, in
+/// units of 1024).
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits);
+    let n: usize = number.parse().ok()?;
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "kB" | "K" | "k" => 1 << 10,
+        "MiB" | "MB" | "M" => 1 << 20,
+        "GiB" | "GB" | "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
 fn parse_format(s: &str) -> Format {
     if s == "pretty" {
         Format::Pretty
@@ -333,6 +362,29 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
             "--format" => {
                 a.format = Some(parse_format(&f.format(&mut flag, &["jsonl", "pretty"])?))
             }
+            "--streaming" => {
+                let v = f.value(&mut flag, "on, parallel or off")?;
+                a.streaming = match v.as_str() {
+                    "on" | "parallel" => Some(v),
+                    "off" => None,
+                    _ => {
+                        return Err(f.err(format!(
+                            "--streaming {v:?} is not supported: use on, parallel or off"
+                        )));
+                    }
+                };
+            }
+            "--two-phase" => a.two_phase = f.switch(&flag)?,
+            "--spill-threshold" => {
+                let v = f.value(&mut flag, "a size such as 64MiB")?;
+                a.spill_threshold = Some(parse_size(&v).ok_or_else(|| {
+                    f.err(format!(
+                        "--spill-threshold {v:?} is not a size: give bytes, or a number with \
+                         KiB, MiB or GiB (such as 256MiB), or 0 to never spill"
+                    ))
+                })?);
+            }
+            "--spill-dir" => a.spill_dir = Some(f.value(&mut flag, "a directory")?),
             _ => return Err(f.unknown(&flag)),
         }
     }
@@ -455,5 +507,11 @@ mod tests {
             Ok(Command::Help(SLOTS_USAGE))
         ));
         assert!(matches!(parse(args("--version")), Ok(Command::Version)));
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("512kB"), Some(512 << 10));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_size("-1"), None);
     }
 }

@@ -50,6 +50,11 @@ pub fn for_cli(message: &str) -> String {
         }
     }
     out = out.replace("ssl_root_cert ", "sslrootcert ");
+    out = out
+        .replace("spill_threshold_bytes", "--spill-threshold")
+        .replace("spill_dir", "--spill-dir")
+        .replace("raise the spill threshold", "raise --spill-threshold")
+        .replace("in the spill directory", "in the --spill-dir directory");
     out = start_timeout(&out);
     if out.contains("UnknownIssuer") || out.contains("unknown issuer") {
         out.push_str("; ");
@@ -83,6 +88,8 @@ mod tests {
 
     #[test]
     fn library_settings_become_flags() {
+        let s = for_cli("spill_dir: /x cannot be used; give an existing directory");
+        assert!(s.starts_with("--spill-dir: /x"), "{s}");
         let m = for_cli("replication slot \"s\" does not exist: enable create_slot, or create it");
         assert_eq!(
             m,

@@ -6,7 +6,7 @@ use std::io::{IsTerminal as _, Write};
 use std::time::Duration;
 
 use pgcdc_tokio::core::model::SourceChange;
-use pgcdc_tokio::core::source_config::BootstrapMode;
+use pgcdc_tokio::core::source_config::{BootstrapMode, StreamingMode};
 use pgcdc_tokio::{AckMode, Lsn, PostgresReplicationSource, SourceState, Subscription};
 use tokio::time::Instant;
 
@@ -127,6 +127,18 @@ pub async fn run(a: StreamArgs) -> Result<(), CliError> {
     cfg.auto_start = false;
     if let Some(t) = a.start_timeout {
         cfg.start_timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+    }
+    cfg.streaming = match a.streaming.as_deref() {
+        Some("parallel") => StreamingMode::Parallel,
+        Some(_) => StreamingMode::On,
+        None => StreamingMode::Off,
+    };
+    cfg.two_phase = a.two_phase;
+    if let Some(bytes) = a.spill_threshold {
+        cfg.spill_threshold_bytes = bytes;
+    }
+    if let Some(dir) = a.spill_dir {
+        cfg.spill_dir = Some(dir.into());
     }
     let source = PostgresReplicationSource::new("pgcdc", cfg)
         .map_err(|e| CliError::usage(Some("stream"), e.to_string()))?;
