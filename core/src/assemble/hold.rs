@@ -291,6 +291,10 @@ impl HeldTx {
         let mut write = 0;
         while let Some(h) = parse_header(self.mem.get(read..).unwrap_or_default()) {
             let total = HEADER + h.len;
+            if read + total > self.mem.len() {
+                // Never: the records are written whole.
+                break;
+            }
             if h.xid == sub {
                 if h.kind == KIND_DECODED
                     && let Some(slot) = self.decoded.get_mut(h.index as usize)
@@ -784,5 +788,182 @@ impl Pipeline {
         if let Some(replay) = self.replay.take() {
             self.restore_relations(replay);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::assemble::{PipelineConfig, PipelineEvent};
+    use crate::pgoutput::{
+        Column, ColumnValue, RelationBody, ReplicaIdentity, TupleData, encode,
+    };
+
+    /// A store whose files fail: at creation, on write, or on read.
+    struct Failing {
+        at: &'static str,
+    }
+
+    struct FailingFile {
+        at: &'static str,
+        data: Vec<u8>,
+    }
+
+    impl SpillStore for Failing {
+        fn create(&mut self) -> io::Result<Box<dyn SpillFile>> {
+            if self.at == "create" {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, "no"));
+            }
+            Ok(Box::new(FailingFile {
+                at: self.at,
+                data: Vec::new(),
+            }))
+        }
+    }
+
+    impl SpillFile for FailingFile {
+        fn append(&mut self, data: &[u8]) -> io::Result<()> {
+            if self.at == "append" {
+                return Err(io::Error::other("disk full"));
+            }
+            self.data.extend_from_slice(data);
+            Ok(())
+        }
+
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            if self.at == "read" {
+                return Err(io::Error::other("gone"));
+            }
+            let rest = self.data.get(offset as usize..).unwrap_or_default();
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        }
+    }
+
+    fn payload(msg: &PgOutputMessage) -> Bytes {
+        let mut b = BytesMut::new();
+        encode::message(msg, &mut b).unwrap();
+        b.freeze()
+    }
+
+    /// A streamed transaction of `rows` inserts, committed.
+    fn stream(rows: u32) -> Vec<Bytes> {
+        let rel = RelationBody {
+            xid: None,
+            oid: Oid(5),
+            namespace: "public".into(),
+            name: "t".into(),
+            replica_identity: ReplicaIdentity::Default,
+            columns: vec![Column {
+                flags: 1,
+                name: "id".into(),
+                type_oid: Oid(23),
+                type_modifier: -1,
+            }],
+        };
+        let mut out = vec![
+            payload(&PgOutputMessage::Relation(rel)),
+            payload(&PgOutputMessage::StreamStart {
+                xid: Xid(9),
+                first_segment: true,
+            }),
+        ];
+        for i in 0..rows {
+            let id = i.to_string();
+            out.push(payload(&PgOutputMessage::Insert {
+                xid: Some(Xid(9)),
+                rel: Oid(5),
+                new: TupleData::from_values([ColumnValue::Text(id.as_bytes())]).unwrap(),
+            }));
+        }
+        out.push(payload(&PgOutputMessage::StreamStop));
+        out.push(payload(&PgOutputMessage::StreamCommit {
+            xid: Xid(9),
+            flags: 0,
+            commit_lsn: Lsn(0x100),
+            end_lsn: Lsn(0x108),
+            commit_time: 0,
+        }));
+        out
+    }
+
+    fn pipeline(at: &'static str) -> Pipeline {
+        Pipeline::new(
+            "s",
+            PipelineConfig::default()
+                .with_max_batch_changes(10)
+                .with_spill_threshold_bytes(1),
+        )
+        .with_spill_store(Failing { at })
+    }
+
+    #[test]
+    fn a_spill_that_fails_is_an_error_and_a_reset_recovers() {
+        for at in ["create", "append"] {
+            let mut p = pipeline(at);
+            let msgs = stream(3);
+            let mut first_error = None;
+            for m in &msgs {
+                if let Err(e) = p.handle_xlog(m, Lsn(1), Lsn(1)) {
+                    first_error.get_or_insert(e);
+                    break;
+                }
+            }
+            match first_error {
+                Some(AssembleError::Spill { action: "spill", .. }) => {}
+                other => panic!("{at}: expected a spill error, got {other:?}"),
+            }
+            // The session restarts: the transaction is received again, and spills again.
+            p.reset();
+            assert_eq!(p.held_bytes(), 0);
+            assert!(!p.has_backlog());
+        }
+    }
+
+    #[test]
+    fn a_read_back_that_fails_is_reported_by_the_next_call() {
+        let mut p = pipeline("read");
+        for m in &stream(25) {
+            p.handle_xlog(m, Lsn(1), Lsn(1)).unwrap();
+        }
+        assert!(p.has_backlog(), "the commit is read back lazily");
+        assert!(p.poll_event().is_none(), "nothing can be read");
+        let e = p.take_error().expect("the read error is kept");
+        assert!(
+            matches!(e, AssembleError::Spill { action: "read back", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("free disk space"), "{e}");
+        p.reset();
+        assert!(!p.has_backlog() && !p.in_transaction());
+    }
+
+    #[test]
+    fn read_back_yields_one_chunk_per_step() {
+        let mut p = Pipeline::new(
+            "s",
+            PipelineConfig::default()
+                .with_max_batch_changes(10)
+                .with_spill_threshold_bytes(64),
+        )
+        .with_spill_store(MemorySpillStore::new());
+        for m in &stream(35) {
+            p.handle_xlog(m, Lsn(1), Lsn(1)).unwrap();
+        }
+        let mut sizes = Vec::new();
+        while p.has_backlog() {
+            p.resume().unwrap();
+            let mut step = Vec::new();
+            while let Some(PipelineEvent::Transaction(b)) = p.poll_ready_event() {
+                step.push(b.changes.len());
+            }
+            assert!(step.len() <= 1, "one chunk per step: {step:?}");
+            sizes.extend(step);
+        }
+        assert_eq!(sizes, [10, 10, 10, 5]);
+        assert_eq!(p.last_end_lsn(), Some(Lsn(0x108)));
     }
 }
