@@ -404,8 +404,39 @@ impl<R: Runtime> PgConnection<R> {
             if n == 0 {
                 return Err(self.conn.handle_eof().into());
             }
-            self.conn.handle_input(&mut self.read_buf, self.rt.now())?;
+            if self.conn.is_ready() {
+                self.conn.handle_input(&mut self.read_buf, self.rt.now())?;
+            } else {
+                self.handle_startup_input().await?;
+            }
         }
+    }
+
+    /// Handles input before the connection is ready off the executor thread
+    /// ([`Runtime::unblock`]): one of these messages may make the core derive the SCRAM key,
+    /// up to a million PBKDF2 rounds (about a second), which would stall every task of the
+    /// executor. The startup has few messages, so the hop costs nothing that matters.
+    async fn handle_startup_input(&mut self) -> Result<(), Error> {
+        let now = self.rt.now();
+        // A stand-in for the moment the connection is on the blocking thread; if this future
+        // is dropped meanwhile, the connection attempt is abandoned anyway.
+        let stand_in = Connection::new(self.conn.params().clone(), [0; 18], now)?;
+        let conn = std::mem::replace(&mut self.conn, stand_in);
+        let input = std::mem::take(&mut self.read_buf);
+        let (conn, input, result) = self
+            .rt
+            .unblock(move || {
+                let (mut conn, mut input) = (conn, input);
+                let result = conn.handle_input(&mut input, now);
+                (conn, input, result)
+            })
+            .await
+            .ok_or(Error::Config(
+                "the runtime is shutting down: the connection cannot authenticate".into(),
+            ))?;
+        self.conn = conn;
+        self.read_buf = input;
+        result.map_err(Into::into)
     }
 
     /// Reads once from the socket into the read buffer, honouring the core's deadline.

@@ -62,6 +62,19 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         system_random()
     }
 
+    /// Runs `job` where it cannot stall the executor (a blocking thread pool) and returns
+    /// its result; `None` when the runtime could not run it (it is shutting down). The CPU-heavy
+    /// step of a connection — SCRAM's key derivation, up to
+    /// [`MAX_SCRAM_ITERATIONS`](pgcdc_core::auth::MAX_SCRAM_ITERATIONS) rounds of PBKDF2 — runs
+    /// here. The default runs `job` on the calling task, for runtimes without such a pool.
+    fn unblock<T, F>(&self, job: F) -> BoxFuture<'static, Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        Box::pin(async move { Some(job()) })
+    }
+
     /// Runs `future` in the background.
     fn spawn(&self, future: BoxFuture<'static, ()>);
 }

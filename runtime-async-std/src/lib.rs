@@ -102,6 +102,14 @@ impl pgcdc_driver::Runtime for AsyncStdRuntime {
         // Detached: dropping an async-std JoinHandle does not cancel the task.
         drop(async_std::task::spawn(future));
     }
+
+    fn unblock<T, F>(&self, job: F) -> BoxFuture<'static, Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        Box::pin(async move { Some(async_std::task::spawn_blocking(job).await) })
+    }
 }
 
 /// Opens a Unix-domain socket stream on the async-io reactor (shared by async-std and smol).
@@ -160,6 +168,14 @@ impl pgcdc_driver::Runtime for SmolRuntime {
 
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         smol::spawn(future).detach();
+    }
+
+    fn unblock<T, F>(&self, job: F) -> BoxFuture<'static, Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        Box::pin(async move { Some(smol::unblock(job).await) })
     }
 }
 

@@ -64,6 +64,20 @@ impl pgcdc_driver::Runtime for TokioRuntime {
         tokio::spawn(future);
     }
 
+    fn unblock<T, F>(&self, job: F) -> BoxFuture<'static, Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(job).await {
+                Ok(v) => Some(v),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => None,
+            }
+        })
+    }
+
     fn now(&self) -> std::time::Instant {
         // tokio's clock, which `sleep` uses (and which tests may pause).
         tokio::time::Instant::now().into_std()

@@ -30,6 +30,7 @@
 mod cluster;
 mod error;
 mod proxy;
+mod scram;
 mod session;
 mod sys;
 mod tls;
@@ -38,6 +39,7 @@ mod users;
 pub use cluster::{Cluster, ClusterBuilder, StopMode};
 pub use error::TestkitError;
 pub use proxy::FaultProxy;
+pub use scram::scram_verifier;
 pub use session::Session;
 pub use tls::generate_unrelated_ca;
 pub use users::{

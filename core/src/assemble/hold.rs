@@ -797,9 +797,7 @@ mod tests {
 
     use super::*;
     use crate::assemble::{PipelineConfig, PipelineEvent};
-    use crate::pgoutput::{
-        Column, ColumnValue, RelationBody, ReplicaIdentity, TupleData, encode,
-    };
+    use crate::pgoutput::{Column, ColumnValue, RelationBody, ReplicaIdentity, TupleData, encode};
 
     /// A store whose files fail: at creation, on write, or on read.
     struct Failing {
@@ -913,7 +911,9 @@ mod tests {
                 }
             }
             match first_error {
-                Some(AssembleError::Spill { action: "spill", .. }) => {}
+                Some(AssembleError::Spill {
+                    action: "spill", ..
+                }) => {}
                 other => panic!("{at}: expected a spill error, got {other:?}"),
             }
             // The session restarts: the transaction is received again, and spills again.
@@ -933,7 +933,13 @@ mod tests {
         assert!(p.poll_event().is_none(), "nothing can be read");
         let e = p.take_error().expect("the read error is kept");
         assert!(
-            matches!(e, AssembleError::Spill { action: "read back", .. }),
+            matches!(
+                e,
+                AssembleError::Spill {
+                    action: "read back",
+                    ..
+                }
+            ),
             "{e}"
         );
         assert!(e.to_string().contains("free disk space"), "{e}");

@@ -192,3 +192,68 @@ pub async fn slot_lost_while_streaming<R: Runtime + Default>() {
     );
     assert!(sub.recv().await.is_none(), "the subscription ends");
 }
+
+/// A server that asks for many SCRAM iterations (here a role whose verifier has 300,000; the
+/// limit is 1,000,000) makes the key derivation take a while; it runs off the executor
+/// thread, so another future on the same task keeps running meanwhile.
+pub async fn scram_key_derivation_runs_off_the_executor<R: Runtime + Default>() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    use futures_util::future::join;
+    use pgcdc_core::startup::ConnectParams;
+    use pgcdc_driver::{ConnectOptions, PgConnection};
+
+    const ITERATIONS: u32 = 300_000;
+    let ctx = Ctx::new("slowscram");
+    let verifier = pgcdc_testkit::scram_verifier("slow-password", b"pgcdc-test-salt!", ITERATIONS);
+    ctx.sql(&format!(
+        "DROP ROLE IF EXISTS slow_scram; CREATE ROLE slow_scram LOGIN PASSWORD '{verifier}'"
+    ));
+    let opts = ConnectOptions::new(
+        ctx.cluster.host(),
+        ctx.cluster.port(),
+        ConnectParams::new("slow_scram")
+            .database(&ctx.db)
+            .password("slow-password"),
+    );
+    let rt = R::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let connecting = {
+        let done = Arc::clone(&done);
+        let rt = rt.clone();
+        async move {
+            let t = Instant::now();
+            let result = PgConnection::<R>::connect(rt, &opts).await;
+            done.store(true, Ordering::Release);
+            (result.map(|c| c.authentication_method()), t.elapsed())
+        }
+    };
+    // Polled by the same task as the connection: it can only run while the connection waits.
+    let ticking = async {
+        let mut last = Instant::now();
+        let mut longest = Duration::ZERO;
+        while !done.load(Ordering::Acquire) {
+            rt.sleep(Duration::from_millis(5)).await;
+            longest = longest.max(last.elapsed());
+            last = Instant::now();
+        }
+        longest
+    };
+    let ((method, took), longest) = join(connecting, ticking).await;
+    let method = method.expect("the slow role authenticates");
+    assert!(
+        method.is_some_and(|m| m.starts_with("SCRAM-SHA-256")),
+        "{method:?}"
+    );
+    eprintln!(
+        "scram_key_derivation_runs_off_the_executor: connect took {took:?}, the longest gap \
+         of the other future {longest:?}"
+    );
+    assert!(
+        longest < took / 2,
+        "the key derivation stalled the task: the other future waited {longest:?} of the \
+         connection's {took:?}"
+    );
+}

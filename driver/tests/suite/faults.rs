@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use futures_util::future::join;
-use pgcdc_core::source_config::AckMode;
+use pgcdc_core::source_config::{AckMode, StreamingMode};
 use pgcdc_driver::{Runtime, Source, SourceBuilder, SourceState, Subscription};
 use pgcdc_testkit::{Cluster, FaultProxy};
 
@@ -224,6 +224,73 @@ async fn connection_cut_once<R: Runtime + Default>(name: String) {
         })
     };
     exactly_once_despite(&ctx, source, 40, cutter).await;
+    drop(proxy);
+}
+
+/// Streamed transactions (`streaming on`) that spill to disk, with the connection cut several
+/// times — while their stream blocks arrive, while they are read back at their commit, and
+/// while a slow consumer holds chunks of them: every row still arrives exactly once, in order.
+pub async fn spilled_streams_survive_cuts<R: Runtime + Default>() {
+    stressed("spillcut", spilled_streams_survive_cuts_once::<R>).await;
+}
+
+async fn spilled_streams_survive_cuts_once<R: Runtime + Default>(name: String) {
+    const ROWS: i64 = 4000;
+    const TXS: i64 = 8;
+    let ctx = Ctx::new(&name);
+    setup(&ctx);
+    let (proxy, builder) = through_proxy::<R>(&ctx);
+    let source = builder
+        .with_streaming(StreamingMode::On)
+        .with_spill_threshold_bytes(64 << 10)
+        .with_max_batch_changes(500)
+        .with_dispatch_buffer_capacity(2)
+        .build()
+        .unwrap();
+    let proxy = Arc::new(proxy);
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    let cutter = {
+        let proxy = Arc::clone(&proxy);
+        thread::spawn(move || {
+            for _ in 0..5 {
+                thread::sleep(Duration::from_millis(600));
+                proxy.cut_all();
+            }
+        })
+    };
+    // Transactions of 4000 rows of about 100 bytes: far above the server's
+    // logical_decoding_work_mem (64 kB), so each is streamed, and above the spill threshold.
+    let writer = {
+        let cluster = ctx.cluster;
+        let db = ctx.db.clone();
+        thread::spawn(move || {
+            for t in 0..TXS {
+                let lo = t * ROWS + 1;
+                let hi = lo + ROWS - 1;
+                let sql = format!(
+                    "INSERT INTO w SELECT g, repeat(md5(g::text), 3) FROM generate_series({lo}, {hi}) g ON CONFLICT DO NOTHING"
+                );
+                let mut tries = 0;
+                while let Err(e) = cluster.psql(&db, &sql) {
+                    tries += 1;
+                    assert!(tries < 100, "workload statement keeps failing: {e}");
+                    thread::sleep(Duration::from_millis(200));
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    expect_all::<R>(&mut sub, TXS * ROWS).await;
+    writer.join().unwrap();
+    cutter.join().unwrap();
+    let st = source.status();
+    assert!(st.reconnects >= 1, "{st:?}");
+    assert!(
+        st.spilled_bytes > 0,
+        "the streamed transactions spilled: {st:?}"
+    );
+    source.stop().await.unwrap();
     drop(proxy);
 }
 

@@ -65,6 +65,7 @@ macro_rules! shared_cluster_tests {
             failures::user_without_replication,
             failures::invalid_config,
             failures::slot_lost_while_streaming,
+            failures::scram_key_derivation_runs_off_the_executor,
             bootstrap::exact_handoff_under_writes,
             bootstrap::bootstrap_values_equal_stream,
             bootstrap::failure_and_restart,
@@ -103,6 +104,7 @@ macro_rules! fault_tests {
                 $block_on, $rt;
                 faults::walsender_killed,
                 faults::connection_cut,
+                faults::spilled_streams_survive_cuts,
                 faults::server_restarted,
                 faults::stalled_consumer,
                 faults::slot_creation_interrupted,
