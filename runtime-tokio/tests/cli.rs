@@ -393,6 +393,39 @@ fn streamed_transaction_spills_through_the_cli() {
     );
 }
 
+/// A Unix-socket directory given as the URL's `host` parameter (libpq's form): the CLI streams
+/// over the socket.
+#[test]
+fn unix_socket_host_in_the_url() {
+    let db = Db::new("unixurl");
+    db.sql(
+        "CREATE TABLE u (id int PRIMARY KEY);
+         CREATE PUBLICATION pub FOR TABLE u;",
+    );
+    db.create_slot("s");
+    db.sql("INSERT INTO u VALUES (1)");
+    let dir: String = db
+        .cluster
+        .socket_dir()
+        .to_string_lossy()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let url = format!("{}?host={dir}", db.url());
+    let mut args = db.stream_args("pub", "s", &["--max-changes", "1", "--idle-exit", "20"]);
+    let at = args.iter().position(|a| a == "--url").unwrap() + 1;
+    args[at] = url;
+    let o = run(&args, LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(summary(&json_lines(&o)), ["insert u u:1"]);
+}
+
 #[test]
 fn values_are_lossless() {
     let db = Db::new("values");

@@ -2,7 +2,7 @@
 //! the command line the same advice names the flag or the URL parameter instead.
 
 /// Library phrases and what the CLI says instead, applied in order.
-const PHRASES: [(&str, &str); 11] = [
+const PHRASES: [(&str, &str); 12] = [
     ("enable create_slot", "pass --create-slot"),
     ("enable create_publication", "pass --create-publication"),
     (
@@ -30,6 +30,12 @@ const PHRASES: [(&str, &str); 11] = [
     (
         "set ssl_mode to require (or verify-full), or channel_binding to prefer",
         "add sslmode=require (or verify-full) to the --url, or channel_binding=prefer",
+    ),
+    (
+        "; if this is legitimate, raise max_frame_len in the source configuration \
+         (PostgresSourceConfig::max_frame_len, or the builder's with_max_frame_len; at most 1 GiB)",
+        "; pgcdc accepts the largest message PostgreSQL sends (1 GiB), so check that the --url \
+         leads to a PostgreSQL server",
     ),
     (
         "set ssl_root_cert to the CA file",
@@ -88,6 +94,16 @@ mod tests {
 
     #[test]
     fn library_settings_become_flags() {
+        let f = for_cli(
+            &pgcdc_tokio::core::ProtocolError::FrameTooLarge {
+                kind: 'd',
+                len: 2 << 30,
+                max: 1 << 30,
+                before_authentication: false,
+            }
+            .to_string(),
+        );
+        assert!(!f.contains("with_max_frame_len"), "{f}");
         let s = for_cli("spill_dir: /x cannot be used; give an existing directory");
         assert!(s.starts_with("--spill-dir: /x"), "{s}");
         let m = for_cli("replication slot \"s\" does not exist: enable create_slot, or create it");
