@@ -19,8 +19,7 @@ mod speed;
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use pgcdc_testkit::SCRAM_USER;
-use pgcdc_tokio::{PostgresReplicationSource, SslMode, StreamingMode};
+use pgcdc_tokio::StreamingMode;
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -47,18 +46,9 @@ fn main() -> speed::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let source = PostgresReplicationSource::builder("held")
-            .with_host(cluster.host())
-            .with_port(cluster.port())
-            .with_database("speed")
-            .with_user(SCRAM_USER.name)
-            .with_password(SCRAM_USER.password.unwrap_or_default())
-            .with_ssl_mode(SslMode::Disable)
-            .with_slot_name("held_slot")
-            .with_publication_name("speed_pub")
+        let source = speed::builder(&cluster, "held", "held_slot")
             .with_streaming(StreamingMode::On)
             .with_spill_threshold_bytes(threshold)
-            .with_auto_start(false)
             .build()?;
         let mut sub = source.subscribe();
         source.start().await?;

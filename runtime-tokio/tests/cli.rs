@@ -13,6 +13,19 @@ use serde_json::Value as J;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// One test's database on the shared cluster.
+/// `s` with every byte but letters, digits and `-` percent-encoded, for a URL.
+fn percent_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 struct Db {
     cluster: &'static Cluster,
     name: String,
@@ -34,18 +47,7 @@ impl Db {
 
     /// The URL of the database for the SCRAM user (its password percent-encoded).
     fn url(&self) -> String {
-        let pw: String = SCRAM_USER
-            .password
-            .unwrap()
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b == b'-' {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
+        let pw = percent_encoded(SCRAM_USER.password.unwrap());
         format!(
             "postgres://{}:{pw}@{}:{}/{}",
             SCRAM_USER.name,
@@ -404,19 +406,7 @@ fn unix_socket_host_in_the_url() {
     );
     db.create_slot("s");
     db.sql("INSERT INTO u VALUES (1)");
-    let dir: String = db
-        .cluster
-        .socket_dir()
-        .to_string_lossy()
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let dir = percent_encoded(&db.cluster.socket_dir().to_string_lossy());
     let url = format!("{}?host={dir}", db.url());
     let mut args = db.stream_args("pub", "s", &["--max-changes", "1", "--idle-exit", "20"]);
     let at = args.iter().position(|a| a == "--url").unwrap() + 1;

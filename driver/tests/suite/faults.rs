@@ -24,15 +24,27 @@ const TX_ROWS: i64 = 250;
 
 /// Inserts `txs` transactions of [`TX_ROWS`] rows with ids 1.. in a background thread.
 fn workload(ctx: &Ctx, txs: i64, pause: Duration) -> thread::JoinHandle<()> {
+    workload_of(ctx, txs, TX_ROWS, "'row ' || g", pause)
+}
+
+/// Inserts `txs` transactions of `rows` rows with ids 1.. and the note `note` (an SQL
+/// expression of the id `g`) in a background thread.
+fn workload_of(
+    ctx: &Ctx,
+    txs: i64,
+    rows: i64,
+    note: &'static str,
+    pause: Duration,
+) -> thread::JoinHandle<()> {
     let cluster = ctx.cluster;
     let db = ctx.db.clone();
     thread::spawn(move || {
         for t in 0..txs {
-            let lo = t * TX_ROWS + 1;
-            let hi = lo + TX_ROWS - 1;
+            let lo = t * rows + 1;
+            let hi = lo + rows - 1;
             // A failed statement (the server restarting) is retried: the row set stays exact.
             let sql = format!(
-                "INSERT INTO w SELECT g, 'row ' || g FROM generate_series({lo}, {hi}) g ON CONFLICT DO NOTHING"
+                "INSERT INTO w SELECT g, {note} FROM generate_series({lo}, {hi}) g ON CONFLICT DO NOTHING"
             );
             let mut tries = 0;
             while let Err(e) = cluster.psql(&db, &sql) {
@@ -261,26 +273,13 @@ async fn spilled_streams_survive_cuts_once<R: Runtime + Default>(name: String) {
     };
     // Transactions of 4000 rows of about 100 bytes: far above the server's
     // logical_decoding_work_mem (64 kB), so each is streamed, and above the spill threshold.
-    let writer = {
-        let cluster = ctx.cluster;
-        let db = ctx.db.clone();
-        thread::spawn(move || {
-            for t in 0..TXS {
-                let lo = t * ROWS + 1;
-                let hi = lo + ROWS - 1;
-                let sql = format!(
-                    "INSERT INTO w SELECT g, repeat(md5(g::text), 3) FROM generate_series({lo}, {hi}) g ON CONFLICT DO NOTHING"
-                );
-                let mut tries = 0;
-                while let Err(e) = cluster.psql(&db, &sql) {
-                    tries += 1;
-                    assert!(tries < 100, "workload statement keeps failing: {e}");
-                    thread::sleep(Duration::from_millis(200));
-                }
-                thread::sleep(Duration::from_millis(100));
-            }
-        })
-    };
+    let writer = workload_of(
+        &ctx,
+        TXS,
+        ROWS,
+        "repeat(md5(g::text), 3)",
+        Duration::from_millis(100),
+    );
     expect_all::<R>(&mut sub, TXS * ROWS).await;
     writer.join().unwrap();
     cutter.join().unwrap();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pgcdc_testkit::{Cluster, SCRAM_USER};
 use pgcdc_tokio::core::model::SourceChange;
-use pgcdc_tokio::{ChangeBatch, PostgresReplicationSource, SslMode};
+use pgcdc_tokio::{ChangeBatch, PostgresReplicationSource, PostgresSourceBuilder, SslMode};
 
 pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -46,6 +46,21 @@ pub fn insert_orders(from: &str, to: &str) -> String {
     )
 }
 
+/// A builder for source `id` on slot `slot` of `cluster`'s `speed` database and `speed_pub`
+/// publication (the SCRAM user, no TLS, no auto-start).
+pub fn builder(cluster: &Cluster, id: &str, slot: &str) -> PostgresSourceBuilder {
+    PostgresReplicationSource::builder(id)
+        .with_host(cluster.host())
+        .with_port(cluster.port())
+        .with_database("speed")
+        .with_user(SCRAM_USER.name)
+        .with_password(SCRAM_USER.password.unwrap_or_default())
+        .with_ssl_mode(SslMode::Disable)
+        .with_slot_name(slot)
+        .with_publication_name("speed_pub")
+        .with_auto_start(false)
+}
+
 /// Starts a source on slot `slot` (bootstrapping from a snapshot or not) and reads until
 /// `count` has found `rows` rows in the batches; returns the seconds that took and the rows.
 pub fn read_rows(
@@ -60,16 +75,7 @@ pub fn read_rows(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut builder = PostgresReplicationSource::builder("speed")
-            .with_host(cluster.host())
-            .with_port(cluster.port())
-            .with_database("speed")
-            .with_user(SCRAM_USER.name)
-            .with_password(SCRAM_USER.password.unwrap_or_default())
-            .with_ssl_mode(SslMode::Disable)
-            .with_slot_name(slot)
-            .with_publication_name("speed_pub")
-            .with_auto_start(false);
+        let mut builder = builder(cluster, "speed", slot);
         if bootstrap {
             builder = builder.with_postgres_bootstrap();
         }
