@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use pgcdc_tokio::core::assemble::TransactionBatch;
-use pgcdc_tokio::core::model::SourceChange;
+use pgcdc_core::assemble::TransactionBatch;
+use pgcdc_core::model::SourceChange;
 
 use crate::args::Format;
 use crate::json;

@@ -25,9 +25,9 @@
 
 use std::fmt::Write as _;
 
-use pgcdc_tokio::core::assemble::TransactionBatch;
-use pgcdc_tokio::core::model::{ElementPropertyMap, SourceChange};
-use pgcdc_tokio::core::value::{Array, Date, Json, Numeric, Timestamp, Value};
+use pgcdc_core::assemble::TransactionBatch;
+use pgcdc_core::model::{ElementPropertyMap, SourceChange};
+use pgcdc_core::value::{Array, Date, Json, Numeric, Timestamp, Value};
 
 /// Appends `s` as a JSON string.
 pub fn string(out: &mut String, s: &str) {
@@ -557,17 +557,17 @@ mod tests {
             v(&Value::Bytea(bytes::Bytes::from_static(&[1, 0xab]))),
             r#""\\x01ab""#
         );
-        let reg = pgcdc_tokio::core::value::TypeRegistry::new();
-        let arr = pgcdc_tokio::core::value::decode_text(
-            pgcdc_tokio::core::value::TypeOid::INT4_ARRAY,
+        let reg = pgcdc_core::value::TypeRegistry::new();
+        let arr = pgcdc_core::value::decode_text(
+            pgcdc_core::value::TypeOid::INT4_ARRAY,
             -1,
             b"{{1,NULL},{3,4}}",
             &reg,
         )
         .unwrap();
         assert_eq!(v(&arr), "[[1,null],[3,4]]");
-        let arr = pgcdc_tokio::core::value::decode_text(
-            pgcdc_tokio::core::value::TypeOid::INT4_ARRAY,
+        let arr = pgcdc_core::value::decode_text(
+            pgcdc_core::value::TypeOid::INT4_ARRAY,
             -1,
             b"[5:6]={1,2}",
             &reg,

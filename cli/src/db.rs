@@ -1,6 +1,6 @@
 //! Connection settings from `--url` and the environment, and plain SQL connections.
 
-use pgcdc_tokio::core::query::QueryResult;
+use pgcdc_core::query::QueryResult;
 use pgcdc_tokio::{ConnectOptions, PgConnection, PostgresSourceConfig, RootCerts};
 
 use crate::CliError;

@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn library_settings_become_flags() {
         let f = for_cli(
-            &pgcdc_tokio::core::ProtocolError::FrameTooLarge {
+            &pgcdc_core::ProtocolError::FrameTooLarge {
                 kind: 'd',
                 len: 2 << 30,
                 max: 1 << 30,

@@ -5,8 +5,8 @@ use std::fmt;
 use std::io::{IsTerminal as _, Write};
 use std::time::Duration;
 
-use pgcdc_tokio::core::model::SourceChange;
-use pgcdc_tokio::core::source_config::{BootstrapMode, StreamingMode};
+use pgcdc_core::model::SourceChange;
+use pgcdc_core::source_config::{BootstrapMode, StreamingMode};
 use pgcdc_tokio::{AckMode, Lsn, PostgresReplicationSource, SourceState, Subscription};
 use tokio::time::Instant;
 
