@@ -177,7 +177,7 @@ pub use catalog::{
 };
 pub use error::SessionError;
 pub use events::{Phase, SessionEvent, SessionStats};
-pub use options::{ReplicationOptions, Streaming};
+pub use options::ReplicationOptions;
 pub use reconnect::{
     Decision, Disposition, Failure, ReconnectPolicy, Reconnector, classify, classify_sqlstate,
 };

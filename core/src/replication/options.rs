@@ -1,12 +1,12 @@
 //! What a replication session asks of the server, and which of it the server version allows.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::lsn::Lsn;
 
 use super::SessionError;
 use super::catalog::{TableName, quote_ident};
+use crate::source_config::StreamingMode;
 
 /// PostgreSQL 14: proto 2, `streaming`, `binary`, `messages`.
 const PG14: u32 = 140_000;
@@ -14,30 +14,6 @@ const PG14: u32 = 140_000;
 const PG15: u32 = 150_000;
 /// PostgreSQL 16: proto 4, `streaming 'parallel'`, `origin`.
 const PG16: u32 = 160_000;
-
-/// Streaming of large in-progress transactions (pgoutput option `streaming`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Streaming {
-    /// The server sends a transaction when it commits (default).
-    #[default]
-    Off,
-    /// The server streams transactions bigger than `logical_decoding_work_mem` while they
-    /// run (PostgreSQL 14+, proto 2+); the pipeline buffers them until Stream Commit.
-    On,
-    /// Like `On`, with Stream Abort carrying the abort LSN and time (PostgreSQL 16+,
-    /// proto 4).
-    Parallel,
-}
-
-impl fmt::Display for Streaming {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Streaming::Off => "off",
-            Streaming::On => "on",
-            Streaming::Parallel => "parallel",
-        })
-    }
-}
 
 /// What a [`ReplicationSession`](super::ReplicationSession) sets up and asks the server for.
 ///
@@ -73,7 +49,7 @@ pub struct ReplicationOptions {
     /// Ask for binary column values (PostgreSQL 14+). Default false.
     pub binary: bool,
     /// Streaming of in-progress transactions. Default off.
-    pub streaming: Streaming,
+    pub streaming: StreamingMode,
     /// Two-phase commit decoding (PostgreSQL 15+, proto 3+); new slots are created with
     /// TWO_PHASE. Default false.
     pub two_phase: bool,
@@ -127,7 +103,7 @@ impl Default for ReplicationOptions {
             start_lsn: None,
             proto_version: None,
             binary: false,
-            streaming: Streaming::Off,
+            streaming: StreamingMode::Off,
             two_phase: false,
             origin: None,
             messages: true,
@@ -229,10 +205,10 @@ impl ReplicationOptions {
         }
         let max = Self::max_proto_version(server_version);
         match self.streaming {
-            Streaming::On if server_version < PG14 => {
+            StreamingMode::On if server_version < PG14 => {
                 return unsupported("streaming 'on'".into(), "PostgreSQL 14 or later");
             }
-            Streaming::Parallel if server_version < PG16 => {
+            StreamingMode::Parallel if server_version < PG16 => {
                 return unsupported("streaming 'parallel'".into(), "PostgreSQL 16 or later");
             }
             _ => {}
@@ -261,9 +237,9 @@ impl ReplicationOptions {
             Some(v) => v,
         };
         let needs = match (self.streaming, self.two_phase) {
-            (Streaming::Parallel, _) => Some(("streaming 'parallel'", 4, "proto_version 4")),
+            (StreamingMode::Parallel, _) => Some(("streaming 'parallel'", 4, "proto_version 4")),
             (_, true) if proto < 3 => Some(("two_phase", 3, "proto_version 3 or higher")),
-            (Streaming::On, _) => Some(("streaming 'on'", 2, "proto_version 2 or higher")),
+            (StreamingMode::On, _) => Some(("streaming 'on'", 2, "proto_version 2 or higher")),
             _ => None,
         };
         if let Some((option, min, requires)) = needs
@@ -285,9 +261,9 @@ impl ReplicationOptions {
             }
         }
         match self.streaming {
-            Streaming::Off => {}
-            Streaming::On => options.push(("streaming", "on".to_owned())),
-            Streaming::Parallel => options.push(("streaming", "parallel".to_owned())),
+            StreamingMode::Off => {}
+            StreamingMode::On => options.push(("streaming", "on".to_owned())),
+            StreamingMode::Parallel => options.push(("streaming", "parallel".to_owned())),
         }
         if self.two_phase {
             options.push(("two_phase", "on".to_owned()));
@@ -356,7 +332,7 @@ mod tests {
         );
         let o = ReplicationOptions {
             binary: true,
-            streaming: Streaming::Parallel,
+            streaming: StreamingMode::Parallel,
             two_phase: true,
             origin: Some("none".into()),
             messages: false,
@@ -384,7 +360,7 @@ mod tests {
         };
         check(
             ReplicationOptions {
-                streaming: Streaming::On,
+                streaming: StreamingMode::On,
                 ..opts()
             },
             130000,
@@ -392,7 +368,7 @@ mod tests {
         );
         check(
             ReplicationOptions {
-                streaming: Streaming::Parallel,
+                streaming: StreamingMode::Parallel,
                 ..opts()
             },
             150000,
@@ -433,7 +409,7 @@ mod tests {
         check(
             ReplicationOptions {
                 proto_version: Some(1),
-                streaming: Streaming::On,
+                streaming: StreamingMode::On,
                 ..opts()
             },
             160000,

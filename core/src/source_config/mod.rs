@@ -47,6 +47,7 @@ use crate::assemble::{KeyConfig, PipelineConfig};
 use crate::auth::RequireAuth;
 use crate::config::{ChannelBinding, Password, SslMode};
 use crate::lsn::Lsn;
+use crate::replication::{ReconnectPolicy, ReplicationOptions};
 use crate::startup::ConnectParams;
 pub use crate::wire::DEFAULT_MAX_FRAME_LEN;
 
@@ -375,6 +376,38 @@ impl PostgresSourceConfig {
         keys
     }
 
+    /// What the replication session sets up and asks the server for: slot, publication,
+    /// tables, creation flags, start position, pgoutput options, status interval.
+    pub fn replication_options(&self) -> ReplicationOptions {
+        ReplicationOptions {
+            slot_name: self.slot_name.clone(),
+            publication_name: self.publication_name.clone(),
+            tables: self.tables.clone(),
+            create_slot: self.create_slot,
+            temporary_slot: self.temporary_slot,
+            create_publication: self.create_publication,
+            start_lsn: self.start_lsn,
+            proto_version: self.proto_version,
+            binary: self.binary,
+            streaming: self.streaming,
+            two_phase: self.two_phase,
+            origin: self.origin.clone(),
+            messages: self.messages,
+            status_interval: self.status_interval(),
+            ..ReplicationOptions::default()
+        }
+    }
+
+    /// The reconnect policy of `reconnect` (delays in milliseconds, attempts).
+    pub fn reconnect_policy(&self) -> ReconnectPolicy {
+        ReconnectPolicy {
+            initial_delay: Duration::from_millis(self.reconnect.initial_delay_ms),
+            max_delay: Duration::from_millis(self.reconnect.max_delay_ms),
+            max_attempts: self.reconnect.max_attempts,
+            ..ReconnectPolicy::default()
+        }
+    }
+
     /// The assembly pipeline's configuration: `max_batch_changes`, `table_keys`,
     /// `include_old_values`, `spill_threshold_bytes`.
     pub fn pipeline_config(&self) -> PipelineConfig {
@@ -409,8 +442,10 @@ impl TableKeyConfig {
     }
 }
 
-/// pgoutput's `streaming` option: whether in-progress transactions are sent before they
-/// commit. Serde: `"off"`, `"on"`, `"parallel"`.
+/// pgoutput's `streaming` option: whether large in-progress transactions are sent before they
+/// commit (then they are held until Stream Commit, see
+/// [`PipelineConfig::spill_threshold_bytes`](crate::assemble::PipelineConfig::spill_threshold_bytes)).
+/// Serde and `Display`: `"off"`, `"on"`, `"parallel"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamingMode {
@@ -421,6 +456,12 @@ pub enum StreamingMode {
     On,
     /// Streamed, possibly interleaved for parallel apply (protocol version 4, PostgreSQL 16+).
     Parallel,
+}
+
+impl std::fmt::Display for StreamingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl StreamingMode {

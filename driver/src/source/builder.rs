@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgcdc_core::auth::RequireAuth;
-use pgcdc_core::replication::{ReconnectPolicy, ReplicationOptions, Streaming};
 use pgcdc_core::source_config::{
     AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
 };
@@ -374,38 +373,13 @@ pub(crate) fn run_config<R: Runtime>(
         connect.connect_timeout = timeout;
     }
     connect = connect.root_certs(RootCerts::from_setting(cfg.ssl_root_cert.as_deref()));
-    let replication = ReplicationOptions {
-        slot_name: cfg.slot_name.clone(),
-        publication_name: cfg.publication_name.clone(),
-        tables: cfg.tables.clone(),
-        create_slot: cfg.create_slot,
-        temporary_slot: cfg.temporary_slot,
-        create_publication: cfg.create_publication,
-        start_lsn: cfg.start_lsn,
-        proto_version: cfg.proto_version,
-        binary: cfg.binary,
-        streaming: match cfg.streaming {
-            StreamingMode::Off => Streaming::Off,
-            StreamingMode::On => Streaming::On,
-            _ => Streaming::Parallel,
-        },
-        two_phase: cfg.two_phase,
-        origin: cfg.origin.clone(),
-        messages: cfg.messages,
-        status_interval: cfg.status_interval(),
-        ..ReplicationOptions::default()
-    };
+    let replication = cfg.replication_options();
     if cfg.spill_threshold_bytes != 0
         && let Some(dir) = cfg.spill_dir.as_deref()
     {
         super::spill::check_dir(dir).map_err(Error::Config)?;
     }
-    let reconnect = ReconnectPolicy {
-        initial_delay: Duration::from_millis(cfg.reconnect.initial_delay_ms),
-        max_delay: Duration::from_millis(cfg.reconnect.max_delay_ms),
-        max_attempts: cfg.reconnect.max_attempts,
-        ..ReconnectPolicy::default()
-    };
+    let reconnect = cfg.reconnect_policy();
     Ok(RunConfig {
         connect,
         replication,

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::replication::{Phase, Streaming};
+use crate::replication::Phase;
+use crate::source_config::StreamingMode;
 
 fn opts() -> ReplicationOptions {
     ReplicationOptions {
@@ -154,20 +155,20 @@ fn slot_creation_syntax_by_version() {
 fn start_replication_options_by_version() {
     let full = ReplicationOptions {
         binary: true,
-        streaming: Streaming::Parallel,
+        streaming: StreamingMode::Parallel,
         two_phase: true,
         origin: Some("none".into()),
         ..opts()
     };
     let on15 = ReplicationOptions {
         binary: true,
-        streaming: Streaming::On,
+        streaming: StreamingMode::On,
         two_phase: true,
         ..opts()
     };
     let on14 = ReplicationOptions {
         binary: true,
-        streaming: Streaming::On,
+        streaming: StreamingMode::On,
         messages: false,
         ..opts()
     };
@@ -219,14 +220,14 @@ fn options_unsupported_by_the_server_fail_before_sending() {
         (
             "13.15",
             ReplicationOptions {
-                streaming: Streaming::On,
+                streaming: StreamingMode::On,
                 ..opts()
             },
         ),
         (
             "15.18",
             ReplicationOptions {
-                streaming: Streaming::Parallel,
+                streaming: StreamingMode::Parallel,
                 ..opts()
             },
         ),

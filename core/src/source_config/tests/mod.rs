@@ -316,3 +316,38 @@ fn key_and_pipeline_config() {
     assert!(!p.include_old_values);
     assert_eq!(p.keys, keys);
 }
+
+#[test]
+fn the_session_options_and_reconnect_policy_follow_the_config() {
+    let mut c = valid();
+    c.slot_name = "s1".into();
+    c.publication_name = "p1".into();
+    c.tables = vec!["a".into(), "x.b".into()];
+    c.create_slot = false;
+    c.temporary_slot = true;
+    c.start_lsn = Some(crate::Lsn(0x10));
+    c.binary = true;
+    c.streaming = StreamingMode::Parallel;
+    c.two_phase = true;
+    c.origin = Some("none".into());
+    c.messages = false;
+    c.status_interval_ms = 2500;
+    c.reconnect.initial_delay_ms = 100;
+    c.reconnect.max_delay_ms = 900;
+    c.reconnect.max_attempts = Some(3);
+    let o = c.replication_options();
+    assert_eq!(
+        (o.slot_name.as_str(), o.publication_name.as_str()),
+        ("s1", "p1")
+    );
+    assert_eq!(o.tables, ["a", "x.b"]);
+    assert!(!o.create_slot && o.temporary_slot && o.binary && o.two_phase && !o.messages);
+    assert_eq!(o.start_lsn, Some(crate::Lsn(0x10)));
+    assert_eq!(o.streaming, StreamingMode::Parallel);
+    assert_eq!(o.origin.as_deref(), Some("none"));
+    assert_eq!(o.status_interval, Duration::from_millis(2500));
+    let r = c.reconnect_policy();
+    assert_eq!(r.initial_delay, Duration::from_millis(100));
+    assert_eq!(r.max_delay, Duration::from_millis(900));
+    assert_eq!(r.max_attempts, Some(3));
+}
