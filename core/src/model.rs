@@ -401,6 +401,19 @@ pub struct TxInfo {
     pub commit_time_ns: u64,
 }
 
+impl TxInfo {
+    /// The transaction of changes outside any transaction (non-transactional messages,
+    /// bootstrap rows): xid 0 at `lsn`, no end LSN (nothing to acknowledge), no commit time.
+    pub fn outside_transaction(lsn: Lsn) -> Self {
+        TxInfo {
+            xid: Xid(0),
+            commit_lsn: lsn,
+            end_lsn: None,
+            commit_time_ns: 0,
+        }
+    }
+}
+
 /// A logical decoding message (`pg_logical_emit_message`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogicalMessage {

@@ -14,8 +14,8 @@ use pgcdc_core::assemble::{KeyConfig, Pipeline, PipelineConfig, PipelineEvent};
 use pgcdc_core::model::{ElementPropertyMap, SourceChange};
 use pgcdc_core::pgoutput::{Decoder, PgOutputMessage, RelationBody};
 use pgcdc_core::snapshot::{
-    SnapshotAssembler, SnapshotTable, import_snapshot_sql, parse_tables_rows, plan_copies,
-    tables_query,
+    SnapshotAssembler, SnapshotEvent, SnapshotTable, import_snapshot_sql, parse_tables_rows,
+    plan_copies, tables_query,
 };
 use pgcdc_core::source_config::TableName;
 use pgcdc_core::value::Value;
@@ -154,17 +154,20 @@ fn snapshot(
     let mut inserts = Inserts::new();
     let mut rows = 0;
     for part in &parts {
-        asm.begin_part(&tables[part.table]).expect("begin");
+        asm.handle_part_start(&tables[part.table]).expect("begin");
         let out = psql(db, &part.sql);
         if !out.is_empty() {
             for line in out.split('\n') {
-                asm.push_row(line.as_bytes())
+                asm.handle_row(line.as_bytes())
                     .unwrap_or_else(|e| panic!("{}: {e}", part.sql));
                 rows += 1;
             }
         }
-        asm.finish_part().expect("finish");
-        while let Some(b) = asm.poll_batch() {
+        asm.handle_part_end().expect("finish");
+        while let Some(e) = asm.poll_event() {
+            let SnapshotEvent::Batch(b) = e else {
+                continue;
+            };
             assert_eq!(b.commit_lsn, CONSISTENT_POINT);
             assert_eq!(b.commit_time_ns, SNAPSHOT_TIME_NS);
             collect(b.changes, &mut inserts);

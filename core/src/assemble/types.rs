@@ -125,6 +125,26 @@ pub struct TransactionBatch {
 }
 
 impl TransactionBatch {
+    /// A whole batch of changes outside any transaction (a non-transactional message, rows
+    /// given by a bootstrap provider): xid 0 at `lsn`, no end LSN, so nothing to
+    /// acknowledge.
+    pub fn outside_transaction(lsn: Lsn, changes: Vec<SourceChange>) -> Self {
+        TransactionBatch {
+            xid: Xid(0),
+            commit_lsn: lsn,
+            end_lsn: None,
+            commit_time_ns: 0,
+            origin: None,
+            kind: TransactionKind::Plain,
+            gid: None,
+            prepare_missing: false,
+            changes,
+            first_chunk: true,
+            last_chunk: true,
+            chunk_index: 0,
+        }
+    }
+
     /// The LSN to acknowledge once this batch is processed: `end_lsn` of a last chunk, `None`
     /// for the others.
     pub fn ack_lsn(&self) -> Option<Lsn> {

@@ -24,15 +24,19 @@ use super::{CopyRow, SnapshotError, SnapshotTable};
 /// [`PipelineConfig::max_batch_changes`] like any other transaction: the chunks of a large
 /// part come out while its rows are pushed.
 ///
-/// One part at a time: `begin_part`, `push_row` per row, `finish_part`, and
-/// [`poll_batch`](Self::poll_batch) / [`poll_warning`](Self::poll_warning) until `None`
-/// after each call. Copy parts in parallel with one assembler per connection.
+/// Bootstrap batches have no end LSN (nothing to acknowledge) and the snapshot time.
+///
+/// One part at a time, as the other state machines run: input with
+/// [`handle_part_start`](Self::handle_part_start), [`handle_row`](Self::handle_row) per row and
+/// [`handle_part_end`](Self::handle_part_end); output with [`poll_event`](Self::poll_event)
+/// ([`SnapshotEvent`]: batches and warnings) until `None` after each call. Copy parts in
+/// parallel with one assembler per connection.
 ///
 /// ```
 /// use pgcdc_core::Lsn;
 /// use pgcdc_core::assemble::PipelineConfig;
 /// use pgcdc_core::model::SourceChange;
-/// use pgcdc_core::snapshot::{SnapshotAssembler, parse_tables_rows};
+/// use pgcdc_core::snapshot::{SnapshotAssembler, SnapshotEvent, parse_tables_rows};
 ///
 /// // One row of the table list query: public.users (id int4 primary key, name text).
 /// let columns = r#"[["id", 23, -1, true, null, null], ["name", 25, -1, false, null, null]]"#;
@@ -44,10 +48,11 @@ use super::{CopyRow, SnapshotError, SnapshotTable};
 /// let tables = parse_tables_rows([row])?;
 ///
 /// let mut asm = SnapshotAssembler::new("pg", PipelineConfig::default(), Lsn(0x1000), 0);
-/// asm.begin_part(&tables[0])?;
-/// asm.push_row(b"7\tAnn\n")?; // one CopyData of `COPY (SELECT "id", "name" …) TO STDOUT`
-/// asm.finish_part()?;
-/// let batch = asm.poll_batch().expect("one transaction");
+/// asm.handle_part_start(&tables[0])?;
+/// asm.handle_row(b"7\tAnn\n")?; // one CopyData of `COPY (SELECT "id", "name" …) TO STDOUT`
+/// asm.handle_part_end()?;
+/// let Some(SnapshotEvent::Batch(batch)) = asm.poll_event() else { panic!("one transaction") };
+/// assert_eq!(batch.end_lsn, None, "nothing to acknowledge");
 /// let SourceChange::Insert { element, .. } = &batch.changes[0] else { unreachable!() };
 /// assert_eq!(&*element.metadata().reference.element_id, "users:7");
 /// # Ok::<(), pgcdc_core::snapshot::SnapshotError>(())
@@ -63,9 +68,21 @@ pub struct SnapshotAssembler {
     primary_keys: HashMap<Oid, Vec<String>>,
     row: CopyRow,
     buf: BytesMut,
-    batches: VecDeque<TransactionBatch>,
-    warnings: VecDeque<String>,
+    events: VecDeque<SnapshotEvent>,
     rows: u64,
+}
+
+/// What a [`SnapshotAssembler`] reports.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SnapshotEvent {
+    /// A batch of bootstrap inserts: a whole part, or a chunk of a large one. It has xid 0,
+    /// commit LSN the consistent point, no end LSN (there is nothing to acknowledge: the
+    /// stream starts after it), and the snapshot time.
+    Batch(TransactionBatch),
+    /// A warning of the pipeline (a table without a key, a configured key column that does
+    /// not exist …).
+    Warning(String),
 }
 
 /// The part being copied.
@@ -84,7 +101,7 @@ impl std::fmt::Debug for SnapshotAssembler {
             .field("time_ns", &self.time_ns)
             .field("part", &self.part)
             .field("rows", &self.rows)
-            .field("batches", &self.batches.len())
+            .field("events", &self.events.len())
             .finish_non_exhaustive()
     }
 }
@@ -113,8 +130,7 @@ impl SnapshotAssembler {
             primary_keys: HashMap::new(),
             row: CopyRow::new(),
             buf: BytesMut::with_capacity(256),
-            batches: VecDeque::new(),
-            warnings: VecDeque::new(),
+            events: VecDeque::new(),
             rows: 0,
         }
     }
@@ -154,10 +170,10 @@ impl SnapshotAssembler {
     ///
     /// A part already open, or a table description the pipeline cannot take (a name holding
     /// NUL, more than 32767 columns).
-    pub fn begin_part(&mut self, table: &SnapshotTable) -> Result<(), SnapshotError> {
+    pub fn handle_part_start(&mut self, table: &SnapshotTable) -> Result<(), SnapshotError> {
         if self.part.is_some() {
             return Err(SnapshotError::Misuse(
-                "begin_part called while a part is open (finish_part or abort_part it first)",
+                "handle_part_start called while a part is open (end or abort it first)",
             ));
         }
         let rel = &table.relation;
@@ -212,9 +228,11 @@ impl SnapshotAssembler {
     ///
     /// No part open, or a row that does not parse (the error names the table, row and
     /// column). The part stays open: the caller decides whether to go on.
-    pub fn push_row(&mut self, copy_line: &[u8]) -> Result<(), SnapshotError> {
+    pub fn handle_row(&mut self, copy_line: &[u8]) -> Result<(), SnapshotError> {
         let Some(part) = &mut self.part else {
-            return Err(SnapshotError::Misuse("push_row called without begin_part"));
+            return Err(SnapshotError::Misuse(
+                "handle_row called without handle_part_start",
+            ));
         };
         part.rows += 1;
         if let Err(error) = self.row.parse(copy_line, part.columns.len()) {
@@ -252,10 +270,10 @@ impl SnapshotAssembler {
     /// # Errors
     ///
     /// No part open.
-    pub fn finish_part(&mut self) -> Result<(), SnapshotError> {
+    pub fn handle_part_end(&mut self) -> Result<(), SnapshotError> {
         if self.part.is_none() {
             return Err(SnapshotError::Misuse(
-                "finish_part called without begin_part",
+                "handle_part_end called without handle_part_start",
             ));
         }
         let commit = PgOutputMessage::Commit {
@@ -278,22 +296,15 @@ impl SnapshotAssembler {
         while let Some(e) = self.pipeline.poll_event() {
             // Only IncompleteTransaction comes out of a reset.
             if let PipelineEvent::Warning(w) = e {
-                self.warnings.push_back(w);
+                self.events.push_back(SnapshotEvent::Warning(w));
             }
         }
         open
     }
 
-    /// The next batch (a whole part, or a chunk of a large one), or `None`. Drain after each
-    /// call.
-    pub fn poll_batch(&mut self) -> Option<TransactionBatch> {
-        self.batches.pop_front()
-    }
-
-    /// The next warning of the pipeline (a table without a key, a configured key column
-    /// that does not exist …), or `None`.
-    pub fn poll_warning(&mut self) -> Option<String> {
-        self.warnings.pop_front()
+    /// The next event (a batch of a part, or a warning), or `None`. Drain after each call.
+    pub fn poll_event(&mut self) -> Option<SnapshotEvent> {
+        self.events.pop_front()
     }
 
     fn feed(&mut self, msg: &PgOutputMessage) -> Result<(), SnapshotError> {
@@ -323,20 +334,21 @@ impl SnapshotAssembler {
         while let Some(event) = self.pipeline.poll_event() {
             match event {
                 PipelineEvent::Transaction(mut batch) => {
-                    // pgoutput times have microseconds: give back the exact snapshot time.
-                    if batch.commit_time_ns != self.time_ns {
-                        batch.commit_time_ns = self.time_ns;
-                        for c in &mut batch.changes {
-                            let tx = TxInfo {
-                                commit_time_ns: self.time_ns,
-                                ..*c.tx()
-                            };
-                            c.set_tx(tx);
-                        }
+                    // Bootstrap rows precede the stream: nothing to acknowledge (no end LSN),
+                    // and the exact snapshot time (pgoutput times have microseconds).
+                    batch.commit_time_ns = self.time_ns;
+                    batch.end_lsn = None;
+                    let tx = TxInfo {
+                        end_lsn: None,
+                        commit_time_ns: self.time_ns,
+                        ..TxInfo::outside_transaction(self.consistent_point)
+                    };
+                    for c in &mut batch.changes {
+                        c.set_tx(tx);
                     }
-                    self.batches.push_back(batch);
+                    self.events.push_back(SnapshotEvent::Batch(batch));
                 }
-                PipelineEvent::Warning(w) => self.warnings.push_back(w),
+                PipelineEvent::Warning(w) => self.events.push_back(SnapshotEvent::Warning(w)),
                 _ => {}
             }
         }

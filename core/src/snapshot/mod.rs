@@ -17,9 +17,10 @@
 //!    Relation (and Type) messages would say about it.
 //! 4. [`plan_copies`] gives the `COPY (SELECT …) TO STDOUT` statements, large tables split
 //!    over ctid ranges so several connections can copy them in parallel.
-//! 5. For each [`CopyPart`]: [`SnapshotAssembler::begin_part`], one
-//!    [`SnapshotAssembler::push_row`] per CopyData row, [`SnapshotAssembler::finish_part`],
-//!    draining [`SnapshotAssembler::poll_batch`] after each call.
+//! 5. For each [`CopyPart`]: [`SnapshotAssembler::handle_part_start`], one
+//!    [`SnapshotAssembler::handle_row`] per CopyData row,
+//!    [`SnapshotAssembler::handle_part_end`], draining [`SnapshotAssembler::poll_event`] after
+//!    each call (batches to deliver, warnings to report).
 //! 6. Commit the copying transactions and `START_REPLICATION` at the consistent point: every
 //!    row is then delivered exactly once, by the snapshot or by the stream.
 //!
@@ -81,7 +82,7 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
-pub use assembler::SnapshotAssembler;
+pub use assembler::{SnapshotAssembler, SnapshotEvent};
 pub use catalog::{
     TABLE_COLUMNS, import_snapshot_sql, parse_tables, parse_tables_rows, tables_query,
 };

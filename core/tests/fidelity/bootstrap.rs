@@ -16,7 +16,7 @@ use pgcdc_core::Lsn;
 use pgcdc_core::assemble::PipelineConfig;
 use pgcdc_core::model::{ElementPropertyMap, SourceChange};
 use pgcdc_core::snapshot::{
-    SnapshotAssembler, SnapshotTable, parse_tables_rows, plan_copies, tables_query,
+    SnapshotAssembler, SnapshotEvent, SnapshotTable, parse_tables_rows, plan_copies, tables_query,
 };
 use pgcdc_core::value::TypeRegistry;
 
@@ -72,24 +72,26 @@ pub fn bootstrap(
     let mut copied = 0u64;
     for part in &parts {
         let table = &tables[part.table];
-        asm.begin_part(table)
-            .unwrap_or_else(|e| panic!("begin_part {}: {e}", table.label()));
+        asm.handle_part_start(table)
+            .unwrap_or_else(|e| panic!("handle_part_start {}: {e}", table.label()));
         let out = psql(db, &part.sql);
         // psql drops the last line's terminator; COPY's text format escapes line breaks
         // inside values (`\n`, `\r`), so every `\n` ends a row.
         if !out.is_empty() {
             for line in out.split('\n') {
-                asm.push_row(line.as_bytes())
+                asm.handle_row(line.as_bytes())
                     .unwrap_or_else(|e| panic!("{}: {e}", part.sql));
                 copied += 1;
             }
         }
-        asm.finish_part()
-            .unwrap_or_else(|e| panic!("finish_part {}: {e}", table.label()));
-        if let Some(w) = asm.poll_warning() {
-            panic!("unexpected bootstrap warning: {w}");
-        }
-        while let Some(batch) = asm.poll_batch() {
+        asm.handle_part_end()
+            .unwrap_or_else(|e| panic!("handle_part_end {}: {e}", table.label()));
+        while let Some(event) = asm.poll_event() {
+            let batch = match event {
+                SnapshotEvent::Batch(b) => b,
+                SnapshotEvent::Warning(w) => panic!("unexpected bootstrap warning: {w}"),
+                other => panic!("unexpected {other:?}"),
+            };
             assert_eq!(batch.commit_lsn, CONSISTENT_POINT);
             for change in batch.changes {
                 let SourceChange::Insert {

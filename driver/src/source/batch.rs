@@ -4,9 +4,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use pgcdc_core::Lsn;
-use pgcdc_core::assemble::{TransactionBatch, TransactionKind};
+use pgcdc_core::assemble::TransactionBatch;
 use pgcdc_core::model::{LogicalMessage, SourceChange, TxInfo};
-use pgcdc_core::pgoutput::Xid;
 
 /// A committed transaction, or one chunk of a large one, as delivered to subscribers.
 ///
@@ -48,8 +47,9 @@ impl ChangeBatch {
 
     pub(crate) fn from_message(message: LogicalMessage, acker: AckHandle) -> Self {
         let lsn = message.lsn;
-        let tx = standalone_tx(lsn);
-        let batch = standalone_batch(lsn, vec![SourceChange::Message { message, tx }]);
+        let tx = TxInfo::outside_transaction(lsn);
+        let batch =
+            TransactionBatch::outside_transaction(lsn, vec![SourceChange::Message { message, tx }]);
         ChangeBatch::new(batch, acker)
     }
 
@@ -73,35 +73,6 @@ impl ChangeBatch {
         if let Some(lsn) = self.inner.ack_lsn() {
             self.acker.ack(lsn);
         }
-    }
-}
-
-/// The transaction of changes outside any transaction (non-transactional messages, bootstrap
-/// rows): xid 0 at `lsn`, nothing to acknowledge.
-pub(crate) fn standalone_tx(lsn: Lsn) -> TxInfo {
-    TxInfo {
-        xid: Xid(0),
-        commit_lsn: lsn,
-        end_lsn: None,
-        commit_time_ns: 0,
-    }
-}
-
-/// A whole batch of such changes.
-pub(crate) fn standalone_batch(lsn: Lsn, changes: Vec<SourceChange>) -> TransactionBatch {
-    TransactionBatch {
-        xid: Xid(0),
-        commit_lsn: lsn,
-        end_lsn: None,
-        commit_time_ns: 0,
-        origin: None,
-        kind: TransactionKind::Plain,
-        gid: None,
-        prepare_missing: false,
-        changes,
-        first_chunk: true,
-        last_chunk: true,
-        chunk_index: 0,
     }
 }
 

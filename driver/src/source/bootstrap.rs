@@ -20,11 +20,11 @@ use pgcdc_core::Lsn;
 use pgcdc_core::assemble::{PipelineConfig, TransactionBatch};
 use pgcdc_core::model::{SourceChange, TxInfo};
 use pgcdc_core::replication::{load_user_types, user_types_query};
-use pgcdc_core::snapshot::{self, SnapshotAssembler, SnapshotTable};
+use pgcdc_core::snapshot::{self, SnapshotAssembler, SnapshotEvent, SnapshotTable};
 use pgcdc_core::source_config::{PostgresSourceConfig, TableName};
 use pgcdc_core::value::TypeRegistry;
 
-use super::batch::{AckHandle, ChangeBatch, standalone_batch, standalone_tx};
+use super::batch::{AckHandle, ChangeBatch};
 use super::run::Shared;
 use crate::conn::{ConnectOptions, PgConnection};
 use crate::error::Error;
@@ -152,14 +152,14 @@ impl<R: Runtime> BootstrapContext<R> {
             return;
         }
         let n = changes.len() as u64;
-        let batch = standalone_batch(self.consistent_point, changes);
+        let batch = TransactionBatch::outside_transaction(self.consistent_point, changes);
         self.deliver_batch(batch).await;
         self.count(table, n, false);
     }
 
     /// The transaction information of bootstrap changes.
     pub fn tx_info(&self) -> TxInfo {
-        standalone_tx(self.consistent_point)
+        TxInfo::outside_transaction(self.consistent_point)
     }
 
     async fn deliver_batch(&self, batch: TransactionBatch) {
@@ -427,18 +427,18 @@ async fn copy_worker<R: Runtime>(
                 continue;
             };
             let name = label(table);
-            asm.begin_part(table)
+            asm.handle_part_start(table)
                 .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
             conn.copy_out_start(&part.sql).await?;
             while let Some(row) = conn.copy_out_next().await? {
-                asm.push_row(&row)
+                asm.handle_row(&row)
                     .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
                 drain(&ctx, &mut asm, &name).await;
                 if failed.load(Ordering::Relaxed) {
                     return Ok(());
                 }
             }
-            asm.finish_part()
+            asm.handle_part_end()
                 .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
             drain(&ctx, &mut asm, &name).await;
             let last = {
@@ -465,27 +465,16 @@ async fn copy_worker<R: Runtime>(
 }
 
 async fn drain<R: Runtime>(ctx: &BootstrapContext<R>, asm: &mut SnapshotAssembler, table: &str) {
-    while let Some(mut batch) = asm.poll_batch() {
-        // Bootstrap rows precede the stream: there is nothing to acknowledge.
-        batch.end_lsn = None;
-        for c in &mut batch.changes {
-            clear_end_lsn(c);
+    while let Some(event) = asm.poll_event() {
+        match event {
+            SnapshotEvent::Batch(batch) => {
+                let n = batch.changes.len() as u64;
+                ctx.deliver_batch(batch).await;
+                ctx.count(table, n, false);
+            }
+            SnapshotEvent::Warning(w) => tracing::warn!(table, "bootstrap: {w}"),
+            _ => {}
         }
-        let n = batch.changes.len() as u64;
-        ctx.deliver_batch(batch).await;
-        ctx.count(table, n, false);
-    }
-}
-
-fn clear_end_lsn(c: &mut SourceChange) {
-    match c {
-        SourceChange::Insert { tx, .. }
-        | SourceChange::Update { tx, .. }
-        | SourceChange::Delete { tx, .. }
-        | SourceChange::Truncate { tx, .. }
-        | SourceChange::SchemaChange { tx, .. }
-        | SourceChange::Message { tx, .. } => tx.end_lsn = None,
-        _ => {}
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 
-use super::super::{SnapshotAssembler, SnapshotError, SnapshotTable, SnapshotType};
+use super::super::{SnapshotAssembler, SnapshotError, SnapshotEvent, SnapshotTable, SnapshotType};
 use super::{col, table};
 use crate::assemble::{KeyConfig, Pipeline, PipelineConfig, PipelineEvent, TransactionBatch};
 use crate::lsn::Lsn;
@@ -141,16 +141,43 @@ fn snapshot(
     let mut asm =
         SnapshotAssembler::new("src", config.clone(), CP, TIME_NS).with_id_generator(counter());
     let mut batches = Vec::new();
-    asm.begin_part(t).unwrap();
+    let mut warnings = Vec::new();
+    let mut drain = |asm: &mut SnapshotAssembler| {
+        while let Some(e) = asm.poll_event() {
+            match e {
+                SnapshotEvent::Batch(b) => batches.push(b),
+                SnapshotEvent::Warning(w) => warnings.push(w),
+            }
+        }
+    };
+    asm.handle_part_start(t).unwrap();
+    drain(&mut asm);
     for r in rows {
-        asm.push_row(&copy_line(r)).unwrap();
-        batches.extend(std::iter::from_fn(|| asm.poll_batch()));
+        asm.handle_row(&copy_line(r)).unwrap();
+        drain(&mut asm);
     }
-    asm.finish_part().unwrap();
-    batches.extend(std::iter::from_fn(|| asm.poll_batch()));
+    asm.handle_part_end().unwrap();
+    drain(&mut asm);
     assert_eq!(asm.rows(), rows.len() as u64);
-    let warnings = std::iter::from_fn(|| asm.poll_warning()).collect();
     (batches, warnings)
+}
+
+/// The next batch, skipping warnings.
+fn next_batch(asm: &mut SnapshotAssembler) -> Option<TransactionBatch> {
+    loop {
+        if let SnapshotEvent::Batch(b) = asm.poll_event()? {
+            return Some(b);
+        }
+    }
+}
+
+/// The next warning, skipping batches.
+fn next_warning(asm: &mut SnapshotAssembler) -> Option<String> {
+    loop {
+        if let SnapshotEvent::Warning(w) = asm.poll_event()? {
+            return Some(w);
+        }
+    }
 }
 
 fn assert_same(config: &PipelineConfig, t: &SnapshotTable, rows: &[Row<'_>]) -> Vec<Insert> {
@@ -163,7 +190,9 @@ fn assert_same(config: &PipelineConfig, t: &SnapshotTable, rows: &[Row<'_>]) -> 
         assert_eq!(b.xid, Xid(0));
         assert_eq!(b.commit_lsn, CP);
         assert_eq!(b.commit_time_ns, TIME_NS);
+        assert_eq!(b.end_lsn, None, "nothing to acknowledge");
         for c in &b.changes {
+            assert_eq!(c.tx().end_lsn, None);
             assert_eq!(c.effective_from(), TIME_NS);
             assert_eq!(c.metadata().unwrap().effective_from, TIME_NS);
             assert_eq!(c.tx().commit_lsn, CP);
@@ -370,26 +399,27 @@ fn large_parts_are_chunked_like_transactions() {
         [
             (2, true, false, 0, None),
             (2, false, false, 1, None),
-            (1, false, true, 2, Some(CP)),
+            (1, false, true, 2, None),
         ]
     );
-    assert_eq!(batches[2].ack_lsn(), Some(CP));
+    // Bootstrap rows precede the stream: nothing to acknowledge.
+    assert_eq!(batches[2].ack_lsn(), None);
     // Chunks come out while rows are pushed, not at the end.
     let mut asm = SnapshotAssembler::new("src", config, CP, TIME_NS);
-    asm.begin_part(&t).unwrap();
+    asm.handle_part_start(&t).unwrap();
     for r in &rows[..3] {
-        asm.push_row(&copy_line(r)).unwrap();
+        asm.handle_row(&copy_line(r)).unwrap();
     }
-    assert_eq!(asm.poll_batch().map(|b| b.changes.len()), Some(2));
-    assert!(asm.poll_batch().is_none());
-    asm.finish_part().unwrap();
-    let last = asm.poll_batch().unwrap();
+    assert_eq!(next_batch(&mut asm).map(|b| b.changes.len()), Some(2));
+    assert!(next_batch(&mut asm).is_none());
+    asm.handle_part_end().unwrap();
+    let last = next_batch(&mut asm).unwrap();
     assert!(last.last_chunk);
     assert_eq!(last.changes.len(), 1);
     // An empty part emits nothing.
-    asm.begin_part(&t).unwrap();
-    asm.finish_part().unwrap();
-    assert!(asm.poll_batch().is_none());
+    asm.handle_part_start(&t).unwrap();
+    asm.handle_part_end().unwrap();
+    assert!(next_batch(&mut asm).is_none());
     assert_eq!(asm.rows(), 3);
 }
 
@@ -413,16 +443,16 @@ fn several_parts_and_tables_in_one_assembler() {
     );
     let mut asm = SnapshotAssembler::new("src", PipelineConfig::default(), CP, TIME_NS);
     for (t, line) in [(&a, "1\n"), (&b, "x\n"), (&a, "2\n")] {
-        asm.begin_part(t).unwrap();
-        asm.push_row(line.as_bytes()).unwrap();
-        asm.finish_part().unwrap();
+        asm.handle_part_start(t).unwrap();
+        asm.handle_row(line.as_bytes()).unwrap();
+        asm.handle_part_end().unwrap();
     }
-    let batches: Vec<_> = std::iter::from_fn(|| asm.poll_batch()).collect();
+    let batches: Vec<_> = std::iter::from_fn(|| next_batch(&mut asm)).collect();
     assert_eq!(batches.len(), 3);
     let ids: Vec<String> = inserts(&batches).into_iter().map(|i| i.id).collect();
     assert_eq!(ids, ["a:1", "s.b:x", "a:2"]);
     assert!(batches.iter().all(|b| b.is_whole() && b.changes.len() == 1));
-    assert!(asm.poll_warning().is_none());
+    assert!(next_warning(&mut asm).is_none());
 }
 
 #[test]
@@ -437,41 +467,47 @@ fn misuse_and_bad_rows_are_errors_naming_table_row_and_column() {
     );
     let mut asm = SnapshotAssembler::new("src", PipelineConfig::default(), CP, TIME_NS);
     assert!(matches!(
-        asm.push_row(b"1\tx\n"),
+        asm.handle_row(b"1\tx\n"),
         Err(SnapshotError::Misuse(_))
     ));
-    assert!(matches!(asm.finish_part(), Err(SnapshotError::Misuse(_))));
-    asm.begin_part(&t).unwrap();
-    assert!(matches!(asm.begin_part(&t), Err(SnapshotError::Misuse(_))));
-    asm.push_row(b"1\tx\n").unwrap();
-    let e = asm.push_row(b"2\tx\\").unwrap_err();
+    assert!(matches!(
+        asm.handle_part_end(),
+        Err(SnapshotError::Misuse(_))
+    ));
+    asm.handle_part_start(&t).unwrap();
+    assert!(matches!(
+        asm.handle_part_start(&t),
+        Err(SnapshotError::Misuse(_))
+    ));
+    asm.handle_row(b"1\tx\n").unwrap();
+    let e = asm.handle_row(b"2\tx\\").unwrap_err();
     assert_eq!(
         e.to_string(),
         "COPY of table app.t, row 2, column \"name\": column 2 ends inside a backslash escape \
          (byte 3)"
     );
-    let e = asm.push_row(b"3\n").unwrap_err();
+    let e = asm.handle_row(b"3\n").unwrap_err();
     assert_eq!(
         e.to_string(),
         "COPY of table app.t, row 3: expected 2 tab-separated columns, found 1"
     );
     // The part goes on after a bad row.
-    asm.push_row(b"4\ty\n").unwrap();
+    asm.handle_row(b"4\ty\n").unwrap();
     assert_eq!(asm.rows(), 2);
     assert!(asm.abort_part());
     assert!(!asm.in_part());
-    assert!(asm.poll_batch().is_none());
+    assert!(next_batch(&mut asm).is_none());
     // After an abort, a new part starts cleanly.
-    asm.begin_part(&t).unwrap();
-    asm.push_row(b"5\tz\n").unwrap();
-    asm.finish_part().unwrap();
-    let b = asm.poll_batch().unwrap();
+    asm.handle_part_start(&t).unwrap();
+    asm.handle_row(b"5\tz\n").unwrap();
+    asm.handle_part_end().unwrap();
+    let b = next_batch(&mut asm).unwrap();
     assert_eq!(inserts(&[b])[0].id, "app.t:5");
 
     // A name the encoder refuses.
     let mut bad = t.clone();
     bad.relation.name = "a\0b".into();
-    let e = asm.begin_part(&bad).unwrap_err();
+    let e = asm.handle_part_start(&bad).unwrap_err();
     assert!(matches!(e, SnapshotError::Encode { .. }), "{e:?}");
     assert!(!asm.in_part());
 }
