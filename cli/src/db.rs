@@ -67,7 +67,7 @@ pub fn text<'a>(r: &'a QueryResult, row: usize, column: &str) -> Option<&'a str>
     r.text(row, column).ok().flatten()
 }
 
-/// Quotes an SQL string literal (standard_conforming_strings on).
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// Quotes an SQL string literal (the core's rule: backslashes in an `E''` literal).
+pub fn literal(s: &str) -> Result<String, CliError> {
+    pgcdc_core::replication::quote_literal(s).map_err(|e| CliError::usage(None, e.to_string()))
 }

@@ -90,9 +90,9 @@ async fn on_server(cfg: PostgresSourceConfig, format: Format) -> Result<(), CliE
             "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = {s}) \
                   + (SELECT count(*) FROM pg_publication WHERE pubname = {p}) \
                   + (SELECT count(*) FROM pg_replication_slots WHERE slot_name = {l}) AS n",
-            s = db::literal(URL_SCHEMA),
-            p = db::literal(PUBLICATION),
-            l = db::literal(SLOT)
+            s = db::literal(URL_SCHEMA)?,
+            p = db::literal(PUBLICATION)?,
+            l = db::literal(SLOT)?
         ),
     )
     .await?;
@@ -113,7 +113,7 @@ async fn on_server(cfg: PostgresSourceConfig, format: Format) -> Result<(), CliE
             &mut conn,
             &format!(
                 "SELECT active FROM pg_replication_slots WHERE slot_name = {}",
-                db::literal(SLOT)
+                db::literal(SLOT)?
             ),
         )
         .await;
@@ -126,7 +126,8 @@ async fn on_server(cfg: PostgresSourceConfig, format: Format) -> Result<(), CliE
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Ok(_) => {
-                let sql = format!("SELECT pg_drop_replication_slot({})", db::literal(SLOT));
+                let sql = pgcdc_core::replication::drop_slot_sql(SLOT)
+                    .map_err(|e| CliError::failed(e.to_string()))?;
                 match db::query(&mut conn, &sql).await {
                     Ok(_) => {
                         slot_gone = true;

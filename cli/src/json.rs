@@ -29,33 +29,11 @@ use pgcdc_core::assemble::TransactionBatch;
 use pgcdc_core::model::{ElementPropertyMap, SourceChange};
 use pgcdc_core::value::{Array, Date, Json, Numeric, Timestamp, Value};
 
-/// Appends `s` as a JSON string.
+/// Appends `s` as a JSON string (escaped as PostgreSQL's `escape_json`, by the core).
 pub fn string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
-    out.push('"');
-    let mut run = 0;
-    for (i, c) in s.char_indices() {
-        let esc = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            c if (c as u32) < 0x20 => "",
-            _ => continue,
-        };
-        out.push_str(s.get(run..i).unwrap_or(""));
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        } else {
-            out.push_str(esc);
-        }
-        run = i + c.len_utf8();
-    }
-    out.push_str(s.get(run..).unwrap_or(""));
-    out.push('"');
+    // Writing to a String cannot fail.
+    let _ = pgcdc_core::value::write_json_string(out, s);
 }
 
 /// Whether `s` is a JSON number token (RFC 8259: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`).

@@ -69,7 +69,7 @@ async fn drop_slot(conn: &mut pgcdc_tokio::PgConnection, name: &str) -> Result<(
         conn,
         &format!(
             "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = {}",
-            db::literal(name)
+            db::literal(name)?
         ),
     )
     .await?;
@@ -87,7 +87,8 @@ async fn drop_slot(conn: &mut pgcdc_tokio::PgConnection, name: &str) -> Result<(
     }
     db::query(
         conn,
-        &format!("SELECT pg_drop_replication_slot({})", db::literal(name)),
+        &pgcdc_core::replication::drop_slot_sql(name)
+            .map_err(|e| CliError::failed(e.to_string()))?,
     )
     .await?;
     println!("dropped replication slot {name}");

@@ -402,6 +402,23 @@ pub(crate) fn copy_slot_command(temp: &str, slot: &str) -> Result<String, Sessio
     ))
 }
 
+/// The SQL that drops replication slot `slot` when no consumer is using it (and does nothing
+/// when it is in use or missing), for an ordinary connection: `SELECT
+/// pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE
+/// slot_name = '…' AND active_pid IS NULL`. It returns one row per slot dropped. (On a
+/// replication connection the session uses the `DROP_REPLICATION_SLOT` command instead.)
+///
+/// # Errors
+///
+/// A name holding a NUL byte.
+pub fn drop_slot_sql(slot: &str) -> Result<String, SessionError> {
+    Ok(format!(
+        "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM \
+         pg_catalog.pg_replication_slots WHERE slot_name = {} AND active_pid IS NULL",
+        quote_literal(slot)?
+    ))
+}
+
 /// `DROP_REPLICATION_SLOT` (without WAIT: the slot was seen inactive).
 pub(crate) fn drop_slot_command(slot: &str) -> Result<String, SessionError> {
     Ok(format!("DROP_REPLICATION_SLOT {}", quote_ident(slot)?))

@@ -172,8 +172,8 @@ mod stream;
 mod tests;
 
 pub use catalog::{
-    TableName, USER_TYPE_COLUMNS, USER_TYPES_LIMIT, load_user_types, quote_ident, quote_literal,
-    user_types_query,
+    TableName, USER_TYPE_COLUMNS, USER_TYPES_LIMIT, drop_slot_sql, load_user_types, quote_ident,
+    quote_literal, user_types_query,
 };
 pub use error::SessionError;
 pub use events::{Phase, SessionEvent, SessionStats};

@@ -68,12 +68,15 @@ impl ReconnectPolicy {
 pub enum Failure<'a> {
     /// A socket error (connect, read, write), or an unexpected EOF.
     Io(ErrorKind),
-    /// The TLS connection broke during the handshake (EOF, reset).
-    Tls,
-    /// TLS was refused for good: certificate verification, hostname, protocol version.
-    TlsRejected,
+    /// The TLS handshake failed with this I/O error kind: `InvalidData` when the TLS library
+    /// refused the server for good (certificate verification, host name, protocol version),
+    /// another kind when the connection broke during the handshake (EOF, reset).
+    Tls(ErrorKind),
     /// A driver-side timeout (connect).
     Timeout,
+    /// A failure of this process that no reconnect changes: a configuration the driver
+    /// could not apply, a result it could not read, a bug.
+    Local,
     /// The connection state machine failed (startup, authentication).
     Connection(&'a ConnectionError),
     /// The replication session failed.
@@ -95,8 +98,9 @@ pub enum Disposition {
 /// |---|---|
 /// | I/O errors (refused, reset, aborted, EOF, broken pipe, timeouts, DNS …) | retry |
 /// | I/O `InvalidInput` / `Unsupported` (a bad address, an impossible socket option) | fatal |
-/// | TLS connection dropped during the handshake ([`Failure::Tls`]) | retry |
-/// | TLS refused: certificate or protocol rejected ([`Failure::TlsRejected`]) | fatal |
+/// | TLS connection dropped during the handshake ([`Failure::Tls`], not `InvalidData`) | retry |
+/// | TLS refused: certificate or protocol rejected ([`Failure::Tls`] with `InvalidData`) | fatal |
+/// | a local failure ([`Failure::Local`]) | fatal |
 /// | timeouts, the connection closed, the server ending the stream | retry |
 /// | SQLSTATE class 08, 57P01, 57P02, 57P03, 53000/53100/53200/53300, 55006, 55P03, 40001, 40P01 | retry |
 /// | 55000 "… WAL sender is in stopping mode" (a server shutting down) | retry |
@@ -108,8 +112,8 @@ pub enum Disposition {
 pub fn classify(f: &Failure<'_>) -> Disposition {
     match f {
         Failure::Io(ErrorKind::InvalidInput | ErrorKind::Unsupported) => Disposition::Fatal,
-        Failure::Io(_) | Failure::Tls | Failure::Timeout => Disposition::Retry,
-        Failure::TlsRejected => Disposition::Fatal,
+        Failure::Tls(ErrorKind::InvalidData) | Failure::Local => Disposition::Fatal,
+        Failure::Io(_) | Failure::Tls(_) | Failure::Timeout => Disposition::Retry,
         Failure::Connection(e) => classify_connection(e),
         Failure::Session(e) => classify_session(e),
     }
@@ -372,8 +376,15 @@ mod tests {
             assert_eq!(classify(&Failure::Io(k)), Disposition::Retry, "{k:?}");
         }
         assert_eq!(classify(&Failure::Io(InvalidInput)), Disposition::Fatal);
-        assert_eq!(classify(&Failure::Tls), Disposition::Retry);
-        assert_eq!(classify(&Failure::TlsRejected), Disposition::Fatal);
+        assert_eq!(
+            classify(&Failure::Tls(std::io::ErrorKind::UnexpectedEof)),
+            Disposition::Retry
+        );
+        assert_eq!(
+            classify(&Failure::Tls(std::io::ErrorKind::InvalidData)),
+            Disposition::Fatal
+        );
+        assert_eq!(classify(&Failure::Local), Disposition::Fatal);
         assert_eq!(classify(&Failure::Timeout), Disposition::Retry);
         let md5 = ConnectionError::Auth(AuthError::Md5Refused);
         assert_eq!(classify(&Failure::Connection(&md5)), Disposition::Fatal);

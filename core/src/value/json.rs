@@ -324,8 +324,13 @@ impl Parser<'_> {
     }
 }
 
-/// Writes `s` as a JSON string, escaping as PostgreSQL's `escape_json` does.
-pub(crate) fn write_json_string(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+/// Writes `s` as a JSON string, escaping as PostgreSQL's `escape_json` does (`"`, `\`,
+/// `\b`, `\f`, `\n`, `\r`, `\t`, other control characters as `\u00XX`).
+///
+/// # Errors
+///
+/// Only those of `f`.
+pub fn write_json_string(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
     f.write_char('"')?;
     let mut run = 0;
     for (i, c) in s.char_indices() {

@@ -58,7 +58,7 @@ pub use array::{Array, ArrayDim};
 pub use binary::decode_binary;
 pub(crate) use codec::Codec;
 pub use datetime::{Date, Interval, Time, TimeTz, Timestamp};
-pub use json::{Json, JsonError};
+pub use json::{Json, JsonError, write_json_string};
 pub use misc::{BitString, Inet, Money};
 pub use numeric::{Numeric, ParseNumericError};
 pub use oid::{TypeKind, TypeOid, TypeRegistry, UserType};

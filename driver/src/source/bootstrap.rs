@@ -279,7 +279,7 @@ impl PostgresBootstrap {
                 p.tables = tables
                     .iter()
                     .map(|t| TableProgress {
-                        table: label(t),
+                        table: t.label(),
                         rows: 0,
                         estimated_rows: t.estimated_rows,
                         done: false,
@@ -366,14 +366,6 @@ async fn user_types<R: Runtime>(planner: &mut PgConnection<R>) -> Result<TypeReg
     Ok(registry)
 }
 
-fn label(t: &SnapshotTable) -> String {
-    if t.relation.namespace == "public" {
-        t.relation.name.clone()
-    } else {
-        format!("{}.{}", t.relation.namespace, t.relation.name)
-    }
-}
-
 type PartQueue = Mutex<(VecDeque<snapshot::CopyPart>, Vec<usize>)>;
 
 /// Sets the flag when dropped.
@@ -426,7 +418,7 @@ async fn copy_worker<R: Runtime>(
             let Some(table) = tables.get(part.table) else {
                 continue;
             };
-            let name = label(table);
+            let name = table.label();
             asm.handle_part_start(table)
                 .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
             conn.copy_out_start(&part.sql).await?;
@@ -588,10 +580,7 @@ pub(crate) async fn drop_slot<R: Runtime>(
     let mut opts = connect.clone();
     opts.params.replication = false;
     let quoted = pgcdc_core::replication::quote_literal(slot).map_err(|e| e.to_string())?;
-    let drop_sql = format!(
-        "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots \
-         WHERE slot_name = {quoted} AND active_pid IS NULL"
-    );
+    let drop_sql = pgcdc_core::replication::drop_slot_sql(slot).map_err(|e| e.to_string())?;
     let count_sql = format!(
         "SELECT count(*) AS n FROM pg_catalog.pg_replication_slots WHERE slot_name = {quoted}"
     );

@@ -140,34 +140,23 @@ impl From<SessionError> for AttemptError {
 }
 
 impl AttemptError {
-    /// The core's view of the failure; only socket-level facts are translated here.
+    /// The core's view of the failure: the driver's errors are only translated into the
+    /// core's [`Failure`]s; which of them are worth a reconnect is the core's rule.
     fn decide(&self, reconnector: &mut Reconnector, random: u64) -> Decision {
-        match self {
-            AttemptError::Bootstrap(_) => Decision::Fatal,
-            AttemptError::Session(e) => reconnector.on_failure(&Failure::Session(e), random),
+        let failure = match self {
+            AttemptError::Bootstrap(_) => Failure::Local,
+            AttemptError::Session(e) => Failure::Session(e),
             AttemptError::Driver(e) => match e {
-                Error::ConnectUnix { source, .. }
-                    if source.kind() == std::io::ErrorKind::Unsupported =>
-                {
-                    Decision::Fatal
-                }
                 Error::Connect { source, .. }
                 | Error::ConnectUnix { source, .. }
-                | Error::Io { source, .. } => {
-                    reconnector.on_failure(&Failure::Io(source.kind()), random)
-                }
-                Error::TlsHandshake { source, .. }
-                    if source.kind() == std::io::ErrorKind::InvalidData =>
-                {
-                    // A certificate the configuration rejects stays rejected.
-                    reconnector.on_failure(&Failure::TlsRejected, random)
-                }
-                Error::TlsHandshake { .. } => reconnector.on_failure(&Failure::Tls, random),
-                Error::Timeout(_) => reconnector.on_failure(&Failure::Timeout, random),
-                Error::Connection(c) => reconnector.on_failure(&Failure::Connection(c), random),
-                _ => Decision::Fatal,
+                | Error::Io { source, .. } => Failure::Io(source.kind()),
+                Error::TlsHandshake { source, .. } => Failure::Tls(source.kind()),
+                Error::Timeout(_) => Failure::Timeout,
+                Error::Connection(c) => Failure::Connection(c),
+                _ => Failure::Local,
             },
-        }
+        };
+        reconnector.on_failure(&failure, random)
     }
 }
 
