@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use pgcdc_core::model::SourceChange;
 use pgcdc_core::source_config::{BootstrapMode, StreamingMode};
-use pgcdc_tokio::{AckMode, Lsn, PostgresReplicationSource, SourceState, Subscription};
+use pgcdc_tokio::{
+    AckMode, Error, Lsn, PostgresReplicationSource, SourceState, StartCause, Subscription,
+};
 use tokio::time::Instant;
 
 use crate::CliError;
@@ -196,8 +198,15 @@ pub async fn start(
 ) -> Result<bool, CliError> {
     tokio::select! {
         r = source.start() => r.map_err(|e| {
+            let unreachable = matches!(
+                &e,
+                Error::Start(s) if matches!(
+                    s.cause(),
+                    StartCause::Driver(Error::Connect { .. } | Error::ConnectUnix { .. })
+                )
+            );
             let mut message = e.to_string();
-            if message.contains("could not connect") {
+            if unreachable {
                 message = format!("{message}; {}", db::URL_HINT);
             }
             CliError::failed(message)

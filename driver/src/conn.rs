@@ -298,8 +298,8 @@ impl<R: Runtime> PgConnection<R> {
                 Event::QueryComplete(r) => return Ok(r),
                 Event::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
                 Event::CopyStarted(_) => {
-                    return Err(Error::Config(
-                        "simple_query does not run COPY or START_REPLICATION".into(),
+                    return Err(Error::Usage(
+                        "simple_query does not run COPY or START_REPLICATION",
                     ));
                 }
                 other => tracing::debug!(?other, "ignoring event during query"),
@@ -311,8 +311,8 @@ impl<R: Runtime> PgConnection<R> {
     ///
     /// # Errors
     ///
-    /// The server's error when the statement fails, [`Error::Config`] when it is not a
-    /// COPY to the client.
+    /// The server's error when the statement fails, [`Error::Usage`] when it is not a COPY
+    /// to the client.
     pub async fn copy_out_start(&mut self, sql: &str) -> Result<(), Error> {
         self.conn.send_query(sql)?;
         loop {
@@ -320,9 +320,10 @@ impl<R: Runtime> PgConnection<R> {
                 Event::CopyStarted(_) => return Ok(()),
                 Event::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
                 Event::QueryComplete(_) => {
-                    return Err(Error::Config(format!(
-                        "expected COPY … TO STDOUT, but the statement returned no copy data: {sql}"
-                    )));
+                    return Err(Error::Usage(
+                        "copy_out_start needs a COPY … TO STDOUT statement, and this one returned \
+                         no copy data",
+                    ));
                 }
                 other => tracing::debug!(?other, "ignoring event before COPY"),
             }
@@ -353,7 +354,7 @@ impl<R: Runtime> PgConnection<R> {
         let results = self.simple_query(IdentifySystem::COMMAND).await?;
         let r = results
             .first()
-            .ok_or(Error::Config("IDENTIFY_SYSTEM returned nothing".into()))?;
+            .ok_or(Error::Unexpected("IDENTIFY_SYSTEM returned no result"))?;
         Ok(IdentifySystem::from_result(r)?)
     }
 
@@ -431,8 +432,8 @@ impl<R: Runtime> PgConnection<R> {
                 (conn, input, result)
             })
             .await
-            .ok_or(Error::Config(
-                "the runtime is shutting down: the connection cannot authenticate".into(),
+            .ok_or(Error::Usage(
+                "the runtime is shutting down: the connection cannot authenticate",
             ))?;
         self.conn = conn;
         self.read_buf = input;

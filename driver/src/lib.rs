@@ -14,7 +14,7 @@ pub mod api {
         ChangeBatch, JsonlBootstrap, PostgresBootstrap, SourceState, SourceStatus, Subscription,
         TableProgress,
     };
-    pub use crate::{ConnectOptions, Error, RootCerts};
+    pub use crate::{BootstrapError, ConnectOptions, Error, RootCerts, StartCause, StartError};
     pub use pgcdc_core::auth::RequireAuth;
     pub use pgcdc_core::source_config::{
         AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
@@ -30,7 +30,7 @@ mod tls;
 mod transport;
 
 pub use conn::{ConnectOptions, MAX_KEPT_NOTICES, PgConnection};
-pub use error::Error;
+pub use error::{BootstrapError, Error, StartCause, StartError};
 pub use runtime::{
     BoxFuture, KEEPALIVE_INTERVAL, KEEPALIVE_TIME, Runtime, system_random, tune_tcp,
 };

@@ -27,7 +27,7 @@ use pgcdc_core::value::TypeRegistry;
 use super::batch::{AckHandle, ChangeBatch};
 use super::run::Shared;
 use crate::conn::{ConnectOptions, PgConnection};
-use crate::error::Error;
+use crate::error::{BootstrapError, Error};
 use crate::runtime::{BoxFuture, Runtime};
 
 /// Progress of one table's copy.
@@ -209,7 +209,10 @@ pub trait BootstrapProvider<R: Runtime>: Send + Sync + 'static {
 
     /// Delivers the initial rows. An error fails the start (and drops the slot just
     /// created, so the next start bootstraps again).
-    fn bootstrap<'a>(&'a self, ctx: &'a BootstrapContext<R>) -> BoxFuture<'a, Result<(), String>>;
+    fn bootstrap<'a>(
+        &'a self,
+        ctx: &'a BootstrapContext<R>,
+    ) -> BoxFuture<'a, Result<(), BootstrapError>>;
 }
 
 /// Copies the published tables from the slot's exported snapshot (the default provider for
@@ -242,30 +245,43 @@ impl<R: Runtime> BootstrapProvider<R> for PostgresBootstrap {
         "postgres"
     }
 
-    fn bootstrap<'a>(&'a self, ctx: &'a BootstrapContext<R>) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { self.run(ctx).await.map_err(|e| e.to_string()) })
+    fn bootstrap<'a>(
+        &'a self,
+        ctx: &'a BootstrapContext<R>,
+    ) -> BoxFuture<'a, Result<(), BootstrapError>> {
+        Box::pin(async move { self.run(ctx).await.map_err(BootstrapError::Driver) })
     }
 }
 
 impl PostgresBootstrap {
     async fn run<R: Runtime>(&self, ctx: &BootstrapContext<R>) -> Result<(), Error> {
-        let import = snapshot::import_snapshot_sql(&ctx.snapshot_name)
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let import =
+            snapshot::import_snapshot_sql(&ctx.snapshot_name).map_err(|e| Error::Snapshot {
+                table: None,
+                source: e,
+            })?;
         let names = ctx
             .config
             .tables
             .iter()
             .map(|t| TableName::parse(t).map_err(|e| Error::Config(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        let list = snapshot::tables_query(&ctx.config.publication_name, &names)
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let list = snapshot::tables_query(&ctx.config.publication_name, &names).map_err(|e| {
+            Error::Snapshot {
+                table: None,
+                source: e,
+            }
+        })?;
         let mut planner = ctx.connect().await?;
         planner.simple_query(&import).await?;
         let results = planner.simple_query(&list).await?;
         let result = results
             .first()
-            .ok_or_else(|| Error::Config("the table list query returned nothing".into()))?;
-        let tables = snapshot::parse_tables(result).map_err(|e| Error::Config(e.to_string()))?;
+            .ok_or(Error::Unexpected("the table list query returned no result"))?;
+        let tables = snapshot::parse_tables(result).map_err(|e| Error::Snapshot {
+            table: None,
+            source: e,
+        })?;
         let types = Arc::new(user_types(&mut planner).await?);
         let parts = snapshot::plan_copies(&tables, self.split_pages, self.max_parts_per_table);
         tracing::info!(
@@ -331,8 +347,8 @@ impl PostgresBootstrap {
         for _ in 0..n {
             match done_rx.recv().await {
                 Ok(r) => results.push(r),
-                Err(_) => results.push(Err(Error::Config(
-                    "a bootstrap worker ended without reporting".into(),
+                Err(_) => results.push(Err(Error::Unexpected(
+                    "a bootstrap worker ended without reporting",
                 ))),
             }
         }
@@ -419,19 +435,25 @@ async fn copy_worker<R: Runtime>(
                 continue;
             };
             let name = table.label();
-            asm.handle_part_start(table)
-                .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
+            asm.handle_part_start(table).map_err(|e| Error::Snapshot {
+                table: Some(name.clone()),
+                source: e,
+            })?;
             conn.copy_out_start(&part.sql).await?;
             while let Some(row) = conn.copy_out_next().await? {
-                asm.handle_row(&row)
-                    .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
+                asm.handle_row(&row).map_err(|e| Error::Snapshot {
+                    table: Some(name.clone()),
+                    source: e,
+                })?;
                 drain(&ctx, &mut asm, &name).await;
                 if failed.load(Ordering::Relaxed) {
                     return Ok(());
                 }
             }
-            asm.handle_part_end()
-                .map_err(|e| Error::Config(format!("bootstrap of {name}: {e}")))?;
+            asm.handle_part_end().map_err(|e| Error::Snapshot {
+                table: Some(name.clone()),
+                source: e,
+            })?;
             drain(&ctx, &mut asm, &name).await;
             let last = {
                 let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -490,22 +512,32 @@ impl<R: Runtime> BootstrapProvider<R> for JsonlBootstrap {
         "jsonl"
     }
 
-    fn bootstrap<'a>(&'a self, ctx: &'a BootstrapContext<R>) -> BoxFuture<'a, Result<(), String>> {
+    fn bootstrap<'a>(
+        &'a self,
+        ctx: &'a BootstrapContext<R>,
+    ) -> BoxFuture<'a, Result<(), BootstrapError>> {
         Box::pin(async move {
             ctx.set_phase(BootstrapPhase::Copying);
             let keys = ctx.config.key_config();
             let max = ctx.pipeline.max_batch_changes.max(1);
             for path in &self.paths {
-                let file = std::fs::File::open(path)
-                    .map_err(|e| format!("bootstrap file {}: {e}", path.display()))?;
+                let file = std::fs::File::open(path).map_err(|e| {
+                    BootstrapError::Provider(format!("bootstrap file {}: {e}", path.display()))
+                })?;
                 let mut pending: Vec<SourceChange> = Vec::new();
                 let mut table = String::new();
                 for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-                    let line =
-                        line.map_err(|e| format!("bootstrap file {}: {e}", path.display()))?;
+                    let line = line.map_err(|e| {
+                        BootstrapError::Provider(format!("bootstrap file {}: {e}", path.display()))
+                    })?;
                     let change =
                         snapshot::jsonl_change(&line, i + 1, &ctx.source_id, &keys, ctx.tx_info())
-                            .map_err(|e| format!("bootstrap file {}: {e}", path.display()))?;
+                            .map_err(|e| {
+                                BootstrapError::Provider(format!(
+                                    "bootstrap file {}: {e}",
+                                    path.display()
+                                ))
+                            })?;
                     let Some(change) = change else { continue };
                     let label = change
                         .metadata()
@@ -532,7 +564,7 @@ impl<R: Runtime> BootstrapProvider<R> for JsonlBootstrap {
 pub(crate) async fn run_provider<R: Runtime>(
     provider: &dyn BootstrapProvider<R>,
     ctx: &BootstrapContext<R>,
-) -> Result<(), String> {
+) -> Result<(), BootstrapError> {
     ctx.shared.update(|s| {
         s.bootstrap = Some(BootstrapProgress {
             provider: provider.name().to_owned(),
@@ -556,8 +588,8 @@ pub(crate) async fn run_provider<R: Runtime>(
             Ok(())
         }
         Err(e) => {
-            ctx.set_phase(BootstrapPhase::Failed(e.clone()));
-            Err(format!("bootstrap failed: {e}"))
+            ctx.set_phase(BootstrapPhase::Failed(e.to_string()));
+            Err(e)
         }
     }
 }

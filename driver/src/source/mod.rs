@@ -31,7 +31,7 @@ pub use status::{SourceState, SourceStatus};
 use dispatch::Dispatcher;
 use run::{Command, Shared};
 
-use crate::error::Error;
+use crate::error::{Error, StartCause, StartError};
 use crate::runtime::Runtime;
 
 /// A PostgreSQL logical-replication source on runtime `R`.
@@ -282,10 +282,12 @@ impl<R: Runtime> Source<R> {
         }));
         let result = match started_rx.recv().await {
             Ok(Ok(())) => return Ok(()),
-            Ok(Err(message)) => Err(Error::Start(message)),
-            Err(_) => Err(Error::Start(
+            Ok(Err(error)) => Err(Error::Start(Box::new(error))),
+            Err(_) => Err(Error::Start(Box::new(StartError::new(
                 "the replication task ended before streaming began".into(),
-            )),
+                StartCause::Ended,
+                false,
+            )))),
         };
         // The task is ending: wait for it, so the source is not running when this returns.
         self.wait_for_task(false).await;

@@ -28,7 +28,7 @@ use super::bootstrap::{
 use super::dispatch::Dispatcher;
 use super::status::{SourceState, SourceStatus};
 use crate::conn::{ConnectOptions, PgConnection};
-use crate::error::Error;
+use crate::error::{BootstrapError, Error, StartCause, StartError};
 use crate::runtime::{BoxFuture, Runtime};
 use crate::transport::Transport;
 
@@ -82,7 +82,7 @@ impl Shared {
 }
 
 /// How the first attempt went, reported to `start()`.
-pub(crate) type StartReport = Result<(), String>;
+pub(crate) type StartReport = Result<(), StartError>;
 
 /// Why an attempt ended.
 enum AttemptEnd {
@@ -97,7 +97,7 @@ enum AttemptError {
     Driver(Error),
     Session(SessionError),
     /// The bootstrap failed; its slot was dropped. Fatal: the start fails.
-    Bootstrap(String),
+    Bootstrap(BootstrapError),
 }
 
 impl std::fmt::Display for AttemptError {
@@ -116,13 +116,23 @@ impl AttemptError {
         let server = match self {
             AttemptError::Driver(e) => e.server_error(),
             AttemptError::Session(e) => e.server_error(),
-            AttemptError::Bootstrap(_) => None,
+            AttemptError::Bootstrap(e) => e.server_error(),
         };
         match server.and_then(|e| e.advice()) {
             Some(advice) if server.is_some_and(|e| e.hint.is_none()) => {
                 format!("{self}; hint: {advice}")
             }
             _ => self.to_string(),
+        }
+    }
+}
+
+impl AttemptError {
+    fn into_cause(self) -> StartCause {
+        match self {
+            AttemptError::Driver(e) => StartCause::Driver(e),
+            AttemptError::Session(e) => StartCause::Session(e),
+            AttemptError::Bootstrap(e) => StartCause::Bootstrap(e),
         }
     }
 }
@@ -306,11 +316,12 @@ impl<R: Runtime> Driver<R> {
                     delay = delay.min(d.saturating_duration_since(now));
                 }
                 if deadline.is_some_and(|d| now >= d) {
-                    self.fail(format!(
+                    let message = format!(
                         "{message} (no replication slot position could be fixed within the start \
                          timeout, start_timeout_ms = {}; {attempt} attempt(s))",
                         self.cfg.start_timeout.map_or(0, |d| d.as_millis())
-                    ));
+                    );
+                    self.fail(StartError::new(message, err.into_cause(), true));
                     return false;
                 }
                 tracing::warn!(error = %message, attempt, delay_ms = delay.as_millis() as u64, "replication connection failed; reconnecting");
@@ -336,11 +347,12 @@ impl<R: Runtime> Driver<R> {
                 false
             }
             Decision::GiveUp { attempts } => {
-                self.fail(format!("{message} (gave up after {attempts} attempts)"));
+                let message = format!("{message} (gave up after {attempts} attempts)");
+                self.fail(StartError::new(message, err.into_cause(), true));
                 false
             }
             _ => {
-                self.fail(message);
+                self.fail(StartError::new(message, err.into_cause(), false));
                 false
             }
         }
@@ -355,7 +367,8 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn fail(&mut self, message: String) {
+    fn fail(&mut self, error: StartError) {
+        let message = error.message().to_owned();
         tracing::error!(error = %message, "replication source failed");
         self.shared.update(|s| {
             s.state = SourceState::Failed(message.clone());
@@ -363,7 +376,7 @@ impl<R: Runtime> Driver<R> {
         });
         self.shared.dispatcher.close();
         if let Some(tx) = self.started.take() {
-            let _ = tx.try_send(Err(message));
+            let _ = tx.try_send(Err(error));
         }
     }
 
@@ -742,7 +755,7 @@ impl<R: Runtime> Driver<R> {
         let outcome = self
             .unless_stopped(bootstrap::run_provider(provider.as_ref(), &ctx))
             .await
-            .unwrap_or_else(|| Err("stopped during the bootstrap".to_owned()));
+            .unwrap_or(Err(BootstrapError::Stopped("stopped during the bootstrap")));
         let outcome = match outcome {
             Ok(()) => {
                 // Every row is in the subscriber queues and the temporary slot holds the
@@ -758,7 +771,7 @@ impl<R: Runtime> Driver<R> {
             }
             Err(e) => Err(e),
         };
-        if let Err(mut message) = outcome {
+        if let Err(mut failure) = outcome {
             // Streaming after a partial copy would lose rows: the slot must go, so the next
             // start takes a new snapshot. A temporary bootstrap slot ends with its
             // connection; a permanent one is dropped.
@@ -768,10 +781,14 @@ impl<R: Runtime> Driver<R> {
                 .unwrap_or(&self.cfg.replication.slot_name)
                 .to_owned();
             let _ = link.io.close().await;
-            if let Err(e) = bootstrap::drop_slot(&self.rt, &self.cfg.connect, &slot).await {
-                message = format!("{message}; {e}");
+            if let Err(drop_error) = bootstrap::drop_slot(&self.rt, &self.cfg.connect, &slot).await
+            {
+                failure = BootstrapError::SlotNotDropped {
+                    cause: Box::new(failure),
+                    drop_error,
+                };
             }
-            return Flow::End(AttemptEnd::Failed(AttemptError::Bootstrap(message)));
+            return Flow::End(AttemptEnd::Failed(AttemptError::Bootstrap(failure)));
         }
         self.shared.update(|s| s.state = SourceState::Starting);
         Flow::Continue
@@ -779,11 +796,13 @@ impl<R: Runtime> Driver<R> {
 
     /// Waits until the subscribers took every bootstrap row (a stop request ends the wait
     /// with an error).
-    async fn wait_drained(&mut self) -> Result<(), String> {
+    async fn wait_drained(&mut self) -> Result<(), BootstrapError> {
         while !self.shared.dispatcher.drained() {
             let sleep = self.rt.sleep(DRAIN_POLL);
             if self.unless_stopped(sleep).await.is_none() {
-                return Err("stopped before the subscribers took the bootstrap's rows".to_owned());
+                return Err(BootstrapError::Stopped(
+                    "stopped before the subscribers took the bootstrap's rows",
+                ));
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use pgcdc_core::value::Value;
 use pgcdc_driver::source::{
     BootstrapContext, BootstrapPhase, BootstrapProvider, JsonlBootstrap, PostgresBootstrap,
 };
-use pgcdc_driver::{BoxFuture, Runtime};
+use pgcdc_driver::{BootstrapError, BoxFuture, Runtime};
 
 use super::{Ctx, collect, next_batch, render};
 
@@ -291,7 +291,10 @@ impl<R: Runtime> BootstrapProvider<R> for FailingProvider {
         "failing"
     }
 
-    fn bootstrap<'a>(&'a self, ctx: &'a BootstrapContext<R>) -> BoxFuture<'a, Result<(), String>> {
+    fn bootstrap<'a>(
+        &'a self,
+        ctx: &'a BootstrapContext<R>,
+    ) -> BoxFuture<'a, Result<(), BootstrapError>> {
         Box::pin(async move {
             let keys = ctx.config().key_config();
             let line = r#"{"table": "t", "id": "t:1", "properties": {"id": 1}}"#;
@@ -300,7 +303,7 @@ impl<R: Runtime> BootstrapProvider<R> for FailingProvider {
                     .map_err(|e| e.to_string())?
                     .unwrap();
             ctx.deliver("t", vec![change]).await;
-            Err("the custom provider broke half-way".to_owned())
+            Err("the custom provider broke half-way".to_owned().into())
         })
     }
 }

@@ -56,7 +56,23 @@ pub async fn wrong_password<R: Runtime + Default>() {
     ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
     ctx.publish(&["t"]);
     let source = ctx.builder::<R>().with_password("nope").build().unwrap();
-    expect_fatal(source, &["28P01", "password"]).await;
+    expect_fatal(source.clone(), &["28P01", "password"]).await;
+    // The failure itself reaches the caller, typed: SQLSTATE, not transient.
+    match source.start().await {
+        Err(Error::Start(e)) => {
+            assert_eq!(
+                e.sqlstate().map(|s| s.code().to_owned()).as_deref(),
+                Some("28P01")
+            );
+            assert!(!e.is_transient(), "{e}");
+            assert!(
+                matches!(e.cause(), pgcdc_driver::StartCause::Driver(_)),
+                "{:?}",
+                e.cause()
+            );
+        }
+        other => panic!("expected a start error, got {other:?}"),
+    }
 }
 
 /// A missing publication is fatal, with the statement that creates it.
