@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use pgcdc_testkit::{Cluster, SCRAM_USER, TestkitError};
 use pgcdc_core::Password;
+use pgcdc_testkit::{Cluster, SCRAM_USER, TestkitError};
 use pgcdc_tokio::{
     AckMode, PgConnection, PostgresReplicationSource, PostgresSourceConfig, SslMode,
 };
