@@ -24,6 +24,10 @@
 //! ([`bootstrap`]).
 //!
 //! Run with `--nocapture` to see the case counts.
+//!
+//! Needs the PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`; found through
+//! `PGCDC_PG_BIN`, `/usr/lib/postgresql/*/bin` or `PATH`): `apt-get install -y postgresql`.
+//! Without them every test fails with the testkit's message saying so.
 #![allow(missing_docs)]
 
 #[path = "fidelity/bootstrap.rs"]

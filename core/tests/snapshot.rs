@@ -4,6 +4,10 @@
 //! [`SnapshotAssembler`] equal — ids, labels, every property value — the inserts the stream
 //! gives for the same rows (captured with `pg_logical_slot_peek_binary_changes`, pgoutput
 //! proto 1, assembled by a [`Pipeline`]).
+//!
+//! Needs the PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`; found through
+//! `PGCDC_PG_BIN`, `/usr/lib/postgresql/*/bin` or `PATH`): `apt-get install -y postgresql`.
+//! Without them every test fails with the testkit's message saying so.
 #![allow(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};

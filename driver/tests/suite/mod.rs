@@ -16,10 +16,18 @@
 //! ```text
 //! PGCDC_STRESS_THREADS=2 PGCDC_STRESS_REPEAT=3 cargo test -p pgcdc-tokio --test faults -- --nocapture
 //! ```
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//!
+//! Every `pub async fn <test><R: Runtime + Default>()` of a suite module is a test and must be
+//! named in exactly one of the lists below (`shared_cluster_list!`, `connect_list!`,
+//! `isolated_list!`, `fault_list!`). Each binary refers to every listed test (see
+//! `every_suite_test_is_listed!`), and the suite denies dead code: a suite test that no list
+//! names is never used, so every test binary fails to compile, naming the function.
+#![deny(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod basic;
 pub mod bootstrap;
+pub mod connect;
 pub mod failures;
 pub mod faults;
 pub mod stress;
@@ -37,13 +45,36 @@ macro_rules! instantiate {
     };
 }
 
-/// Every suite test that runs on the binary's shared cluster, for one runtime:
-/// `shared_cluster_tests!(block_on, Runtime)`.
-#[allow(unused_macros)]
-macro_rules! shared_cluster_tests {
-    ($block_on:path, $rt:ty) => {
-        instantiate!(
-            $block_on, $rt;
+/// `refer!(Runtime; module::test, …)`: statements naming each suite test (for
+/// `every_suite_test_is_listed!`).
+macro_rules! refer {
+    ($rt:ty; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            let _ = suite::$module::$name::<$rt>;
+        )*
+    };
+}
+
+/// Names every listed suite test, whichever lists the binary instantiates, so the suite's
+/// `deny(dead_code)` reports exactly the tests that no list names (and helpers nothing uses).
+macro_rules! every_suite_test_is_listed {
+    ($rt:ty) => {
+        /// Never called: it only makes every listed suite test used.
+        #[allow(dead_code)]
+        fn every_suite_test_is_listed() {
+            shared_cluster_list!(refer!($rt));
+            connect_list!(refer!($rt));
+            isolated_list!(refer!($rt));
+            fault_list!(refer!($rt));
+        }
+    };
+}
+
+/// The suite tests that run on the binary's shared cluster, passed to `macro!(args; …)`.
+macro_rules! shared_cluster_list {
+    ($macro:ident ! ($($args:tt)*)) => {
+        $macro!(
+            $($args)*;
             basic::insert_update_delete,
             basic::transactions_and_keys,
             basic::unchanged_toast,
@@ -77,16 +108,90 @@ macro_rules! shared_cluster_tests {
     };
 }
 
+/// The connection tests ([`connect`]): the binary's shared cluster, and one without TLS.
+macro_rules! connect_list {
+    ($macro:ident ! ($($args:tt)*)) => {
+        $macro!(
+            $($args)*;
+            connect::scram_succeeds_and_pins_output_settings,
+            connect::wrong_password_reports_28p01,
+            connect::cleartext_succeeds,
+            connect::trust_succeeds,
+            connect::md5_is_refused_with_a_pg_hba_hint,
+            connect::user_without_replication_gets_42501,
+            connect::identify_system_is_parsed,
+            connect::sslmode_disable_prefer_require,
+            connect::verify_ca_and_verify_full_with_the_test_ca,
+            connect::verify_full_fails_on_a_wrong_host_name,
+            connect::verify_ca_fails_against_an_unrelated_ca,
+            connect::require_fails_against_a_server_without_tls,
+            connect::prefer_falls_back_to_plaintext,
+            connect::scram_plus_with_channel_binding_required_over_tls,
+            connect::channel_binding_required_is_refused_without_tls,
+            connect::query_errors_carry_sqlstate_and_keep_the_connection,
+            connect::connection_refused_is_a_clear_error,
+            connect::the_notices_kept_are_bounded,
+            connect::cleartext_without_tls_is_refused_by_default,
+            connect::cleartext_without_tls_is_sent_with_require_auth_password,
+            connect::verify_modes_without_a_root_file_are_a_config_error,
+            connect::require_with_a_root_file_verifies_the_chain,
+            connect::system_roots_force_a_full_check,
+        );
+    };
+}
+
+/// The suite tests that start clusters of their own or measure the process's memory.
+macro_rules! isolated_list {
+    ($macro:ident ! ($($args:tt)*)) => {
+        $macro!(
+            $($args)*;
+            failures::wal_level_replica,
+            basic::million_row_transaction,
+        );
+    };
+}
+
+/// The fault tests.
+macro_rules! fault_list {
+    ($macro:ident ! ($($args:tt)*)) => {
+        $macro!(
+            $($args)*;
+            faults::walsender_killed,
+            faults::connection_cut,
+            faults::spilled_streams_survive_cuts,
+            faults::server_restarted,
+            faults::stalled_consumer,
+            faults::slot_creation_interrupted,
+            faults::backlog_survives_cuts,
+        );
+    };
+}
+
+/// Every suite test that runs on the binary's shared cluster, for one runtime:
+/// `shared_cluster_tests!(block_on, Runtime)`. The connection tests are in a module
+/// `connect` of the binary (`cargo test -- connect::` selects them).
+#[allow(unused_macros)]
+macro_rules! shared_cluster_tests {
+    ($block_on:path, $rt:ty) => {
+        shared_cluster_list!(instantiate!($block_on, $rt));
+
+        mod connect {
+            use super::*;
+
+            connect_list!(instantiate!($block_on, $rt));
+        }
+
+        every_suite_test_is_listed!($rt);
+    };
+}
+
 /// The suite tests that start clusters of their own or measure the process's memory (run in
 /// a binary of their own): `isolated_tests!(block_on, Runtime)`.
 #[allow(unused_macros)]
 macro_rules! isolated_tests {
     ($block_on:path, $rt:ty) => {
-        instantiate!(
-            $block_on, $rt;
-            failures::wal_level_replica,
-            basic::million_row_transaction,
-        );
+        isolated_list!(instantiate!($block_on, $rt));
+        every_suite_test_is_listed!($rt);
     };
 }
 
@@ -100,17 +205,10 @@ macro_rules! fault_tests {
         mod faults {
             use super::*;
 
-            instantiate!(
-                $block_on, $rt;
-                faults::walsender_killed,
-                faults::connection_cut,
-                faults::spilled_streams_survive_cuts,
-                faults::server_restarted,
-                faults::stalled_consumer,
-                faults::slot_creation_interrupted,
-                faults::backlog_survives_cuts,
-            );
+            fault_list!(instantiate!($block_on, $rt));
         }
+
+        every_suite_test_is_listed!($rt);
     };
 }
 
