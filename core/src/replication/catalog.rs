@@ -1,6 +1,5 @@
 //! SQL and replication-command text, quoting, and the parsing of catalog query results.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::lsn::Lsn;
@@ -9,6 +8,7 @@ use crate::query::{QueryResult, ResultError};
 use crate::value::{TypeKind, TypeOid, TypeRegistry};
 
 use super::SessionError;
+pub use crate::source_config::TableName;
 
 // ------------------------------------------------------------------------------- quoting
 
@@ -77,91 +77,6 @@ fn reject_nul(value: &str) -> Result<(), SessionError> {
 
 // ---------------------------------------------------------------------------- table names
 
-/// A table as `schema.name`, both parts unquoted (exact, case-sensitive).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TableName {
-    /// The schema.
-    pub schema: String,
-    /// The table.
-    pub name: String,
-}
-
-impl TableName {
-    /// Parses a configured table: `table` (in `public`) or `schema.table`. A part may be
-    /// double-quoted (`"My.Schema"."T"`, `""` for a quote) to hold dots; otherwise it is taken
-    /// literally — not folded to lower case.
-    pub fn parse(s: &str) -> Result<TableName, SessionError> {
-        let invalid = |reason: &str| SessionError::InvalidOption {
-            option: "tables",
-            reason: format!("{s:?}: {reason}; write \"table\" or \"schema.table\""),
-        };
-        reject_nul(s)?;
-        let mut parts = Vec::new();
-        let mut cur = String::new();
-        let mut chars = s.trim().chars().peekable();
-        let mut quoted_part = false;
-        while let Some(c) = chars.next() {
-            match c {
-                '"' if cur.is_empty() && !quoted_part => {
-                    quoted_part = true;
-                    loop {
-                        match chars.next() {
-                            Some('"') if chars.peek() == Some(&'"') => {
-                                chars.next();
-                                cur.push('"');
-                            }
-                            Some('"') => break,
-                            Some(c) => cur.push(c),
-                            None => return Err(invalid("unterminated quote")),
-                        }
-                    }
-                    if !matches!(chars.peek(), None | Some('.')) {
-                        return Err(invalid("text after a closing quote"));
-                    }
-                }
-                '.' => {
-                    parts.push(std::mem::take(&mut cur));
-                    quoted_part = false;
-                }
-                c => {
-                    if quoted_part {
-                        return Err(invalid("text after a closing quote"));
-                    }
-                    cur.push(c);
-                }
-            }
-        }
-        parts.push(cur);
-        if parts.iter().any(String::is_empty) {
-            return Err(invalid("empty name"));
-        }
-        let mut it = parts.into_iter();
-        match (it.next(), it.next(), it.next()) {
-            (Some(name), None, None) => Ok(TableName {
-                schema: "public".to_owned(),
-                name,
-            }),
-            (Some(schema), Some(name), None) => Ok(TableName { schema, name }),
-            _ => Err(invalid("too many dots")),
-        }
-    }
-
-    /// `"schema"."name"`.
-    pub fn quoted(&self) -> String {
-        format!(
-            "{}.{}",
-            quote_ident_lossy(&self.schema),
-            quote_ident_lossy(&self.name)
-        )
-    }
-}
-
-impl fmt::Display for TableName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.schema, self.name)
-    }
-}
-
 /// `"s"."t", "public"."u"` for `s.t, u` (the display form, split at the first dot).
 pub(crate) fn quote_table_list(tables: &[String]) -> String {
     tables
@@ -186,7 +101,7 @@ pub(crate) fn tables_exist_query(tables: &[TableName]) -> Result<String, Session
     for t in tables {
         list.push(format!(
             "({}, {})",
-            quote_literal(&t.schema)?,
+            quote_literal(t.schema_or_public())?,
             quote_literal(&t.name)?
         ));
     }
@@ -496,7 +411,7 @@ pub(crate) fn parse_tables(
         let name = r.text(row, table_col).map_err(|e| bad_result(what, e))?;
         if let (Some(schema), Some(name)) = (schema, name) {
             out.push(TableName {
-                schema: schema.to_owned(),
+                schema: Some(schema.to_owned()),
                 name: name.to_owned(),
             });
         }
@@ -547,7 +462,7 @@ pub(crate) fn parse_primary_keys(r: &QueryResult) -> Result<Vec<PublishedTable>,
             })?)),
         };
         let table = TableName {
-            schema: get("nspname")?.unwrap_or_default(),
+            schema: Some(get("nspname")?.unwrap_or_default()),
             name: get("relname")?.unwrap_or_default(),
         };
         let column = get("attname")?;
@@ -720,7 +635,11 @@ mod tests {
 
     #[test]
     fn table_names() {
-        let t = |s: &str| TableName::parse(s).map(|t| (t.schema, t.name));
+        let t = |s: &str| {
+            TableName::parse(s)
+                .map(TableName::resolved)
+                .map(|t| (t.schema_or_public().to_owned(), t.name))
+        };
         assert_eq!(t("users").unwrap(), ("public".into(), "users".into()));
         assert_eq!(t("s.Users").unwrap(), ("s".into(), "Users".into()));
         assert_eq!(

@@ -174,7 +174,17 @@ impl ReplicationOptions {
 
     /// The configured tables, parsed.
     pub fn table_names(&self) -> Result<Vec<TableName>, SessionError> {
-        self.tables.iter().map(|t| TableName::parse(t)).collect()
+        self.tables
+            .iter()
+            .map(|t| {
+                TableName::parse(t)
+                    .map(TableName::resolved)
+                    .map_err(|reason| SessionError::InvalidOption {
+                        option: "tables",
+                        reason: format!("{t:?} {reason}; write \"table\" or \"schema.table\""),
+                    })
+            })
+            .collect()
     }
 
     /// The highest pgoutput protocol version of a server.

@@ -331,7 +331,7 @@ impl ReplicationSession {
 
         let only: Vec<(String, String)> = tables
             .iter()
-            .map(|t| (t.schema.clone(), t.name.clone()))
+            .map(|t| (t.schema_or_public().to_owned(), t.name.clone()))
             .collect();
         self.pipeline
             .set_only_tables((!only.is_empty()).then_some(only));

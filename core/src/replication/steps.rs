@@ -300,7 +300,7 @@ impl ReplicationSession {
             let table = match t.oid {
                 Some(oid) => {
                     self.pipeline
-                        .bind_table(oid, &t.table.schema, &t.table.name);
+                        .bind_table(oid, t.table.schema_or_public(), &t.table.name);
                     TableRef::Oid(oid)
                 }
                 None => TableRef::Name(t.table.to_string()),

@@ -48,6 +48,24 @@ impl TableName {
         self.schema.as_deref().unwrap_or("public")
     }
 
+    /// The same table with its schema always given (`public` for an unqualified name), as
+    /// the server names it.
+    pub fn resolved(self) -> TableName {
+        TableName {
+            schema: Some(self.schema_or_public().to_owned()),
+            name: self.name,
+        }
+    }
+
+    /// `"schema"."name"`, quoted for SQL (an unqualified name in `public`).
+    pub fn quoted(&self) -> String {
+        format!(
+            "{}.{}",
+            crate::replication::quote_ident_lossy(self.schema_or_public()),
+            crate::replication::quote_ident_lossy(&self.name)
+        )
+    }
+
     /// The name [`KeyConfig`](crate::assemble::KeyConfig) is keyed by: `schema.table` or
     /// `table`, unquoted.
     pub fn to_key(&self) -> String {
