@@ -7,7 +7,7 @@
 //!
 //! 1. creates it with [`Connection::new`], then repeatedly
 //! 2. writes out everything [`Connection::poll_transmit`] yields,
-//! 3. handles every [`Connection::poll_event`] (on [`Event::StartTls`] it performs the TLS
+//! 3. handles every [`Connection::poll_event`] (on [`ConnectionEvent::StartTls`] it performs the TLS
 //!    handshake on the socket and calls [`Connection::handle_tls_established`]),
 //! 4. waits for socket input or [`Connection::poll_timeout`], then calls
 //!    [`Connection::handle_input`], [`Connection::handle_eof`] or
@@ -16,7 +16,7 @@
 //! ```
 //! use std::time::Instant;
 //! use bytes::BytesMut;
-//! use pgcdc_core::connection::{Connection, Event};
+//! use pgcdc_core::connection::{Connection, ConnectionEvent};
 //! use pgcdc_core::startup::ConnectParams;
 //! use pgcdc_core::SslMode;
 //!
@@ -27,7 +27,7 @@
 //! // `out` now holds the startup packet; write it to the socket, then feed replies:
 //! let mut input = BytesMut::from(&b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I"[..]);
 //! conn.handle_input(&mut input, Instant::now()).unwrap();
-//! assert!(matches!(conn.poll_event(), Some(Event::Ready)));
+//! assert!(matches!(conn.poll_event(), Some(ConnectionEvent::Ready)));
 //! ```
 
 use std::collections::VecDeque;
@@ -107,7 +107,7 @@ impl ConnectionError {
 /// Something the driver or the application must act on.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Event {
+pub enum ConnectionEvent {
     /// The server accepted TLS: perform the handshake now, then call
     /// [`Connection::handle_tls_established`].
     StartTls,
@@ -118,7 +118,7 @@ pub enum Event {
     /// A query failed; the connection is ready again.
     QueryFailed(ServerError),
     /// The server started a COPY to the client (COPY … TO STDOUT) or a CopyBoth stream
-    /// (START_REPLICATION); [`Event::CopyData`] follows.
+    /// (START_REPLICATION); [`ConnectionEvent::CopyData`] follows.
     CopyStarted(CopyResponse),
     /// One CopyData payload.
     CopyData(Bytes),
@@ -188,7 +188,7 @@ pub struct Connection {
     tx_status: Option<TransactionStatus>,
     deadline: Option<Instant>,
     transmit: BytesMut,
-    events: VecDeque<Event>,
+    events: VecDeque<ConnectionEvent>,
     results: Vec<QueryResult>,
     current: Option<QueryResult>,
     query_error: Option<ServerError>,
@@ -326,7 +326,7 @@ impl Connection {
                             }
                             let _ = buf.split_to(1);
                             self.state = State::TlsHandshake;
-                            self.events.push_back(Event::StartTls);
+                            self.events.push_back(ConnectionEvent::StartTls);
                             return Ok(());
                         }
                         b'N' => {
@@ -390,8 +390,8 @@ impl Connection {
 
     // ----- commands -----
 
-    /// Sends a simple query; [`Event::QueryComplete`] or [`Event::QueryFailed`] follows (or
-    /// [`Event::CopyStarted`] for COPY … TO STDOUT and START_REPLICATION).
+    /// Sends a simple query; [`ConnectionEvent::QueryComplete`] or [`ConnectionEvent::QueryFailed`] follows (or
+    /// [`ConnectionEvent::CopyStarted`] for COPY … TO STDOUT and START_REPLICATION).
     pub fn send_query(&mut self, sql: &str) -> Result<(), ConnectionError> {
         if self.state != State::Ready {
             return Err(ConnectionError::Usage(
@@ -456,7 +456,7 @@ impl Connection {
     }
 
     /// The next event, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<ConnectionEvent> {
         self.events.pop_front()
     }
 
@@ -487,7 +487,7 @@ impl Connection {
     fn handle_message(&mut self, msg: BackendMessage) -> Result<(), ConnectionError> {
         match msg {
             BackendMessage::NoticeResponse(n) => {
-                self.events.push_back(Event::Notice(n));
+                self.events.push_back(ConnectionEvent::Notice(n));
                 return Ok(());
             }
             BackendMessage::ParameterStatus { name, value } => {
@@ -508,7 +508,7 @@ impl Connection {
                     Err(ConnectionError::Server(Box::new(e)))
                 }
                 BackendMessage::ErrorResponse(e) => {
-                    self.events.push_back(Event::Notice(e));
+                    self.events.push_back(ConnectionEvent::Notice(e));
                     Ok(())
                 }
                 other => Err(unexpected(&other, "while idle")),
@@ -561,7 +561,7 @@ impl Connection {
                 self.tx_status = Some(s);
                 self.state = State::Ready;
                 self.auth = None;
-                self.events.push_back(Event::Ready);
+                self.events.push_back(ConnectionEvent::Ready);
                 Ok(())
             }
             BackendMessage::ErrorResponse(e) => Err(ConnectionError::Server(Box::new(e))),
@@ -604,15 +604,15 @@ impl Connection {
                 self.tx_status = Some(s);
                 self.state = State::Ready;
                 let ev = match self.query_error.take() {
-                    Some(e) => Event::QueryFailed(e),
-                    None => Event::QueryComplete(std::mem::take(&mut self.results)),
+                    Some(e) => ConnectionEvent::QueryFailed(e),
+                    None => ConnectionEvent::QueryComplete(std::mem::take(&mut self.results)),
                 };
                 self.events.push_back(ev);
             }
             BackendMessage::CopyBothResponse(c) | BackendMessage::CopyOutResponse(c) => {
                 self.state = State::Copy;
                 self.client_copy_done = false;
-                self.events.push_back(Event::CopyStarted(c));
+                self.events.push_back(ConnectionEvent::CopyStarted(c));
             }
             other => return Err(unexpected(&other, "while running a query")),
         }
@@ -622,10 +622,10 @@ impl Connection {
     fn on_copy(&mut self, msg: BackendMessage) -> Result<(), ConnectionError> {
         match msg {
             BackendMessage::CopyData(d) => {
-                self.events.push_back(Event::CopyData(d));
+                self.events.push_back(ConnectionEvent::CopyData(d));
             }
             BackendMessage::CopyDone => {
-                self.events.push_back(Event::CopyDone);
+                self.events.push_back(ConnectionEvent::CopyDone);
             }
             BackendMessage::CommandComplete { tag } => {
                 // The copy is over; back to collecting the query's remaining results.

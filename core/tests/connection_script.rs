@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use pgcdc_core::connection::{Connection, ConnectionError, Event, State};
+use pgcdc_core::connection::{Connection, ConnectionError, ConnectionEvent, State};
 use pgcdc_core::startup::ConnectParams;
 use pgcdc_core::testing::backend::{
     auth_ok, backend_key, complete, data_row, msg, param, ready, row_description,
@@ -44,7 +44,7 @@ fn feed(conn: &mut Connection, bytes: &[u8], now: Instant) -> Result<(), Connect
     Ok(())
 }
 
-fn events(conn: &mut Connection) -> Vec<Event> {
+fn events(conn: &mut Connection) -> Vec<ConnectionEvent> {
     std::iter::from_fn(|| conn.poll_event()).collect()
 }
 
@@ -79,8 +79,8 @@ fn trust_startup_reaches_ready_with_params_and_key() {
     let now = Instant::now();
     let mut c = ready_connection(now);
     let ev = events(&mut c);
-    assert!(matches!(ev[0], Event::Notice(ref n) if n.message == "hello"));
-    assert!(matches!(ev[1], Event::Ready));
+    assert!(matches!(ev[0], ConnectionEvent::Notice(ref n) if n.message == "hello"));
+    assert!(matches!(ev[1], ConnectionEvent::Ready));
     assert_eq!(c.state(), State::Ready);
     assert_eq!(c.backend_pid(), Some(4242));
     assert_eq!(c.server_params().server_version_num(), Some(150018));
@@ -94,7 +94,7 @@ fn ssl_request_then_tls_then_startup() {
     let mut c = Connection::new(p, [1; 18], now).unwrap();
     assert_eq!(&transmit(&mut c)[..], &[0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F]);
     feed(&mut c, b"S", now).unwrap();
-    assert!(matches!(events(&mut c)[..], [Event::StartTls]));
+    assert!(matches!(events(&mut c)[..], [ConnectionEvent::StartTls]));
     assert!(
         transmit(&mut c).is_empty(),
         "nothing is sent before the handshake"
@@ -203,7 +203,7 @@ fn simple_query_results_and_errors() {
     script.extend(ready());
     feed(&mut c, &script, now).unwrap();
     let ev = events(&mut c);
-    let Event::QueryComplete(results) = &ev[1] else {
+    let ConnectionEvent::QueryComplete(results) = &ev[1] else {
         panic!("{ev:?}")
     };
     assert_eq!(results.len(), 2);
@@ -218,7 +218,7 @@ fn simple_query_results_and_errors() {
     script.extend(ready());
     feed(&mut c, &script, now).unwrap();
     let ev = events(&mut c);
-    assert!(matches!(&ev[..], [Event::QueryFailed(e)] if e.code_str() == "42703"));
+    assert!(matches!(&ev[..], [ConnectionEvent::QueryFailed(e)] if e.code_str() == "42703"));
     assert!(c.is_ready(), "a query error leaves the connection usable");
 }
 
@@ -234,8 +234,8 @@ fn copy_both_stream_and_clean_end() {
     script.extend(msg(b'd', b"kpayload"));
     feed(&mut c, &script, now).unwrap();
     let ev = events(&mut c);
-    assert!(matches!(ev[0], Event::CopyStarted(_)));
-    assert!(matches!(&ev[1], Event::CopyData(d) if &d[..] == b"kpayload"));
+    assert!(matches!(ev[0], ConnectionEvent::CopyStarted(_)));
+    assert!(matches!(&ev[1], ConnectionEvent::CopyData(d) if &d[..] == b"kpayload"));
     c.send_copy_data(b"r-status").unwrap();
     c.send_copy_done().unwrap();
     let out = transmit(&mut c);
@@ -249,9 +249,9 @@ fn copy_both_stream_and_clean_end() {
     script.extend(ready());
     feed(&mut c, &script, now).unwrap();
     let ev = events(&mut c);
-    assert!(matches!(ev[0], Event::CopyDone));
-    assert!(matches!(&ev[1], Event::CopyData(d) if &d[..] == b"late"));
-    assert!(matches!(&ev[2], Event::QueryComplete(r) if r.len() == 2));
+    assert!(matches!(ev[0], ConnectionEvent::CopyDone));
+    assert!(matches!(&ev[1], ConnectionEvent::CopyData(d) if &d[..] == b"late"));
+    assert!(matches!(&ev[2], ConnectionEvent::QueryComplete(r) if r.len() == 2));
     assert!(c.is_ready());
 }
 

@@ -8,7 +8,7 @@ use futures_util::future::{Either, select};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use pgcdc_core::auth::tls_server_end_point;
 use pgcdc_core::commands::IdentifySystem;
-use pgcdc_core::connection::{Connection, Event};
+use pgcdc_core::connection::{Connection, ConnectionEvent};
 use pgcdc_core::query::QueryResult;
 use pgcdc_core::startup::{ConnectParams, ServerParams};
 use pgcdc_core::{ServerError, SslMode};
@@ -136,7 +136,7 @@ impl<R: Runtime> PgConnection<R> {
         let mut this = Self::start(rt, Transport::Plain(tcp), opts, mode)?;
         loop {
             match this.next_event().await? {
-                Event::StartTls => {
+                ConnectionEvent::StartTls => {
                     let Some(config) = tls_config.clone() else {
                         return Err(Error::Tls(
                             "server started TLS that was not requested".into(),
@@ -144,7 +144,7 @@ impl<R: Runtime> PgConnection<R> {
                     };
                     this.start_tls(config, &opts.host).await?;
                 }
-                Event::Ready => return Ok(this),
+                ConnectionEvent::Ready => return Ok(this),
                 other => tracing::debug!(?other, "ignoring event during startup"),
             }
         }
@@ -202,12 +202,12 @@ impl<R: Runtime> PgConnection<R> {
         let mut this = Self::start(rt, Transport::Unix(socket), opts, SslMode::Disable)?;
         loop {
             match this.next_event().await? {
-                Event::StartTls => {
+                ConnectionEvent::StartTls => {
                     return Err(Error::Tls(
                         "server started TLS over a Unix-domain socket".into(),
                     ));
                 }
-                Event::Ready => return Ok(this),
+                ConnectionEvent::Ready => return Ok(this),
                 other => tracing::debug!(?other, "ignoring event during startup"),
             }
         }
@@ -295,9 +295,9 @@ impl<R: Runtime> PgConnection<R> {
         self.conn.send_query(sql)?;
         loop {
             match self.next_event().await? {
-                Event::QueryComplete(r) => return Ok(r),
-                Event::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
-                Event::CopyStarted(_) => {
+                ConnectionEvent::QueryComplete(r) => return Ok(r),
+                ConnectionEvent::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
+                ConnectionEvent::CopyStarted(_) => {
                     return Err(Error::Usage(
                         "simple_query does not run COPY or START_REPLICATION",
                     ));
@@ -317,9 +317,9 @@ impl<R: Runtime> PgConnection<R> {
         self.conn.send_query(sql)?;
         loop {
             match self.next_event().await? {
-                Event::CopyStarted(_) => return Ok(()),
-                Event::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
-                Event::QueryComplete(_) => {
+                ConnectionEvent::CopyStarted(_) => return Ok(()),
+                ConnectionEvent::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
+                ConnectionEvent::QueryComplete(_) => {
                     return Err(Error::Usage(
                         "copy_out_start needs a COPY … TO STDOUT statement, and this one returned \
                          no copy data",
@@ -340,10 +340,10 @@ impl<R: Runtime> PgConnection<R> {
     pub async fn copy_out_next(&mut self) -> Result<Option<Bytes>, Error> {
         loop {
             match self.next_event().await? {
-                Event::CopyData(row) => return Ok(Some(row)),
-                Event::CopyDone => {}
-                Event::QueryComplete(_) => return Ok(None),
-                Event::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
+                ConnectionEvent::CopyData(row) => return Ok(Some(row)),
+                ConnectionEvent::CopyDone => {}
+                ConnectionEvent::QueryComplete(_) => return Ok(None),
+                ConnectionEvent::QueryFailed(e) => return Err(Error::Query(Box::new(e))),
                 other => tracing::debug!(?other, "ignoring event during COPY"),
             }
         }
@@ -387,10 +387,10 @@ impl<R: Runtime> PgConnection<R> {
     }
 
     /// Drives the connection until the core yields an event.
-    async fn next_event(&mut self) -> Result<Event, Error> {
+    async fn next_event(&mut self) -> Result<ConnectionEvent, Error> {
         loop {
             if let Some(ev) = self.conn.poll_event() {
-                if let Event::Notice(n) = ev {
+                if let ConnectionEvent::Notice(n) = ev {
                     tracing::info!(notice = %n, "server notice");
                     if self.notices.len() >= MAX_KEPT_NOTICES {
                         let _oldest = self.notices.pop_front();

@@ -6,7 +6,7 @@
 //!
 //! A [`ReplicationSession`] lives as long as the source; connections come and go. For each
 //! attempt the driver opens a socket, runs a [`Connection`](crate::connection::Connection)
-//! (opened with `replication=database`) until [`Event::Ready`](crate::connection::Event::Ready),
+//! (opened with `replication=database`) until [`ConnectionEvent::Ready`](crate::connection::ConnectionEvent::Ready),
 //! then [`attach`](ReplicationSession::attach)es it and loops:
 //!
 //! 1. write out everything [`poll_transmit`](ReplicationSession::poll_transmit) yields;
@@ -31,7 +31,7 @@
 //! use std::time::{Instant, SystemTime};
 //! use bytes::BytesMut;
 //! use pgcdc_core::assemble::{Pipeline, PipelineConfig};
-//! use pgcdc_core::connection::{Connection, Event};
+//! use pgcdc_core::connection::{Connection, ConnectionEvent};
 //! use pgcdc_core::replication::{
 //!     ReplicationOptions, ReplicationSession, SessionError, SessionEvent,
 //! };
@@ -83,7 +83,7 @@
 //! let mut sock = TcpStream::connect("localhost:5432")?;
 //! let params = ConnectParams::new("cdc").database("app").replication(true).ssl_mode(SslMode::Disable);
 //! let conn = Connection::new(params, [7; 18], Instant::now())?;
-//! // … drive `conn` until Event::Ready …
+//! // … drive `conn` until ConnectionEvent::Ready …
 //! session.attach(conn, Instant::now())?;
 //! if let Err(e) = pump(&mut session, &mut sock) {
 //!     session.detach();

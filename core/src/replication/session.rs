@@ -8,7 +8,7 @@ use bytes::BytesMut;
 
 use crate::assemble::Pipeline;
 use crate::commands::IdentifySystem;
-use crate::connection::{Connection, ConnectionError, Event, State};
+use crate::connection::{Connection, ConnectionError, ConnectionEvent, State};
 use crate::lsn::Lsn;
 use crate::model::PG_EPOCH_UNIX_MICROS;
 use crate::pgoutput::StandbyStatusUpdate;
@@ -299,7 +299,7 @@ impl ReplicationSession {
     // -------------------------------------------------------------------------------- input
 
     /// Starts a new attempt on a connection the driver established (in state Ready, after
-    /// [`Event::Ready`]; opened with `replication=database`, i.e.
+    /// [`ConnectionEvent::Ready`]; opened with `replication=database`, i.e.
     /// [`ConnectParams::replication(true)`](crate::startup::ConnectParams::replication) and a
     /// database). Resets the pipeline and sends IDENTIFY_SYSTEM.
     ///
@@ -313,7 +313,7 @@ impl ReplicationSession {
         }
         if !conn.is_ready() {
             return Err(SessionError::Usage(
-                "attach needs a connection in state Ready (after Event::Ready)",
+                "attach needs a connection in state Ready (after ConnectionEvent::Ready)",
             ));
         }
         if !conn.params().replication || conn.params().database.is_none() {
@@ -637,17 +637,17 @@ impl ReplicationSession {
         Ok(())
     }
 
-    fn on_event(&mut self, ev: Event, now: Instant) -> Result<(), SessionError> {
+    fn on_event(&mut self, ev: ConnectionEvent, now: Instant) -> Result<(), SessionError> {
         match ev {
-            Event::Notice(n) => {
+            ConnectionEvent::Notice(n) => {
                 self.events.push_back(SessionEvent::Notice(Box::new(n)));
                 Ok(())
             }
-            Event::QueryComplete(results) => self.on_query_complete(results, now),
-            Event::QueryFailed(e) => self.on_query_failed(e, now),
-            Event::CopyStarted(_) => self.on_copy_started(now),
-            Event::CopyData(data) => self.on_copy_data(data, now),
-            Event::CopyDone => self.on_server_copy_done(),
+            ConnectionEvent::QueryComplete(results) => self.on_query_complete(results, now),
+            ConnectionEvent::QueryFailed(e) => self.on_query_failed(e, now),
+            ConnectionEvent::CopyStarted(_) => self.on_copy_started(now),
+            ConnectionEvent::CopyData(data) => self.on_copy_data(data, now),
+            ConnectionEvent::CopyDone => self.on_server_copy_done(),
             _ => Ok(()),
         }
     }

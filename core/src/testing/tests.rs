@@ -9,7 +9,7 @@ use super::frontend::{Frontend, take_frontend};
 use super::{FakeServer, FakeWalsender, QueryCut, Sent, WalsenderEvent};
 use crate::SslMode;
 use crate::assemble::{Pipeline, PipelineConfig};
-use crate::connection::{Connection, Event};
+use crate::connection::{Connection, ConnectionEvent};
 use crate::lsn::Lsn;
 use crate::replication::{ReplicationOptions, ReplicationSession, SessionEvent};
 use crate::startup::ConnectParams;
@@ -40,7 +40,7 @@ fn ready_connection(server: &mut FakeServer, ws: &mut FakeWalsender, ssl: SslMod
         while ws.poll_output(server, &mut back) {}
         c.handle_input(&mut BytesMut::from(&back[..]), now).unwrap();
         while let Some(ev) = c.poll_event() {
-            if matches!(ev, Event::Ready) {
+            if matches!(ev, ConnectionEvent::Ready) {
                 return c;
             }
         }

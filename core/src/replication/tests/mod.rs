@@ -15,7 +15,7 @@ pub(super) use super::USER_TYPE_COLUMNS;
 use super::{ReplicationOptions, ReplicationSession, SessionError, SessionEvent};
 use crate::SslMode;
 use crate::assemble::{Pipeline, PipelineConfig};
-use crate::connection::{Connection, Event};
+use crate::connection::{Connection, ConnectionEvent};
 use crate::lsn::Lsn;
 use crate::pgoutput::{
     Column, ColumnValue, Oid, PgOutputMessage, RelationBody, ReplicaIdentity, StandbyStatusUpdate,
@@ -84,7 +84,7 @@ impl Harness {
         let script = startup_reply(&self.server.version, 4242);
         c.handle_input(&mut BytesMut::from(&script[..]), self.now)
             .unwrap();
-        assert!(matches!(c.poll_event(), Some(Event::Ready)));
+        assert!(matches!(c.poll_event(), Some(ConnectionEvent::Ready)));
         c
     }
 
