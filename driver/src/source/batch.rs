@@ -1,11 +1,13 @@
-//! What subscribers receive, and how they acknowledge it.
+//! What subscribers receive: [`ChangeBatch`], a transaction (or a chunk of one) with the
+//! handle that acknowledges it.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
-use pgcdc_core::Lsn;
 use pgcdc_core::assemble::TransactionBatch;
 use pgcdc_core::model::{LogicalMessage, SourceChange, TxInfo};
+
+use super::command::AckHandle;
 
 /// A committed transaction, or one chunk of a large one, as delivered to subscribers.
 ///
@@ -81,51 +83,5 @@ impl Deref for ChangeBatch {
 
     fn deref(&self) -> &TransactionBatch {
         &self.inner
-    }
-}
-
-/// Acknowledges transactions by their end LSN ([`TransactionBatch::ack_lsn`]) from anywhere:
-/// cheap to clone, `Send`, never blocks.
-///
-/// The handle inside a batch a [`Subscription`](super::Subscription) received acknowledges
-/// for that subscriber only: the source confirms to PostgreSQL the minimum over its live
-/// subscribers. [`Source::ack_handle`](super::Source::ack_handle) acknowledges for all of
-/// them at once.
-#[derive(Clone, Debug)]
-pub struct AckHandle {
-    tx: async_channel::Sender<super::run::Command>,
-    subscriber: Option<u64>,
-}
-
-impl AckHandle {
-    pub(crate) fn new(tx: async_channel::Sender<super::run::Command>) -> Self {
-        AckHandle {
-            tx,
-            subscriber: None,
-        }
-    }
-
-    /// The same channel, acknowledging for one subscriber.
-    pub(crate) fn for_subscriber(&self, id: u64) -> Self {
-        AckHandle {
-            tx: self.tx.clone(),
-            subscriber: Some(id),
-        }
-    }
-
-    /// Everything up to and including the transaction ending at `lsn` is processed. Acking
-    /// an LSN that was not delivered yet is clamped to what was delivered.
-    pub fn ack(&self, lsn: Lsn) {
-        // Unbounded: never fails but when the source is gone, and then there is nothing to
-        // acknowledge to.
-        let _ = self.tx.try_send(super::run::Command::Ack {
-            subscriber: self.subscriber,
-            lsn,
-        });
-    }
-
-    /// A subscriber left: the minimum over the others may have moved.
-    pub(crate) fn recompute(&self) {
-        let _ = self.tx.try_send(super::run::Command::Recompute);
     }
 }

@@ -24,8 +24,9 @@ use pgcdc_core::snapshot::{self, SnapshotAssembler, SnapshotEvent, SnapshotTable
 use pgcdc_core::source_config::{PostgresSourceConfig, TableName};
 use pgcdc_core::value::TypeRegistry;
 
-use super::batch::{AckHandle, ChangeBatch};
-use super::run::Shared;
+use super::batch::ChangeBatch;
+use super::command::AckHandle;
+use super::shared::Shared;
 use crate::conn::{ConnectOptions, PgConnection};
 use crate::error::{BootstrapError, Error};
 use crate::runtime::{BoxFuture, Runtime};

@@ -21,7 +21,8 @@ use pgcdc_core::source_config::DispatchMode;
 
 use pgcdc_core::Lsn;
 
-use super::batch::{AckHandle, ChangeBatch};
+use super::batch::ChangeBatch;
+use super::command::AckHandle;
 use crate::runtime::{BoxFuture, Runtime};
 
 /// How often a delivery held back by the byte budget looks again.

@@ -9,8 +9,10 @@
 mod batch;
 pub mod bootstrap;
 mod builder;
+mod command;
 mod dispatch;
 mod run;
+mod shared;
 mod spill;
 mod status;
 
@@ -19,17 +21,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pgcdc_core::Lsn;
 use pgcdc_core::source_config::PostgresSourceConfig;
 
-pub use batch::{AckHandle, ChangeBatch};
+pub use batch::ChangeBatch;
 pub use bootstrap::{
     BootstrapContext, BootstrapPhase, BootstrapProgress, BootstrapProvider, JsonlBootstrap,
     PostgresBootstrap, TableProgress,
 };
 pub use builder::SourceBuilder;
+pub use command::AckHandle;
 pub use dispatch::Subscription;
 pub use status::{SourceState, SourceStatus};
 
+use command::Command;
 use dispatch::Dispatcher;
-use run::{Command, Shared};
+use shared::Shared;
 
 use crate::error::{Error, StartCause, StartError};
 use crate::runtime::Runtime;

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -21,12 +21,13 @@ use pgcdc_core::replication::{
 };
 use pgcdc_core::source_config::{AckMode, PostgresSourceConfig};
 
-use super::batch::{AckHandle, ChangeBatch};
+use super::batch::ChangeBatch;
 use super::bootstrap::{
     self, BootstrapContext, BootstrapPhase, BootstrapProgress, BootstrapProvider,
 };
-use super::dispatch::Dispatcher;
-use super::status::{SourceState, SourceStatus};
+use super::command::{AckHandle, Command};
+use super::shared::Shared;
+use super::status::SourceState;
 use crate::conn::{ConnectOptions, PgConnection};
 use crate::error::{BootstrapError, Error, StartCause, StartError};
 use crate::runtime::{BoxFuture, Runtime};
@@ -37,18 +38,6 @@ const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Messages from the source handle to the task.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// A subscriber (or, with `None`, the application for all of them) processed everything
-    /// up to this transaction end LSN.
-    Ack { subscriber: Option<u64>, lsn: Lsn },
-    /// A subscriber left: the acknowledged minimum may have moved.
-    Recompute,
-    /// Stop cleanly.
-    Stop,
-}
 
 /// The command receiver, pinned once (it is not `Unpin`).
 type Cmds = Pin<Box<async_channel::Receiver<Command>>>;
@@ -65,20 +54,6 @@ pub(crate) struct RunConfig<R: Runtime> {
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) bootstrap: Option<Arc<dyn BootstrapProvider<R>>>,
     pub(crate) config: PostgresSourceConfig,
-}
-
-/// State shared between the handle and the task.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) status: Mutex<SourceStatus>,
-    pub(crate) dispatcher: Arc<Dispatcher>,
-}
-
-impl Shared {
-    pub(crate) fn update(&self, f: impl FnOnce(&mut SourceStatus)) {
-        let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut st);
-    }
 }
 
 /// How the first attempt went, reported to `start()`.
