@@ -47,7 +47,8 @@ use std::time::Duration;
 
 use pgcdc_driver::BoxFuture;
 
-pub use pgcdc_core as core;
+/// The sans-IO core (model, values, configuration), under its own name.
+pub use pgcdc_core;
 pub use pgcdc_driver::api::*;
 
 /// The replication source on async-std: `PostgresReplicationSource::builder("id")…build()`, or

@@ -15,7 +15,7 @@ mod speed;
 use std::time::Instant;
 
 use pgcdc_tokio::ChangeBatch;
-use pgcdc_tokio::core::pgoutput::Xid;
+use pgcdc_tokio::pgcdc_core::pgoutput::Xid;
 
 fn main() -> speed::Result<()> {
     let rows = speed::rows_arg()?;

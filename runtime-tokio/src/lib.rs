@@ -13,7 +13,8 @@ use std::time::Duration;
 use pgcdc_driver::BoxFuture;
 use tokio::io::ReadBuf;
 
-pub use pgcdc_core as core;
+/// The sans-IO core (model, values, configuration), under its own name.
+pub use pgcdc_core;
 pub use pgcdc_driver::api::*;
 
 /// The replication source on tokio: `PostgresReplicationSource::builder("id")…build()`, or
@@ -153,3 +154,8 @@ impl futures_io::AsyncWrite for TokioTcp {
 pub async fn connect(opts: &ConnectOptions) -> Result<PgConnection, Error> {
     PgConnection::connect(TokioRuntime, opts).await
 }
+
+/// The README's Rust examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;

@@ -5,7 +5,7 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use pgcdc_testkit::{Cluster, SCRAM_USER};
-use pgcdc_tokio::core::model::SourceChange;
+use pgcdc_tokio::pgcdc_core::model::SourceChange;
 use pgcdc_tokio::{ChangeBatch, PostgresReplicationSource, PostgresSourceBuilder, SslMode};
 
 pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
