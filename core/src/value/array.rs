@@ -1,147 +1,13 @@
-//! Arrays of any element type and dimension, in text (`{1,NULL,3}`, `[0:1]={1,2}`) and binary.
+//! Arrays of any element type and dimension from text (`{1,NULL,3}`, `[0:1]={1,2}`) and
+//! binary; each element is decoded by the element decoder the caller passes.
 
 use std::borrow::Cow;
-use std::fmt;
 
+use super::MAX_NESTING;
+use super::error::ValueError;
+use super::oid::{TypeOid, TypeRegistry};
 use super::scan::{Reader, Scan, is_pg_space};
-use super::{MAX_NESTING, TypeOid, TypeRegistry, Value, ValueError, binary, text};
-
-/// One dimension of an [`Array`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ArrayDim {
-    /// The index of the first element (1 unless the array was built otherwise).
-    pub lower_bound: i32,
-    /// The number of elements along this dimension.
-    pub len: u32,
-}
-
-/// An array value: its dimensions and its elements in row-major order.
-///
-/// An empty array has no dimensions and no elements. Elements may be [`Value::Null`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct Array {
-    /// The element type the elements were decoded as.
-    pub element_type: TypeOid,
-    /// The dimensions, outermost first.
-    pub dims: Vec<ArrayDim>,
-    /// The elements in row-major order; their count is the product of the dimension lengths.
-    pub elements: Vec<Value>,
-}
-
-impl Array {
-    /// A one-dimensional array with lower bound 1.
-    pub fn from_elements(element_type: TypeOid, elements: Vec<Value>) -> Array {
-        let dims = if elements.is_empty() {
-            Vec::new()
-        } else {
-            vec![ArrayDim {
-                lower_bound: 1,
-                len: u32::try_from(elements.len()).unwrap_or(u32::MAX),
-            }]
-        };
-        Array {
-            element_type,
-            dims,
-            elements,
-        }
-    }
-
-    /// The number of dimensions (0 for an empty array).
-    pub fn ndim(&self) -> usize {
-        self.dims.len()
-    }
-
-    /// Whether the array has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.elements.is_empty()
-    }
-
-    /// The element delimiter PostgreSQL uses for this element type (`;` for `box`).
-    fn delimiter(&self) -> char {
-        if self.element_type == TypeOid::BOX {
-            ';'
-        } else {
-            ','
-        }
-    }
-}
-
-impl fmt::Display for Array {
-    /// PostgreSQL's `array_out`: `{1,NULL,3}`, `{{1,2},{3,4}}`, `[0:1]={1,2}`, with elements
-    /// double-quoted when needed.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count: u64 = self.dims.iter().map(|d| u64::from(d.len)).product();
-        if self.dims.is_empty() || count == 0 || count != self.elements.len() as u64 {
-            if !self.elements.is_empty() {
-                // Inconsistent dimensions: print as one dimension.
-                return Array::from_elements(self.element_type, self.elements.clone()).fmt(f);
-            }
-            return f.write_str("{}");
-        }
-        if self.dims.iter().any(|d| d.lower_bound != 1) {
-            for d in &self.dims {
-                let ub = i64::from(d.lower_bound) + i64::from(d.len) - 1;
-                write!(f, "[{}:{}]", d.lower_bound, ub)?;
-            }
-            f.write_str("=")?;
-        }
-        let delim = self.delimiter();
-        let mut elems = self.elements.iter();
-        write_level(f, &self.dims, &mut elems, delim)
-    }
-}
-
-fn write_level<'a>(
-    f: &mut fmt::Formatter<'_>,
-    dims: &[ArrayDim],
-    elems: &mut impl Iterator<Item = &'a Value>,
-    delim: char,
-) -> fmt::Result {
-    let Some((d, inner)) = dims.split_first() else {
-        return Ok(());
-    };
-    f.write_str("{")?;
-    for i in 0..d.len {
-        if i > 0 {
-            write!(f, "{delim}")?;
-        }
-        if inner.is_empty() {
-            match elems.next() {
-                Some(Value::Null) | None => f.write_str("NULL")?,
-                Some(v) => write_element(f, &v.to_string(), delim)?,
-            }
-        } else {
-            write_level(f, inner, elems, delim)?;
-        }
-    }
-    f.write_str("}")
-}
-
-/// Writes one element, double-quoted when it is empty, spells `NULL`, or contains a quote, a
-/// backslash, a brace, the delimiter or whitespace.
-fn write_element(f: &mut fmt::Formatter<'_>, s: &str, delim: char) -> fmt::Result {
-    let needs_quotes = s.is_empty()
-        || s.eq_ignore_ascii_case("NULL")
-        || s.chars().any(|c| {
-            matches!(c, '"' | '\\' | '{' | '}')
-                || c == delim
-                || (c.is_ascii() && is_pg_space(c as u8))
-        });
-    if !needs_quotes {
-        return f.write_str(s);
-    }
-    f.write_str("\"")?;
-    let mut run = 0;
-    for (i, c) in s.char_indices() {
-        if c == '"' || c == '\\' {
-            f.write_str(s.get(run..i).unwrap_or(""))?;
-            f.write_str("\\")?;
-            run = i;
-        }
-    }
-    f.write_str(s.get(run..).unwrap_or(""))?;
-    f.write_str("\"")
-}
+use super::types::{Array, ArrayDim, Value};
 
 /// One element token: its bytes (unescaped) and whether it was the unquoted word `NULL`.
 struct Token<'a> {
@@ -227,14 +93,17 @@ fn read_element<'a>(sc: &mut Scan<'a>, delim: u8) -> Result<Token<'a>, &'static 
     })
 }
 
-/// Parses array text whose elements are of type `elem`.
-pub(crate) fn parse_text(
+/// Decodes array text whose elements are of type `elem`, each (but the `NULL`s) with
+/// `decode_elem(elem, bytes)`.
+pub(crate) fn decode_text<F>(
     array_oid: TypeOid,
     elem: TypeOid,
     s: &[u8],
-    reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Array, ValueError> {
+    decode_elem: F,
+) -> Result<Array, ValueError>
+where
+    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+{
     let bad = |reason| ValueError::InvalidText {
         type_oid: array_oid,
         reason,
@@ -320,7 +189,7 @@ pub(crate) fn parse_text(
                     let v = if tok.null {
                         Value::Null
                     } else {
-                        text::decode_at(elem, &tok.bytes, reg, depth + 1)?
+                        decode_elem(elem, &tok.bytes)?
                     };
                     elements.push(v);
                     if let Some(n) = counts.last_mut() {
@@ -413,14 +282,19 @@ pub(crate) fn parse_text(
 }
 
 /// Decodes `array_send` output: `i32 ndim, i32 has_nulls, u32 elem_oid`, per dimension
-/// `i32 len, i32 lower_bound`, then per element `i32 len` (−1 for NULL) and its bytes.
-pub(crate) fn decode_binary(
+/// `i32 len, i32 lower_bound`, then per element `i32 len` (−1 for NULL) and its bytes, each
+/// non-NULL element decoded with `decode_elem(elem, bytes)`. The element type is the one in
+/// the data, unless `reg` does not know it and the array type declares one.
+pub(crate) fn decode_binary<F>(
     array_oid: TypeOid,
     declared_elem: Option<TypeOid>,
     bytes: &[u8],
     reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Array, ValueError> {
+    decode_elem: F,
+) -> Result<Array, ValueError>
+where
+    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+{
     let bad = |reason| ValueError::InvalidBinary {
         type_oid: array_oid,
         reason,
@@ -482,7 +356,7 @@ pub(crate) fn decode_binary(
         }
         let len = usize::try_from(len).map_err(|_| bad("negative element length"))?;
         let data = r.take(len).ok_or_else(|| bad("truncated element"))?;
-        elements.push(binary::decode_at(elem, data, reg, depth + 1)?);
+        elements.push(decode_elem(elem, data)?);
     }
     if !r.is_empty() {
         return Err(bad("data after the last element"));
@@ -492,116 +366,4 @@ pub(crate) fn decode_binary(
         dims,
         elements,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{Json, decode_binary, decode_text};
-    use super::*;
-
-    fn int_array(dims: &[(i32, u32)], elements: &[Option<i32>]) -> Value {
-        Value::Array(Box::new(Array {
-            element_type: TypeOid::INT4,
-            dims: dims
-                .iter()
-                .map(|&(lower_bound, len)| ArrayDim { lower_bound, len })
-                .collect(),
-            elements: elements
-                .iter()
-                .map(|e| e.map_or(Value::Null, Value::Int4))
-                .collect(),
-        }))
-    }
-
-    /// `array_send` of an int4 array.
-    fn int_array_binary(dims: &[(i32, u32)], elements: &[Option<i32>]) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend((dims.len() as i32).to_be_bytes());
-        b.extend(i32::from(elements.iter().any(Option::is_none)).to_be_bytes());
-        b.extend(TypeOid::INT4.0.to_be_bytes());
-        for &(lb, len) in dims {
-            b.extend((len as i32).to_be_bytes());
-            b.extend(lb.to_be_bytes());
-        }
-        for e in elements {
-            match e {
-                None => b.extend((-1i32).to_be_bytes()),
-                Some(v) => {
-                    b.extend(4i32.to_be_bytes());
-                    b.extend(v.to_be_bytes());
-                }
-            }
-        }
-        b
-    }
-
-    #[test]
-    fn lower_bounds_are_kept() {
-        let reg = TypeRegistry::new();
-        type Case = (&'static str, &'static [(i32, u32)], &'static [Option<i32>]);
-        let cases: [Case; 4] = [
-            ("{1,2}", &[(1, 2)], &[Some(1), Some(2)]),
-            ("[5:6]={1,2}", &[(5, 2)], &[Some(1), Some(2)]),
-            ("[-2:-2]={NULL}", &[(-2, 1)], &[None]),
-            (
-                "[0:1][-1:0]={{1,NULL},{3,4}}",
-                &[(0, 2), (-1, 2)],
-                &[Some(1), None, Some(3), Some(4)],
-            ),
-        ];
-        for (text, dims, elements) in cases {
-            let want = int_array(dims, elements);
-            let got = decode_text(TypeOid::INT4_ARRAY, -1, text.as_bytes(), &reg);
-            assert_eq!(got.as_ref(), Ok(&want), "text {text}");
-            assert_eq!(want.to_string(), text, "array_out of {text}");
-            let bin = int_array_binary(dims, elements);
-            assert_eq!(
-                decode_binary(TypeOid::INT4_ARRAY, &bin, &reg),
-                Ok(want),
-                "binary {text}"
-            );
-        }
-        assert_ne!(
-            decode_text(TypeOid::INT4_ARRAY, -1, b"[5:6]={1,2}", &reg),
-            decode_text(TypeOid::INT4_ARRAY, -1, b"{1,2}", &reg)
-        );
-    }
-
-    #[test]
-    fn jsonb_null_is_not_sql_null() {
-        let reg = TypeRegistry::new();
-        // A column: jsonb 'null' (text, and binary with the version byte).
-        assert_eq!(
-            decode_text(TypeOid::JSONB, -1, b"null", &reg),
-            Ok(Value::Jsonb(Json::Null))
-        );
-        assert_eq!(
-            decode_binary(TypeOid::JSONB, b"\x01null", &reg),
-            Ok(Value::Jsonb(Json::Null))
-        );
-        assert_ne!(Value::Jsonb(Json::Null), Value::Null);
-        // Inside an array: {null,NULL} is a jsonb null, then an SQL NULL.
-        let want = Value::Array(Box::new(Array {
-            element_type: TypeOid::JSONB,
-            dims: vec![ArrayDim {
-                lower_bound: 1,
-                len: 2,
-            }],
-            elements: vec![Value::Jsonb(Json::Null), Value::Null],
-        }));
-        assert_eq!(
-            decode_text(TypeOid::JSONB_ARRAY, -1, br#"{"null",NULL}"#, &reg).as_ref(),
-            Ok(&want)
-        );
-        let mut bin = Vec::new();
-        bin.extend(1i32.to_be_bytes());
-        bin.extend(1i32.to_be_bytes());
-        bin.extend(TypeOid::JSONB.0.to_be_bytes());
-        bin.extend(2i32.to_be_bytes());
-        bin.extend(1i32.to_be_bytes());
-        bin.extend(5i32.to_be_bytes());
-        bin.extend(b"\x01null");
-        bin.extend((-1i32).to_be_bytes());
-        assert_eq!(decode_binary(TypeOid::JSONB_ARRAY, &bin, &reg), Ok(want));
-    }
 }

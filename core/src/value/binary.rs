@@ -1,70 +1,20 @@
-//! Decoding of the binary send formats (pgoutput `'b'` values, PROTOCOL.md §6.2).
+//! The built-in scalar types from their binary send formats (pgoutput `'b'` values,
+//! PROTOCOL.md §6.2), and the text kept for those without a structured form.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bytes::Bytes;
 
 use super::datetime::{Date, Interval, Time, TimeTz, Timestamp, USECS_PER_DAY};
+use super::error::{ValueError, json_error};
 use super::json::Json;
-use super::misc::{BitString, Inet, Money, char_text};
-use super::oid::Shape;
+use super::misc::{BitString, Inet, Money, PgF64, char_text};
+use super::numeric;
+use super::oid::TypeOid;
 use super::scan::{Reader, exact};
-use super::{MAX_NESTING, PgText, TypeOid, TypeRegistry, Value, ValueError, array, numeric, range};
+use super::text_value::PgText;
+use super::types::Value;
 use crate::Lsn;
-
-/// Decodes a value in its type's binary send format.
-///
-/// Domains decode as their base type; arrays, ranges and multiranges recurse into their
-/// elements (an array's element type is taken from the data when the registry knows it).
-/// Built-ins kept as text ([`Value::Unknown`]) in text mode get the same text here when their
-/// layout is simple (`xid`, `cid`, `xid8`, `tid`, `point`, `lseg`, `box`, `line`, `circle`);
-/// other built-ins without a decoder (`tsvector`, `aclitem`, …) give
-/// [`ValueError::NoBinaryDecoder`]. An unregistered user type is kept as [`Value::Unknown`]
-/// when its bytes look like text — valid UTF-8 without control characters other than tab,
-/// newline and carriage return, as an enum's label is — and refused otherwise.
-pub fn decode_binary(
-    type_oid: TypeOid,
-    bytes: &[u8],
-    registry: &TypeRegistry,
-) -> Result<Value, ValueError> {
-    decode_at(type_oid, bytes, registry, 0)
-}
-
-pub(crate) fn decode_at(
-    oid: TypeOid,
-    bytes: &[u8],
-    reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Value, ValueError> {
-    if depth > MAX_NESTING {
-        return Err(ValueError::TooDeep { type_oid: oid });
-    }
-    if let Some(r) = scalar(oid, bytes) {
-        return r;
-    }
-    match reg.shape(oid) {
-        Shape::Builtin(base) => match scalar(base, bytes) {
-            Some(r) => r,
-            None => as_text(base, bytes)
-                .map(|text| Value::Unknown {
-                    type_oid: oid,
-                    text,
-                })
-                .ok_or(ValueError::NoBinaryDecoder { type_oid: oid }),
-        },
-        Shape::Array(elem) => array::decode_binary(oid, Some(elem), bytes, reg, depth)
-            .map(|a| Value::Array(Box::new(a))),
-        Shape::Range(sub) => range::decode_binary(oid, sub, bytes, reg, depth).map(Value::Range),
-        Shape::Multirange(sub) => {
-            range::decode_multirange_binary(oid, sub, bytes, reg, depth).map(Value::Multirange)
-        }
-        Shape::Enum(type_oid) => Ok(Value::Enum {
-            type_oid,
-            label: utf8(oid, bytes)?,
-        }),
-        Shape::Opaque => opaque(oid, bytes),
-    }
-}
 
 /// A user type the registry cannot decode: kept as text when its bytes look like text (an
 /// enum's binary form is its label), refused otherwise.
@@ -74,7 +24,7 @@ pub(crate) fn decode_at(
 /// single byte `01`), and keeping those as "text" would pass binary data off as the type's
 /// text output. Bytes with NUL or another C0 control character other than tab, newline and
 /// carriage return are refused, and the caller falls back to hex.
-fn opaque(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
+pub(crate) fn decode_opaque(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
     let control = bytes
         .iter()
         .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f);
@@ -87,7 +37,7 @@ fn opaque(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
     }
 }
 
-fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
+pub(crate) fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
     utf8_str(oid, bytes).map(str::to_owned)
 }
 
@@ -100,7 +50,8 @@ pub(crate) fn utf8_str(oid: TypeOid, bytes: &[u8]) -> Result<&str, ValueError> {
 }
 
 /// Decodes the built-in scalars; `None` when `oid` is not one.
-fn scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
+#[inline]
+pub(crate) fn decode_scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
     let bad = |reason: &'static str| ValueError::InvalidBinary {
         type_oid: oid,
         reason,
@@ -219,7 +170,7 @@ fn json(oid: TypeOid, b: &[u8]) -> Result<Json, ValueError> {
         type_oid: oid,
         reason: "not valid UTF-8",
     })?;
-    Json::parse(s).map_err(|e| super::json_error(oid, e, true))
+    Json::parse(s).map_err(|e| json_error(oid, e, true))
 }
 
 fn inet(b: &[u8]) -> Result<Inet, &'static str> {
@@ -266,16 +217,13 @@ fn bits(b: &[u8]) -> Result<BitString, &'static str> {
 
 /// The text form of built-ins that text mode keeps as [`Value::Unknown`], for those with a
 /// simple binary layout; `None` for the rest (and for malformed input).
-fn as_text(oid: TypeOid, b: &[u8]) -> Option<String> {
+pub(crate) fn as_text(oid: TypeOid, b: &[u8]) -> Option<String> {
     use std::fmt::Write as _;
     let mut r = Reader::new(b);
     let mut out = String::new();
-    let mut floats = |n: usize| -> Option<Vec<super::misc::PgF64>> {
+    let mut floats = |n: usize| -> Option<Vec<PgF64>> {
         let v = (0..n)
-            .map(|_| {
-                r.i64()
-                    .map(|x| super::misc::PgF64(f64::from_bits(x as u64)))
-            })
+            .map(|_| r.i64().map(|x| PgF64(f64::from_bits(x as u64))))
             .collect::<Option<Vec<_>>>()?;
         r.is_empty().then_some(v)
     };
@@ -314,37 +262,4 @@ fn as_text(oid: TypeOid, b: &[u8]) -> Option<String> {
         _ => return None,
     }
     Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unregistered_types_keep_only_text_like_bytes() {
-        let reg = TypeRegistry::new();
-        let oid = TypeOid(17000);
-        for text in ["label", "", "tab\tnew\nline\r", "é😀 ok ok"] {
-            assert_eq!(
-                decode_binary(oid, text.as_bytes(), &reg),
-                Ok(Value::Unknown {
-                    type_oid: oid,
-                    text: text.into()
-                })
-            );
-        }
-        // record_send of ROW(1, 'x y'), an empty range, a range with bounds, DEL.
-        for bin in [
-            &b"\0\0\0\x02\0\0\0\x17\0\0\0\x04\0\0\0\x01\0\0\0\x19\0\0\0\x03x y"[..],
-            b"\x01",
-            b"\x0c\0\0\0\x08\0\0\0\0\0\0\0\0",
-            b"a\x7fb",
-            b"\xff",
-        ] {
-            assert_eq!(
-                decode_binary(oid, bin, &reg),
-                Err(ValueError::NoBinaryDecoder { type_oid: oid })
-            );
-        }
-    }
 }

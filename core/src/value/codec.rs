@@ -1,18 +1,171 @@
-//! Per-column decoders resolved once from the column's type OID.
+//! The dispatch point: one value of any type OID, from text ([`decode_text`]) or binary
+//! ([`decode_binary`]), and the per-column [`Codec`] that resolves the OID once.
 //!
-//! [`decode_text`](super::decode_text) and [`decode_binary`](super::decode_binary) match the
-//! type OID of every value against dozens of built-ins. A replication stream decodes millions
-//! of values of a handful of columns, so the assembly pipeline resolves each column's
-//! [`Codec`] once, when its Relation arrives, and decodes each value straight into the row's
-//! value list. Built-in OIDs cannot be overridden in a [`TypeRegistry`], so the result is
-//! exactly that of `decode_text`/`decode_binary` (the tests check it).
+//! [`decode_text_at`] and [`decode_binary_at`] ask the [`TypeRegistry`] for the type's shape
+//! and call the scalar codecs (`text.rs`, `binary.rs`) or a container (`array.rs`,
+//! `range.rs`), handing the container a closure that decodes its elements here, one level
+//! deeper. The containers import nothing of this file, so the recursion of nested types runs
+//! through this file alone.
+//!
+//! [`decode_text`] and [`decode_binary`] match the type OID of every value against dozens of
+//! built-ins. A replication stream decodes millions of values of a handful of columns, so the
+//! assembly pipeline resolves each column's [`Codec`] once, when its Relation arrives, and
+//! decodes each value straight into the row's value list. Built-in OIDs cannot be overridden
+//! in a [`TypeRegistry`], so the result is exactly that of `decode_text`/`decode_binary` (the
+//! tests check it).
 
 use bytes::Bytes;
 
+use super::MAX_NESTING;
 use super::datetime::{self, Date, DateMemo, Timestamp};
+use super::error::ValueError;
 use super::numeric::BinaryNumeric;
+use super::oid::{Shape, TypeOid, TypeRegistry};
 use super::scan::exact;
-use super::{PgText, TypeOid, TypeRegistry, Value, ValueError, binary, misc, numeric, text};
+use super::text_value::PgText;
+use super::types::Value;
+use super::{array, binary, misc, numeric, range, text};
+
+/// Decodes a value from PostgreSQL's text output.
+///
+/// `typmod` is the column's type modifier from the Relation message; PostgreSQL's text output
+/// already reflects it (scale, padding, precision), so it does not change decoding.
+///
+/// Domains decode as their base type; arrays, ranges and multiranges decode their elements
+/// with the element type's rules. A type this module has no structured form for (unknown or
+/// unregistered user types, composites, geometric types, `tsvector` …) becomes
+/// [`Value::Unknown`] with its text, and an array of such elements an array of
+/// [`Value::Unknown`].
+///
+/// # Errors
+///
+/// Text that is not valid for a known type gives a [`ValueError`]; the caller may then keep
+/// the text instead (see [`decode_text_lossless`]).
+pub fn decode_text(
+    type_oid: TypeOid,
+    typmod: i32,
+    bytes: &[u8],
+    registry: &TypeRegistry,
+) -> Result<Value, ValueError> {
+    let _ = typmod;
+    decode_text_at(type_oid, bytes, registry, 0)
+}
+
+/// Like [`decode_text`], but never fails: text that does not parse as its type is kept as
+/// [`Value::Unknown`] (invalid UTF-8 replaced with U+FFFD), so a row is never dropped.
+pub fn decode_text_lossless(
+    type_oid: TypeOid,
+    typmod: i32,
+    bytes: &[u8],
+    registry: &TypeRegistry,
+) -> Value {
+    match decode_text(type_oid, typmod, bytes, registry) {
+        Ok(v) => v,
+        Err(_) => Value::Unknown {
+            type_oid,
+            text: String::from_utf8_lossy(bytes).into_owned(),
+        },
+    }
+}
+
+/// Decodes text output of type `oid` at nesting level `depth` (0 for a column).
+pub(crate) fn decode_text_at(
+    oid: TypeOid,
+    bytes: &[u8],
+    reg: &TypeRegistry,
+    depth: usize,
+) -> Result<Value, ValueError> {
+    if let Some(r) = text::decode_scalar(oid, bytes) {
+        return r;
+    }
+    if depth > MAX_NESTING {
+        return Err(ValueError::TooDeep { type_oid: oid });
+    }
+    match reg.shape(oid) {
+        Shape::Builtin(base) => match text::decode_scalar(base, bytes) {
+            Some(r) => r,
+            None => text::decode_unknown(oid, bytes),
+        },
+        Shape::Array(elem) => array::decode_text(oid, elem, bytes, move |t, b| {
+            decode_text_at(t, b, reg, depth + 1)
+        })
+        .map(|a| Value::Array(Box::new(a))),
+        Shape::Range(sub) => range::decode_text(oid, sub, bytes, move |t, b| {
+            decode_text_at(t, b, reg, depth + 1)
+        })
+        .map(Value::Range),
+        Shape::Multirange(sub) => range::decode_multirange_text(oid, sub, bytes, move |t, b| {
+            decode_text_at(t, b, reg, depth + 1)
+        })
+        .map(Value::Multirange),
+        Shape::Enum(type_oid) => Ok(Value::Enum {
+            type_oid,
+            label: text::utf8(oid, bytes)?,
+        }),
+        Shape::Opaque => text::decode_unknown(oid, bytes),
+    }
+}
+
+/// Decodes a value in its type's binary send format.
+///
+/// Domains decode as their base type; arrays, ranges and multiranges recurse into their
+/// elements (an array's element type is taken from the data when the registry knows it).
+/// Built-ins kept as text ([`Value::Unknown`]) in text mode get the same text here when their
+/// layout is simple (`xid`, `cid`, `xid8`, `tid`, `point`, `lseg`, `box`, `line`, `circle`);
+/// other built-ins without a decoder (`tsvector`, `aclitem`, …) give
+/// [`ValueError::NoBinaryDecoder`]. An unregistered user type is kept as [`Value::Unknown`]
+/// when its bytes look like text — valid UTF-8 without control characters other than tab,
+/// newline and carriage return, as an enum's label is — and refused otherwise.
+pub fn decode_binary(
+    type_oid: TypeOid,
+    bytes: &[u8],
+    registry: &TypeRegistry,
+) -> Result<Value, ValueError> {
+    decode_binary_at(type_oid, bytes, registry, 0)
+}
+
+/// Decodes the binary send format of type `oid` at nesting level `depth` (0 for a column).
+pub(crate) fn decode_binary_at(
+    oid: TypeOid,
+    bytes: &[u8],
+    reg: &TypeRegistry,
+    depth: usize,
+) -> Result<Value, ValueError> {
+    if depth > MAX_NESTING {
+        return Err(ValueError::TooDeep { type_oid: oid });
+    }
+    if let Some(r) = binary::decode_scalar(oid, bytes) {
+        return r;
+    }
+    match reg.shape(oid) {
+        Shape::Builtin(base) => match binary::decode_scalar(base, bytes) {
+            Some(r) => r,
+            None => binary::as_text(base, bytes)
+                .map(|text| Value::Unknown {
+                    type_oid: oid,
+                    text,
+                })
+                .ok_or(ValueError::NoBinaryDecoder { type_oid: oid }),
+        },
+        Shape::Array(elem) => array::decode_binary(oid, Some(elem), bytes, reg, move |t, b| {
+            decode_binary_at(t, b, reg, depth + 1)
+        })
+        .map(|a| Value::Array(Box::new(a))),
+        Shape::Range(sub) => range::decode_binary(oid, sub, bytes, move |t, b| {
+            decode_binary_at(t, b, reg, depth + 1)
+        })
+        .map(Value::Range),
+        Shape::Multirange(sub) => range::decode_multirange_binary(oid, sub, bytes, move |t, b| {
+            decode_binary_at(t, b, reg, depth + 1)
+        })
+        .map(Value::Multirange),
+        Shape::Enum(type_oid) => Ok(Value::Enum {
+            type_oid,
+            label: binary::utf8(oid, bytes)?,
+        }),
+        Shape::Opaque => binary::decode_opaque(oid, bytes),
+    }
+}
 
 /// How the values of one column are decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +210,7 @@ impl Codec {
     }
 
     /// Decodes text output of type `oid` (whose codec this is) and appends the value to
-    /// `out`: the same value [`decode_text`](super::decode_text) gives. On error nothing is
+    /// `out`: the same value [`decode_text`] gives. On error nothing is
     /// appended.
     #[inline]
     pub(crate) fn push_text(
@@ -118,13 +271,13 @@ impl Codec {
                 out,
                 Value::Bytea(Bytes::from(misc::parse_bytea(b).map_err(bad)?)),
             ),
-            Codec::Other => push::value(out, text::decode_at(oid, b, reg, 0)?),
+            Codec::Other => push::value(out, decode_text_at(oid, b, reg, 0)?),
         }
         Ok(())
     }
 
     /// Decodes the binary send format of type `oid` (whose codec this is) and appends the
-    /// value to `out`: the same value [`decode_binary`](super::decode_binary) gives. On error
+    /// value to `out`: the same value [`decode_binary`] gives. On error
     /// nothing is appended.
     #[inline]
     pub(crate) fn push_binary(
@@ -148,7 +301,7 @@ impl Codec {
             Codec::Int8 => push::int8(out, i64::from_be_bytes(exact(b).ok_or_else(len)?)),
             Codec::Float4 => push::float4(out, f32::from_be_bytes(exact(b).ok_or_else(len)?)),
             Codec::Float8 => push::float8(out, f64::from_be_bytes(exact(b).ok_or_else(len)?)),
-            Codec::Numeric => match numeric::parse_binary(b)? {
+            Codec::Numeric => match numeric::decode_binary_parts(b)? {
                 BinaryNumeric::Special(n) => push::numeric(out, n),
                 BinaryNumeric::Finite(f) => push::numeric_binary(out, &f),
             },
@@ -165,7 +318,7 @@ impl Codec {
                 push::timestamptz(out, i64::from_be_bytes(exact(b).ok_or_else(len)?));
             }
             Codec::Bytea => push::value(out, Value::Bytea(Bytes::copy_from_slice(b))),
-            Codec::Other => push::value(out, binary::decode_at(oid, b, reg, 0)?),
+            Codec::Other => push::value(out, decode_binary_at(oid, b, reg, 0)?),
         }
         Ok(())
     }
@@ -179,8 +332,7 @@ impl Codec {
 /// constant of the variant is pushed (copied from read-only data) and its payload is then
 /// set in place, which drops nothing.
 mod push {
-    use super::super::Numeric;
-    use super::super::numeric::FiniteBinary;
+    use super::super::numeric::{FiniteBinary, Numeric};
     use super::*;
 
     /// Pushes the constant `$empty` (a `Value::$variant(..)`), then sets its payload to `$v`.
@@ -414,6 +566,154 @@ mod tests {
             ] {
                 check(oid, b).unwrap();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+/// Arrays through the dispatcher (these were `array.rs`'s tests).
+mod array_tests {
+    use super::super::Json;
+    use super::super::types::{Array, ArrayDim};
+    use super::*;
+
+    fn int_array(dims: &[(i32, u32)], elements: &[Option<i32>]) -> Value {
+        Value::Array(Box::new(Array {
+            element_type: TypeOid::INT4,
+            dims: dims
+                .iter()
+                .map(|&(lower_bound, len)| ArrayDim { lower_bound, len })
+                .collect(),
+            elements: elements
+                .iter()
+                .map(|e| e.map_or(Value::Null, Value::Int4))
+                .collect(),
+        }))
+    }
+
+    /// `array_send` of an int4 array.
+    fn int_array_binary(dims: &[(i32, u32)], elements: &[Option<i32>]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend((dims.len() as i32).to_be_bytes());
+        b.extend(i32::from(elements.iter().any(Option::is_none)).to_be_bytes());
+        b.extend(TypeOid::INT4.0.to_be_bytes());
+        for &(lb, len) in dims {
+            b.extend((len as i32).to_be_bytes());
+            b.extend(lb.to_be_bytes());
+        }
+        for e in elements {
+            match e {
+                None => b.extend((-1i32).to_be_bytes()),
+                Some(v) => {
+                    b.extend(4i32.to_be_bytes());
+                    b.extend(v.to_be_bytes());
+                }
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn lower_bounds_are_kept() {
+        let reg = TypeRegistry::new();
+        type Case = (&'static str, &'static [(i32, u32)], &'static [Option<i32>]);
+        let cases: [Case; 4] = [
+            ("{1,2}", &[(1, 2)], &[Some(1), Some(2)]),
+            ("[5:6]={1,2}", &[(5, 2)], &[Some(1), Some(2)]),
+            ("[-2:-2]={NULL}", &[(-2, 1)], &[None]),
+            (
+                "[0:1][-1:0]={{1,NULL},{3,4}}",
+                &[(0, 2), (-1, 2)],
+                &[Some(1), None, Some(3), Some(4)],
+            ),
+        ];
+        for (text, dims, elements) in cases {
+            let want = int_array(dims, elements);
+            let got = decode_text(TypeOid::INT4_ARRAY, -1, text.as_bytes(), &reg);
+            assert_eq!(got.as_ref(), Ok(&want), "text {text}");
+            assert_eq!(want.to_string(), text, "array_out of {text}");
+            let bin = int_array_binary(dims, elements);
+            assert_eq!(
+                decode_binary(TypeOid::INT4_ARRAY, &bin, &reg),
+                Ok(want),
+                "binary {text}"
+            );
+        }
+        assert_ne!(
+            decode_text(TypeOid::INT4_ARRAY, -1, b"[5:6]={1,2}", &reg),
+            decode_text(TypeOid::INT4_ARRAY, -1, b"{1,2}", &reg)
+        );
+    }
+
+    #[test]
+    fn jsonb_null_is_not_sql_null() {
+        let reg = TypeRegistry::new();
+        // A column: jsonb 'null' (text, and binary with the version byte).
+        assert_eq!(
+            decode_text(TypeOid::JSONB, -1, b"null", &reg),
+            Ok(Value::Jsonb(Json::Null))
+        );
+        assert_eq!(
+            decode_binary(TypeOid::JSONB, b"\x01null", &reg),
+            Ok(Value::Jsonb(Json::Null))
+        );
+        assert_ne!(Value::Jsonb(Json::Null), Value::Null);
+        // Inside an array: {null,NULL} is a jsonb null, then an SQL NULL.
+        let want = Value::Array(Box::new(Array {
+            element_type: TypeOid::JSONB,
+            dims: vec![ArrayDim {
+                lower_bound: 1,
+                len: 2,
+            }],
+            elements: vec![Value::Jsonb(Json::Null), Value::Null],
+        }));
+        assert_eq!(
+            decode_text(TypeOid::JSONB_ARRAY, -1, br#"{"null",NULL}"#, &reg).as_ref(),
+            Ok(&want)
+        );
+        let mut bin = Vec::new();
+        bin.extend(1i32.to_be_bytes());
+        bin.extend(1i32.to_be_bytes());
+        bin.extend(TypeOid::JSONB.0.to_be_bytes());
+        bin.extend(2i32.to_be_bytes());
+        bin.extend(1i32.to_be_bytes());
+        bin.extend(5i32.to_be_bytes());
+        bin.extend(b"\x01null");
+        bin.extend((-1i32).to_be_bytes());
+        assert_eq!(decode_binary(TypeOid::JSONB_ARRAY, &bin, &reg), Ok(want));
+    }
+}
+
+#[cfg(test)]
+/// Binary values of unregistered types (these were `binary.rs`'s tests).
+mod binary_tests {
+    use super::*;
+
+    #[test]
+    fn unregistered_types_keep_only_text_like_bytes() {
+        let reg = TypeRegistry::new();
+        let oid = TypeOid(17000);
+        for text in ["label", "", "tab\tnew\nline\r", "é😀 ok ok"] {
+            assert_eq!(
+                decode_binary(oid, text.as_bytes(), &reg),
+                Ok(Value::Unknown {
+                    type_oid: oid,
+                    text: text.into()
+                })
+            );
+        }
+        // record_send of ROW(1, 'x y'), an empty range, a range with bounds, DEL.
+        for bin in [
+            &b"\0\0\0\x02\0\0\0\x17\0\0\0\x04\0\0\0\x01\0\0\0\x19\0\0\0\x03x y"[..],
+            b"\x01",
+            b"\x0c\0\0\0\x08\0\0\0\0\0\0\0\0",
+            b"a\x7fb",
+            b"\xff",
+        ] {
+            assert_eq!(
+                decode_binary(oid, bin, &reg),
+                Err(ValueError::NoBinaryDecoder { type_oid: oid })
+            );
         }
     }
 }

@@ -35,11 +35,46 @@
 //! let Value::TimestampTz(ts) = t else { unreachable!() };
 //! assert_eq!(ts.to_unix_nanos(), Some(1_709_194_501_500_000_000));
 //! ```
+//!
+//! # Layout
+//!
+//! Each file uses only files listed above it in this table (`mod.rs` itself only re-exports
+//! and defines [`MAX_NESTING`]), so the imports between the files have no cycles:
+//!
+//! | Layer | File | Holds |
+//! |---|---|---|
+//! | building blocks | `scan.rs` | byte cursors over text and binary input |
+//! | | `text_value.rs` | [`PgText`], the inline-or-heap string of text values |
+//! | | `oid.rs` | [`TypeOid`], the [`TypeRegistry`], how a type decodes (its `Shape`) |
+//! | | `json.rs` | [`Json`] and its parser |
+//! | | `error.rs` | [`ValueError`] |
+//! | | `datetime.rs` | dates, times, timestamps, intervals: types, parsers, output |
+//! | | `misc.rs` | `inet`, `money`, bit strings, `bytea`, `uuid`, MACs, floats: same |
+//! | | `numeric.rs` | [`Numeric`] from text and binary |
+//! | types | `types.rs` | [`Value`], [`Array`], [`ArrayDim`], [`Range`], their `Display` |
+//! | | `size.rs` | the heap size of a [`Value`] |
+//! | scalar codecs | `text.rs` | the built-in scalars from text |
+//! | | `binary.rs` | the built-in scalars from binary |
+//! | containers | `array.rs` | arrays from text and binary |
+//! | | `range.rs` | ranges and multiranges from text and binary |
+//! | dispatch | `codec.rs` | [`decode_text`], [`decode_binary`]; the per-column `Codec` |
+//!
+//! `codec.rs` is the only file that decodes "a value of type OID": it asks the registry for
+//! the type's shape and calls a scalar codec or a container. A container decodes its own
+//! syntax and gets each element from the decoder it is handed (a generic closure, so the
+//! call is static), and the dispatcher hands it one that calls back into the dispatcher one
+//! level deeper: the recursion through arrays of ranges of … runs through `codec.rs` alone.
+//!
+//! Names: `decode_*` (`decode_text`, `decode_binary`, `decode_multirange_text`,
+//! `decode_scalar` …) turn bytes into a [`Value`] or part of one, failing with a
+//! [`ValueError`]; `parse_*` are the leaf parsers of one scalar's text, failing with a
+//! `&'static str` reason.
 
 mod array;
 mod binary;
 mod codec;
 pub(crate) mod datetime;
+mod error;
 mod json;
 mod misc;
 mod numeric;
@@ -49,224 +84,20 @@ mod scan;
 mod size;
 mod text;
 mod text_value;
+mod types;
 
-use std::fmt;
-
-use bytes::Bytes;
-
-pub use array::{Array, ArrayDim};
-pub use binary::decode_binary;
 pub(crate) use codec::Codec;
+pub use codec::{decode_binary, decode_text, decode_text_lossless};
 pub use datetime::{Date, Interval, Time, TimeTz, Timestamp};
+pub use error::ValueError;
 pub use json::{Json, JsonError, write_json_string};
 pub use misc::{BitString, Inet, Money};
 pub use numeric::{Numeric, ParseNumericError};
 pub use oid::{TypeKind, TypeOid, TypeRegistry, UserType};
-pub use range::Range;
-pub use text::{decode_text, decode_text_lossless};
 pub use text_value::PgText;
-
-use crate::Lsn;
+pub use types::{Array, ArrayDim, Range, Value};
 
 /// How deeply values may nest: array dimensions, JSON arrays/objects, and element types
 /// within element types (arrays of ranges …). Deeper input is refused with
 /// [`ValueError::TooDeep`], so hostile input cannot overflow the stack.
 pub const MAX_NESTING: usize = 64;
-
-/// A decoded column value.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Value {
-    /// SQL NULL (an array element; pgoutput marks NULL columns itself).
-    Null,
-    /// `bool`.
-    Bool(bool),
-    /// `int2`.
-    Int2(i16),
-    /// `int4`.
-    Int4(i32),
-    /// `int8`.
-    Int8(i64),
-    /// `oid`.
-    Oid(u32),
-    /// `float4` (NaN, ±Infinity and −0 kept).
-    Float4(f32),
-    /// `float8` (NaN, ±Infinity and −0 kept).
-    Float8(f64),
-    /// `numeric`, exact.
-    Numeric(Numeric),
-    /// `text`, `varchar`, `bpchar` (padding kept), `name`, `"char"`, `xml`, `unknown`.
-    ///
-    /// Short strings are kept inline, without a heap allocation (see [`PgText`]).
-    Text(PgText),
-    /// `uuid`.
-    Uuid([u8; 16]),
-    /// `date`.
-    Date(Date),
-    /// `time`.
-    Time(Time),
-    /// `timetz`.
-    TimeTz(TimeTz),
-    /// `timestamp` (no zone).
-    Timestamp(Timestamp),
-    /// `timestamptz` (UTC).
-    TimestampTz(Timestamp),
-    /// `interval`.
-    Interval(Interval),
-    /// `json`.
-    Json(Json),
-    /// `jsonb`.
-    Jsonb(Json),
-    /// `bytea`.
-    Bytea(Bytes),
-    /// `inet`.
-    Inet(Inet),
-    /// `cidr`.
-    Cidr(Inet),
-    /// `macaddr`.
-    MacAddr([u8; 6]),
-    /// `macaddr8`.
-    MacAddr8([u8; 8]),
-    /// `money`.
-    Money(Money),
-    /// `bit` and `varbit`.
-    Bit(BitString),
-    /// `pg_lsn`.
-    Lsn(Lsn),
-    /// A value of a registered enum type.
-    Enum {
-        /// The enum type.
-        type_oid: TypeOid,
-        /// The label.
-        label: String,
-    },
-    /// A range.
-    Range(Range),
-    /// A multirange: its ranges in order.
-    Multirange(Vec<Range>),
-    /// An array.
-    Array(Box<Array>),
-    /// A value kept as text: an unknown or unregistered type, a composite, or a built-in this
-    /// module has no structured form for (geometric types, `tsvector`, `xid` …).
-    Unknown {
-        /// The column's type.
-        type_oid: TypeOid,
-        /// The text form.
-        text: String,
-    },
-}
-
-impl Value {
-    /// Whether this is [`Value::Null`].
-    pub fn is_null(&self) -> bool {
-        matches!(self, Value::Null)
-    }
-
-    /// The value in PostgreSQL's text output form (the same as `to_string()`).
-    pub fn to_display_string(&self) -> String {
-        self.to_string()
-    }
-
-    /// The string of a text-like value (`Text`, `Enum` label, `Unknown` text, `Money` text).
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Text(s) => Some(s.as_str()),
-            Value::Enum { label: s, .. } | Value::Unknown { text: s, .. } => Some(s),
-            Value::Money(m) => Some(&m.text),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Value {
-    /// PostgreSQL's text output under the pinned session settings (ISO dates, UTC, `postgres`
-    /// intervals, shortest round-trip floats, hex `bytea`). `json` prints in the `jsonb`
-    /// layout (the original whitespace is not kept) and [`Value::Null`] prints `NULL`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Null => f.write_str("NULL"),
-            Value::Bool(b) => f.write_str(if *b { "t" } else { "f" }),
-            Value::Int2(v) => write!(f, "{v}"),
-            Value::Int4(v) => write!(f, "{v}"),
-            Value::Int8(v) => write!(f, "{v}"),
-            Value::Oid(v) => write!(f, "{v}"),
-            Value::Float4(v) => misc::PgF32(*v).fmt(f),
-            Value::Float8(v) => misc::PgF64(*v).fmt(f),
-            Value::Numeric(n) => f.write_str(n.as_str()),
-            Value::Text(s) => f.write_str(s),
-            Value::Uuid(u) => misc::write_uuid(f, u),
-            Value::Date(d) => d.fmt(f),
-            Value::Time(t) => t.fmt(f),
-            Value::TimeTz(t) => t.fmt(f),
-            Value::Timestamp(t) => t.display(false).fmt(f),
-            Value::TimestampTz(t) => t.display(true).fmt(f),
-            Value::Interval(i) => i.fmt(f),
-            Value::Json(j) | Value::Jsonb(j) => j.fmt(f),
-            Value::Bytea(b) => misc::write_bytea(f, b),
-            Value::Inet(i) => i.write(f, false),
-            Value::Cidr(i) => i.write(f, true),
-            Value::MacAddr(m) => misc::write_mac(f, m),
-            Value::MacAddr8(m) => misc::write_mac(f, m),
-            Value::Money(m) => m.fmt(f),
-            Value::Bit(b) => b.fmt(f),
-            Value::Lsn(l) => l.fmt(f),
-            Value::Enum { label, .. } => f.write_str(label),
-            Value::Range(r) => r.fmt(f),
-            Value::Multirange(rs) => range::write_multirange(f, rs),
-            Value::Array(a) => a.fmt(f),
-            Value::Unknown { text, .. } => f.write_str(text),
-        }
-    }
-}
-
-/// Why a value could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ValueError {
-    /// The text is not valid for the type. The caller may keep it as text
-    /// ([`decode_text_lossless`]).
-    #[error("invalid text for type {type_oid}: {reason}")]
-    InvalidText {
-        /// The type being decoded (for a nested value, the innermost type that failed).
-        type_oid: TypeOid,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// The bytes are not valid for the type's binary format.
-    #[error("invalid binary value for type {type_oid}: {reason}")]
-    InvalidBinary {
-        /// The type being decoded.
-        type_oid: TypeOid,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// The value nests deeper than [`MAX_NESTING`] levels.
-    #[error("value of type {type_oid} nests deeper than {MAX_NESTING} levels")]
-    TooDeep {
-        /// The type being decoded.
-        type_oid: TypeOid,
-    },
-    /// There is no binary decoder for this type and its bytes are not text; subscribe
-    /// without `binary 'true'` to receive it as text.
-    #[error(
-        "no binary decoder for type {type_oid}; use text format (binary 'false') for this column"
-    )]
-    NoBinaryDecoder {
-        /// The type.
-        type_oid: TypeOid,
-    },
-}
-
-fn json_error(oid: TypeOid, e: JsonError, binary: bool) -> ValueError {
-    match e {
-        JsonError::TooDeep => ValueError::TooDeep { type_oid: oid },
-        JsonError::Syntax { reason, .. } if binary => ValueError::InvalidBinary {
-            type_oid: oid,
-            reason,
-        },
-        JsonError::Syntax { reason, .. } => ValueError::InvalidText {
-            type_oid: oid,
-            reason,
-        },
-    }
-}

@@ -3,9 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::error::ValueError;
+use super::oid::TypeOid;
 use super::scan::Reader;
 use super::text_value::AsciiBuilder;
-use super::{PgText, TypeOid, ValueError};
+use super::text_value::PgText;
 
 /// A PostgreSQL `numeric`, kept exactly.
 ///
@@ -218,7 +220,7 @@ const NUMERIC_DSCALE_MAX: i16 = 0x3FFF;
 /// Decodes `numeric_send` output: `i16 ndigits, i16 weight, u16 sign, i16 dscale`, then
 /// `ndigits` base-10000 digits. Digits beyond `dscale` are truncated, as `numeric_recv` does.
 pub(crate) fn decode_binary(bytes: &[u8]) -> Result<Numeric, ValueError> {
-    Ok(match parse_binary(bytes)? {
+    Ok(match decode_binary_parts(bytes)? {
         BinaryNumeric::Special(n) => n,
         BinaryNumeric::Finite(f) => Numeric::Finite(f.to_text()),
     })
@@ -243,7 +245,7 @@ pub(crate) struct FiniteBinary<'a> {
 
 /// Validates `numeric_send` output (see [`decode_binary`]).
 #[inline]
-pub(crate) fn parse_binary(bytes: &[u8]) -> Result<BinaryNumeric<'_>, ValueError> {
+pub(crate) fn decode_binary_parts(bytes: &[u8]) -> Result<BinaryNumeric<'_>, ValueError> {
     let err = |reason| ValueError::InvalidBinary {
         type_oid: TypeOid::NUMERIC,
         reason,

@@ -1,93 +1,12 @@
-//! Ranges (`[1,10)`, `(,6)`, `empty`) and multiranges (`{[1,3),[5,7)}`), text and binary.
+//! Ranges (`[1,10)`, `(,6)`, `empty`) and multiranges (`{[1,3),[5,7)}`) from text and
+//! binary; each bound is decoded by the bound decoder the caller passes.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use super::scan::{Reader, Scan, is_pg_space};
-use super::{TypeOid, TypeRegistry, Value, ValueError, binary, text};
-
-/// A range value.
-///
-/// A missing bound (`None`) is infinite; an infinite bound is never inclusive. An empty range
-/// has no bounds and `empty` set.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Range {
-    /// The lower bound, `None` when unbounded.
-    pub lower: Option<Box<Value>>,
-    /// The upper bound, `None` when unbounded.
-    pub upper: Option<Box<Value>>,
-    /// Whether the lower bound is included (`[`).
-    pub lower_inc: bool,
-    /// Whether the upper bound is included (`]`).
-    pub upper_inc: bool,
-    /// Whether this is the empty range.
-    pub empty: bool,
-}
-
-impl Range {
-    /// The empty range.
-    pub fn empty() -> Range {
-        Range {
-            empty: true,
-            ..Range::default()
-        }
-    }
-}
-
-impl fmt::Display for Range {
-    /// PostgreSQL's `range_out`: `[1,10)`, `(,6)`, `empty`, bounds double-quoted when needed
-    /// (`["2024-01-01 00:00:00","2024-01-02 00:00:00")`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.empty {
-            return f.write_str("empty");
-        }
-        f.write_str(if self.lower_inc { "[" } else { "(" })?;
-        if let Some(v) = &self.lower {
-            write_bound(f, &v.to_string())?;
-        }
-        f.write_str(",")?;
-        if let Some(v) = &self.upper {
-            write_bound(f, &v.to_string())?;
-        }
-        f.write_str(if self.upper_inc { "]" } else { ")" })
-    }
-}
-
-/// Writes a bound, quoted (with `"` and `\` doubled) when empty or containing
-/// `" \ ( ) [ ] ,` or whitespace.
-fn write_bound(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    let needs_quotes = s.is_empty()
-        || s.chars().any(|c| {
-            matches!(c, '"' | '\\' | '(' | ')' | '[' | ']' | ',')
-                || (c.is_ascii() && is_pg_space(c as u8))
-        });
-    if !needs_quotes {
-        return f.write_str(s);
-    }
-    f.write_str("\"")?;
-    let mut run = 0;
-    for (i, c) in s.char_indices() {
-        if c == '"' || c == '\\' {
-            f.write_str(s.get(run..i).unwrap_or(""))?;
-            run = i;
-            f.write_str(if c == '"' { "\"" } else { "\\" })?;
-        }
-    }
-    f.write_str(s.get(run..).unwrap_or(""))?;
-    f.write_str("\"")
-}
-
-/// Writes a multirange: `{[1,3),[5,7)}`, `{}`.
-pub(crate) fn write_multirange(f: &mut fmt::Formatter<'_>, ranges: &[Range]) -> fmt::Result {
-    f.write_str("{")?;
-    for (i, r) in ranges.iter().enumerate() {
-        if i > 0 {
-            f.write_str(",")?;
-        }
-        fmt::Display::fmt(r, f)?;
-    }
-    f.write_str("}")
-}
+use super::error::ValueError;
+use super::oid::TypeOid;
+use super::scan::{Reader, Scan};
+use super::types::{Range, Value};
 
 /// Reads one bound: `None` when infinite (nothing before the `,`/`)`/`]`), otherwise its
 /// unescaped bytes (`""` inside quotes is a quote, `\x` is `x`).
@@ -133,14 +52,16 @@ fn read_bound<'a>(sc: &mut Scan<'a>) -> Result<Option<Cow<'a, [u8]>>, &'static s
     }
 }
 
-/// Parses one range starting at the cursor (after optional whitespace).
-fn parse_range_at(
+/// Decodes one range starting at the cursor (after optional whitespace).
+fn decode_text_at<F>(
     range_oid: TypeOid,
     subtype: TypeOid,
     sc: &mut Scan<'_>,
-    reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Range, ValueError> {
+    decode_bound: &F,
+) -> Result<Range, ValueError>
+where
+    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+{
     let bad = |reason| ValueError::InvalidText {
         type_oid: range_oid,
         reason,
@@ -165,7 +86,7 @@ fn parse_range_at(
         _ => return Err(bad("expected ']' or ')'")),
     };
     let decode = |b: Option<Cow<'_, [u8]>>| -> Result<Option<Box<Value>>, ValueError> {
-        b.map(|b| text::decode_at(subtype, &b, reg, depth + 1).map(Box::new))
+        b.map(|b| decode_bound(subtype, &b).map(Box::new))
             .transpose()
     };
     let lower = decode(lower)?;
@@ -179,16 +100,19 @@ fn parse_range_at(
     })
 }
 
-/// Parses range text.
-pub(crate) fn parse_text(
+/// Decodes range text whose bounds are of type `subtype`, each with
+/// `decode_bound(subtype, bytes)`.
+pub(crate) fn decode_text<F>(
     range_oid: TypeOid,
     subtype: TypeOid,
     s: &[u8],
-    reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Range, ValueError> {
+    decode_bound: F,
+) -> Result<Range, ValueError>
+where
+    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+{
     let mut sc = Scan::new(s);
-    let r = parse_range_at(range_oid, subtype, &mut sc, reg, depth)?;
+    let r = decode_text_at(range_oid, subtype, &mut sc, &decode_bound)?;
     sc.skip_ws();
     if !sc.done() {
         return Err(ValueError::InvalidText {
@@ -199,14 +123,16 @@ pub(crate) fn parse_text(
     Ok(r)
 }
 
-/// Parses multirange text: `{[1,3), [5,7)}`, `{}`.
-pub(crate) fn parse_multirange_text(
+/// Decodes multirange text, `{[1,3), [5,7)}`, `{}`, as [`decode_text`] its ranges.
+pub(crate) fn decode_multirange_text<F>(
     oid: TypeOid,
     subtype: TypeOid,
     s: &[u8],
-    reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Vec<Range>, ValueError> {
+    decode_bound: F,
+) -> Result<Vec<Range>, ValueError>
+where
+    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+{
     let bad = |reason| ValueError::InvalidText {
         type_oid: oid,
         reason,
@@ -220,7 +146,7 @@ pub(crate) fn parse_multirange_text(
     sc.skip_ws();
     if !sc.eat(b'}') {
         loop {
-            out.push(parse_range_at(oid, subtype, &mut sc, reg, depth)?);
+            out.push(decode_text_at(oid, subtype, &mut sc, &decode_bound)?);
             sc.skip_ws();
             match sc.bump() {
                 Some(b',') => {}
@@ -242,14 +168,17 @@ const RANGE_UB_INC: u8 = 0x04;
 const RANGE_LB_INF: u8 = 0x08;
 const RANGE_UB_INF: u8 = 0x10;
 
-/// Decodes `range_send` output: `u8 flags`, then `i32 len` and bytes for each finite bound.
-pub(crate) fn decode_binary(
+/// Decodes `range_send` output: `u8 flags`, then `i32 len` and bytes for each finite bound,
+/// each bound (of type `subtype`) with `decode_bound(subtype, bytes)`.
+pub(crate) fn decode_binary<F>(
     range_oid: TypeOid,
     subtype: TypeOid,
     bytes: &[u8],
-    reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Range, ValueError> {
+    decode_bound: F,
+) -> Result<Range, ValueError>
+where
+    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+{
     let bad = |reason| ValueError::InvalidBinary {
         type_oid: range_oid,
         reason,
@@ -272,7 +201,7 @@ pub(crate) fn decode_binary(
         let len = r.i32().ok_or_else(|| bad("truncated bound"))?;
         let len = usize::try_from(len).map_err(|_| bad("negative bound length"))?;
         let data = r.take(len).ok_or_else(|| bad("truncated bound"))?;
-        binary::decode_at(subtype, data, reg, depth + 1).map(|v| Some(Box::new(v)))
+        decode_bound(subtype, data).map(|v| Some(Box::new(v)))
     };
     let lower = bound(flags & RANGE_LB_INF == 0)?;
     let upper = bound(flags & RANGE_UB_INF == 0)?;
@@ -288,14 +217,17 @@ pub(crate) fn decode_binary(
     })
 }
 
-/// Decodes `multirange_send` output: `i32 count`, then per range `i32 len` and its bytes.
-pub(crate) fn decode_multirange_binary(
+/// Decodes `multirange_send` output, `i32 count`, then per range `i32 len` and its bytes, as
+/// [`decode_binary`] its ranges.
+pub(crate) fn decode_multirange_binary<F>(
     oid: TypeOid,
     subtype: TypeOid,
     bytes: &[u8],
-    reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Vec<Range>, ValueError> {
+    decode_bound: F,
+) -> Result<Vec<Range>, ValueError>
+where
+    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+{
     let bad = |reason| ValueError::InvalidBinary {
         type_oid: oid,
         reason,
@@ -312,7 +244,7 @@ pub(crate) fn decode_multirange_binary(
         let len = r.i32().ok_or_else(|| bad("truncated range"))?;
         let len = usize::try_from(len).map_err(|_| bad("negative range length"))?;
         let data = r.take(len).ok_or_else(|| bad("truncated range"))?;
-        out.push(decode_binary(oid, subtype, data, reg, depth)?);
+        out.push(decode_binary(oid, subtype, data, &decode_bound)?);
     }
     if !r.is_empty() {
         return Err(bad("data after the last range"));

@@ -3,7 +3,8 @@
 
 use std::mem::size_of;
 
-use super::{Json, Range, Value};
+use super::json::Json;
+use super::types::{Array, ArrayDim, Range, Value};
 
 impl Value {
     /// The bytes this value holds outside its own [`size_of`]: text, bytes, elements (an
@@ -22,8 +23,8 @@ impl Value {
             Value::Range(r) => range_bytes(r),
             Value::Multirange(rs) => rs.iter().map(|r| size_of::<Range>() + range_bytes(r)).sum(),
             Value::Array(a) => {
-                size_of::<super::Array>()
-                    + a.dims.len() * size_of::<super::ArrayDim>()
+                size_of::<Array>()
+                    + a.dims.len() * size_of::<ArrayDim>()
                     + a.elements
                         .iter()
                         .map(|e| size_of::<Value>() + e.heap_bytes())

@@ -1,98 +1,27 @@
-//! Decoding of PostgreSQL's text output (pgoutput `'t'` values, PROTOCOL.md §6.1) under the
-//! pinned session settings: `DateStyle=ISO`, `TimeZone=UTC`, `IntervalStyle=postgres`,
+//! The built-in scalar types from PostgreSQL's text output (pgoutput `'t'` values,
+//! PROTOCOL.md §6.1), under the pinned session settings: `DateStyle=ISO`, `TimeZone=UTC`, `IntervalStyle=postgres`,
 //! `extra_float_digits=3`, `bytea_output=hex`.
 
 use bytes::Bytes;
 
 use super::datetime;
+use super::error::{ValueError, json_error};
 use super::json::Json;
 use super::misc::{self, Money};
 use super::numeric;
-use super::oid::Shape;
-use super::{MAX_NESTING, PgText, TypeOid, TypeRegistry, Value, ValueError, array, range};
+use super::oid::TypeOid;
+use super::text_value::PgText;
+use super::types::Value;
 
-/// Decodes a value from PostgreSQL's text output.
-///
-/// `typmod` is the column's type modifier from the Relation message; PostgreSQL's text output
-/// already reflects it (scale, padding, precision), so it does not change decoding.
-///
-/// Domains decode as their base type; arrays, ranges and multiranges decode their elements
-/// with the element type's rules. A type this module has no structured form for (unknown or
-/// unregistered user types, composites, geometric types, `tsvector` …) becomes
-/// [`Value::Unknown`] with its text, and an array of such elements an array of
-/// [`Value::Unknown`].
-///
-/// # Errors
-///
-/// Text that is not valid for a known type gives a [`ValueError`]; the caller may then keep
-/// the text instead (see [`decode_text_lossless`]).
-pub fn decode_text(
-    type_oid: TypeOid,
-    typmod: i32,
-    bytes: &[u8],
-    registry: &TypeRegistry,
-) -> Result<Value, ValueError> {
-    let _ = typmod;
-    decode_at(type_oid, bytes, registry, 0)
-}
-
-/// Like [`decode_text`], but never fails: text that does not parse as its type is kept as
-/// [`Value::Unknown`] (invalid UTF-8 replaced with U+FFFD), so a row is never dropped.
-pub fn decode_text_lossless(
-    type_oid: TypeOid,
-    typmod: i32,
-    bytes: &[u8],
-    registry: &TypeRegistry,
-) -> Value {
-    match decode_text(type_oid, typmod, bytes, registry) {
-        Ok(v) => v,
-        Err(_) => Value::Unknown {
-            type_oid,
-            text: String::from_utf8_lossy(bytes).into_owned(),
-        },
-    }
-}
-
-pub(crate) fn decode_at(
-    oid: TypeOid,
-    bytes: &[u8],
-    reg: &TypeRegistry,
-    depth: usize,
-) -> Result<Value, ValueError> {
-    if let Some(r) = scalar(oid, bytes) {
-        return r;
-    }
-    if depth > MAX_NESTING {
-        return Err(ValueError::TooDeep { type_oid: oid });
-    }
-    match reg.shape(oid) {
-        Shape::Builtin(base) => match scalar(base, bytes) {
-            Some(r) => r,
-            None => unknown(oid, bytes),
-        },
-        Shape::Array(elem) => {
-            array::parse_text(oid, elem, bytes, reg, depth).map(|a| Value::Array(Box::new(a)))
-        }
-        Shape::Range(sub) => range::parse_text(oid, sub, bytes, reg, depth).map(Value::Range),
-        Shape::Multirange(sub) => {
-            range::parse_multirange_text(oid, sub, bytes, reg, depth).map(Value::Multirange)
-        }
-        Shape::Enum(type_oid) => Ok(Value::Enum {
-            type_oid,
-            label: utf8(oid, bytes)?,
-        }),
-        Shape::Opaque => unknown(oid, bytes),
-    }
-}
-
-fn unknown(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
+/// A value kept as text: [`Value::Unknown`].
+pub(crate) fn decode_unknown(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
     Ok(Value::Unknown {
         type_oid: oid,
         text: utf8(oid, bytes)?,
     })
 }
 
-fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
+pub(crate) fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
     utf8_str(oid, bytes).map(str::to_owned)
 }
 
@@ -146,7 +75,7 @@ pub(crate) fn parse_bool(s: &[u8]) -> Result<bool, &'static str> {
 
 /// Decodes the built-in scalar types; `None` when `oid` is not one.
 #[inline]
-fn scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
+pub(crate) fn decode_scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
     let bad = |reason: &'static str| ValueError::InvalidText {
         type_oid: oid,
         reason,
@@ -218,7 +147,7 @@ fn json(oid: TypeOid, b: &[u8]) -> Result<Json, ValueError> {
         type_oid: oid,
         reason: "not valid UTF-8",
     })?;
-    Json::parse(s).map_err(|e| super::json_error(oid, e, false))
+    Json::parse(s).map_err(|e| json_error(oid, e, false))
 }
 
 #[cfg(test)]

@@ -1,0 +1,58 @@
+//! Why a value could not be decoded: [`ValueError`].
+
+use super::MAX_NESTING;
+use super::json::JsonError;
+use super::oid::TypeOid;
+
+/// Why a value could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// The text is not valid for the type. The caller may keep it as text
+    /// ([`decode_text_lossless`](super::decode_text_lossless)).
+    #[error("invalid text for type {type_oid}: {reason}")]
+    InvalidText {
+        /// The type being decoded (for a nested value, the innermost type that failed).
+        type_oid: TypeOid,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The bytes are not valid for the type's binary format.
+    #[error("invalid binary value for type {type_oid}: {reason}")]
+    InvalidBinary {
+        /// The type being decoded.
+        type_oid: TypeOid,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The value nests deeper than [`MAX_NESTING`] levels.
+    #[error("value of type {type_oid} nests deeper than {MAX_NESTING} levels")]
+    TooDeep {
+        /// The type being decoded.
+        type_oid: TypeOid,
+    },
+    /// There is no binary decoder for this type and its bytes are not text; subscribe
+    /// without `binary 'true'` to receive it as text.
+    #[error(
+        "no binary decoder for type {type_oid}; use text format (binary 'false') for this column"
+    )]
+    NoBinaryDecoder {
+        /// The type.
+        type_oid: TypeOid,
+    },
+}
+
+/// A JSON parse error as the [`ValueError`] of a value of type `oid`.
+pub(crate) fn json_error(oid: TypeOid, e: JsonError, binary: bool) -> ValueError {
+    match e {
+        JsonError::TooDeep => ValueError::TooDeep { type_oid: oid },
+        JsonError::Syntax { reason, .. } if binary => ValueError::InvalidBinary {
+            type_oid: oid,
+            reason,
+        },
+        JsonError::Syntax { reason, .. } => ValueError::InvalidText {
+            type_oid: oid,
+            reason,
+        },
+    }
+}
