@@ -176,7 +176,7 @@ impl fmt::Display for Password {
 }
 
 // Serde: modes as their libpq spellings (`"prefer"`, `"verify-full"`, …; parsing accepts what
-// `FromStr` accepts, so the seed's lower-case `disable`/`prefer`/`require` read unchanged), the
+// `FromStr` accepts, so drasi-source-postgres's lower-case `disable`/`prefer`/`require` read unchanged), the
 // password as a plain string (configuration files carry it; `Debug`/`Display` still redact it).
 
 impl serde::Serialize for SslMode {

@@ -19,6 +19,9 @@
 //! | [`snapshot`] | the bootstrap plan: table list, COPY statements, copied rows → inserts, JSONL |
 //! | [`replication`] | the replication session: catalog checks, slot, streaming, acknowledgements, reconnect policy |
 //! | [`source_config`] | `PostgresSourceConfig`: serde, URLs, `PG*` variables, validation |
+//! | [`config`] | the TLS and channel-binding policies, the password type |
+//! | [`error`] | protocol violations, server errors with SQLSTATE and hint |
+//! | [`value`] | column values: the `Value` model, text and binary decoding per type |
 //! | `testing` | (feature `testing`) a scripted fake walsender for tests, byte for byte |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

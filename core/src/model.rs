@@ -1,5 +1,5 @@
 //! The change model: what a consumer receives for every row change, truncate, schema change and
-//! logical message (DESIGN.md §2, "Change model").
+//! logical message.
 //!
 //! The names and shapes are those of the Drasi PostgreSQL source, so code written against it
 //! keeps compiling: a [`SourceChange`] is an `Insert` or `Update` of an [`Element`] or a `Delete`

@@ -9,7 +9,7 @@ use crate::model::{NULL_KEY_PART, escape_key_part, escape_label, table_label};
 use crate::pgoutput::{ColumnValue, Oid, RelationBody, ReplicaIdentity, TupleRef};
 use crate::value::{Codec, TypeOid, TypeRegistry, decode_binary};
 
-/// Configured element-id key columns per table (the seed's `table_keys`), which take
+/// Configured element-id key columns per table (drasi-source-postgres's `table_keys`), which take
 /// precedence over primary keys and replica identities.
 ///
 /// A table is named either qualified (`schema.table`) or bare (`table`). A relation is looked

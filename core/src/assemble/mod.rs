@@ -1,5 +1,5 @@
 //! From pgoutput messages to transactions of [`SourceChange`]s: grouping, chunking, element
-//! ids, labels, unchanged TOAST, streamed and two-phase transactions (DESIGN.md §2).
+//! ids, labels, unchanged TOAST, streamed and two-phase transactions.
 //!
 //! The one entry point is [`Pipeline`]: feed it the pgoutput payload of each XLogData with
 //! [`Pipeline::handle_xlog`] and drain [`PipelineEvent`]s with [`Pipeline::poll_event`]. It is

@@ -19,7 +19,7 @@ pub struct PipelineConfig {
     /// The most changes in one [`TransactionBatch`]; larger transactions are emitted as
     /// chunks. Default 1000; 0 counts as 1.
     pub max_batch_changes: usize,
-    /// Element-id key columns per table (the seed's `table_keys`).
+    /// Element-id key columns per table (drasi-source-postgres's `table_keys`).
     pub keys: KeyConfig,
     /// Don't emit transactions without changes. Default true.
     pub skip_empty_transactions: bool,

@@ -1,4 +1,4 @@
-//! The bootstrap plan (DESIGN.md §2, "Bootstrap"): which tables to copy, the SQL that copies
+//! The bootstrap plan: which tables to copy, the SQL that copies
 //! them inside the slot's exported snapshot, and the turning of copied rows into
 //! [`SourceChange::Insert`](crate::model::SourceChange::Insert)s — sans-IO, so a driver runs
 //! the statements and feeds the rows.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Where the rows that exist before streaming starts come from.
 ///
-/// The seed's configuration struct has no such field (its bootstrap provider is set on the
+/// drasi-source-postgres's configuration struct has no such field (its bootstrap provider is set on the
 /// builder or beside the source in drasi-server's configuration); this one accepts the forms
 /// such configurations use:
 ///
@@ -24,7 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BootstrapMode {
-    /// No snapshot: only changes committed after streaming starts are delivered (the seed's
+    /// No snapshot: only changes committed after streaming starts are delivered (drasi-source-postgres's
     /// behaviour without a bootstrap provider).
     #[default]
     None,

@@ -1,8 +1,8 @@
-//! [`PostgresSourceConfig`]: everything a PostgreSQL source needs, with the seed's field names
+//! [`PostgresSourceConfig`]: everything a PostgreSQL source needs, with drasi-source-postgres's field names
 //! and defaults, serde support, `postgres://` URLs, libpq's `PG*` environment variables and
 //! validation with errors that say how to fix them.
 //!
-//! # Compatibility with the seed
+//! # Compatibility with drasi-source-postgres
 //!
 //! `drasi-source-postgres` configures a source with `host` (`"localhost"`), `port` (`5432`),
 //! `database` and `user` (required), `password` (`""`), `tables` (`[]`), `slot_name`
@@ -10,7 +10,7 @@
 //! `table_keys` (`[{table, key_columns}]`). Those names, shapes and defaults are kept, so a seed
 //! JSON/YAML/TOML configuration deserializes unchanged; the camelCase spellings drasi-server
 //! writes (`slotName`, `publicationName`, `sslMode`, `tableKeys`, `keyColumns`) are accepted as
-//! aliases. Like the seed, unknown keys are ignored (configurations often carry keys meant for
+//! aliases. Like drasi-source-postgres, unknown keys are ignored (configurations often carry keys meant for
 //! other layers). `database` and `user` default to empty here so that a URL or `PGDATABASE` /
 //! `PGUSER` can supply them later; [`validate`](PostgresSourceConfig::validate) reports them
 //! as required when they are still empty.
@@ -78,9 +78,9 @@ pub const SESSION_TIMEOUTS: [(&str, &str); 3] = [
 pub const DEFAULT_HOST: &str = "localhost";
 /// Default `port`.
 pub const DEFAULT_PORT: u16 = 5432;
-/// Default `slot_name` (the seed's).
+/// Default `slot_name` (drasi-source-postgres's).
 pub const DEFAULT_SLOT_NAME: &str = "drasi_slot";
-/// Default `publication_name` (the seed's).
+/// Default `publication_name` (drasi-source-postgres's).
 pub const DEFAULT_PUBLICATION_NAME: &str = "drasi_publication";
 /// Default `application_name`.
 pub const DEFAULT_APPLICATION_NAME: &str = "pgcdc";
@@ -108,7 +108,7 @@ pub const MIN_SPILL_THRESHOLD_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PostgresSourceConfig {
-    // ---- the seed's fields ----
+    // ---- drasi-source-postgres's fields ----
     /// Host name, IP address, or (starting with `/`) a Unix-socket directory. Default
     /// `"localhost"`.
     pub host: String,
@@ -419,7 +419,7 @@ impl PostgresSourceConfig {
     }
 }
 
-/// Element-id key columns for one table (the seed's shape).
+/// Element-id key columns for one table (drasi-source-postgres's shape).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableKeyConfig {
     /// `table` or `schema.table`.
@@ -501,7 +501,7 @@ pub enum DispatchMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AckMode {
-    /// As soon as it has been handed to every subscriber (the seed's behaviour).
+    /// As soon as it has been handed to every subscriber (drasi-source-postgres's behaviour).
     #[default]
     #[serde(alias = "ondelivery", alias = "on-delivery")]
     OnDelivery,

@@ -18,7 +18,7 @@ pub const STATUS_INTERVAL_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=3_600_
 /// A table named in the configuration: `table` or `schema.table`.
 ///
 /// Names are taken as written, without case folding, because they are matched against the
-/// relation names PostgreSQL reports (as the seed does). A part may be double-quoted to
+/// relation names PostgreSQL reports (as drasi-source-postgres does). A part may be double-quoted to
 /// contain dots or quotes (`"odd.name"`, `"say ""hi"""`); quotes are removed. Parts must be
 /// non-empty, at most 63 bytes, without NUL characters or surrounding spaces.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -2,7 +2,7 @@
 //!
 //! pgoutput sends each column as text (`'t'`) or, with `binary 'true'`, in the type's binary
 //! send format (`'b'`). [`decode_text`] and [`decode_binary`] turn either into a [`Value`]
-//! that keeps everything the server sent (DESIGN.md §2, "Values are lossless"):
+//! that keeps everything the server sent:
 //!
 //! | PostgreSQL | [`Value`] |
 //! |---|---|

@@ -1,4 +1,4 @@
-//! The builder, with the seed's method names, and the translation of a validated
+//! The builder, with drasi-source-postgres's method names, and the translation of a validated
 //! configuration into what the run loop needs.
 
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::tls::RootCerts;
 
-/// Builds a [`Source`]. Every setter has the seed's name; [`build`](Self::build) validates
+/// Builds a [`Source`]. Every setter has drasi-source-postgres's name; [`build`](Self::build) validates
 /// the whole configuration and names the first invalid field.
 pub struct SourceBuilder<R: Runtime> {
     id: String,

@@ -98,7 +98,7 @@ impl<R: Runtime> Drop for Inner<R> {
 }
 
 impl<R: Runtime + Default> Source<R> {
-    /// A builder for a source named `id`, with the seed's defaults.
+    /// A builder for a source named `id`, with drasi-source-postgres's defaults.
     pub fn builder(id: impl Into<String>) -> SourceBuilder<R> {
         SourceBuilder::new(id, R::default())
     }

@@ -31,7 +31,7 @@ mod validation;
 // ---- defaults and serde ----
 
 #[test]
-fn defaults_match_the_seed() {
+fn defaults_match_drasi_source_postgres() {
     let c = PostgresSourceConfig::default();
     assert_eq!(c.host, "localhost");
     assert_eq!(c.port, 5432);
