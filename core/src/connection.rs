@@ -77,17 +77,17 @@ pub enum ConnectionError {
     TlsRequestRejected,
     /// The startup deadline passed.
     #[error(
-        "connection startup did not finish within the deadline (while {phase}); check that the server is reachable and responsive, or raise the connect timeout"
+        "connection startup did not finish within the deadline (while {during}); check that the server is reachable and responsive, or raise the connect timeout"
     )]
     Timeout {
         /// What was being waited for.
-        phase: &'static str,
+        during: &'static str,
     },
     /// The server closed the connection.
-    #[error("the server closed the connection unexpectedly (while {phase})")]
+    #[error("the server closed the connection unexpectedly (while {during})")]
     Closed {
         /// What was happening.
-        phase: &'static str,
+        during: &'static str,
     },
     /// The application called a method that is not valid in the current state.
     #[error("invalid use of the connection: {0}")]
@@ -372,7 +372,7 @@ impl Connection {
     pub fn handle_eof(&mut self) -> ConnectionError {
         let phase = self.state.phase();
         self.state = State::Closed;
-        ConnectionError::Closed { phase }
+        ConnectionError::Closed { during: phase }
     }
 
     /// Reports that time has passed; safe to call early. Fails once the startup deadline
@@ -383,7 +383,7 @@ impl Connection {
         {
             let phase = self.state.phase();
             self.state = State::Closed;
-            return Err(ConnectionError::Timeout { phase });
+            return Err(ConnectionError::Timeout { during: phase });
         }
         Ok(())
     }

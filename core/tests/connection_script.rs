@@ -179,7 +179,7 @@ fn startup_deadline_with_virtual_time() {
         matches!(
             e,
             ConnectionError::Timeout {
-                phase: "authenticating"
+                during: "authenticating"
             }
         ),
         "{e}"

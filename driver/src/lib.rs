@@ -10,7 +10,7 @@
 /// Everything a runtime crate re-exports, so every runtime offers the same names.
 pub mod api {
     pub use crate::source::{
-        AckHandle, BootstrapContext, BootstrapPhase, BootstrapProgress, BootstrapProvider,
+        AckHandle, BootstrapContext, BootstrapProgress, BootstrapProvider, BootstrapStage,
         ChangeBatch, JsonlBootstrap, PostgresBootstrap, SourceState, SourceStatus, Subscription,
         TableProgress,
     };

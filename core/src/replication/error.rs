@@ -201,10 +201,10 @@ pub enum SessionError {
     #[error("protocol error in the replication session: {0}")]
     Protocol(String),
     /// The server did not answer in time.
-    #[error("the server did not answer within the command timeout while {phase}; reconnecting")]
+    #[error("the server did not answer within the command timeout while {during}; reconnecting")]
     Timeout {
         /// What was being waited for.
-        phase: &'static str,
+        during: &'static str,
     },
     /// The application used the session wrongly.
     #[error("invalid use of the replication session: {0}")]

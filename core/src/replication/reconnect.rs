@@ -388,7 +388,7 @@ mod tests {
         assert_eq!(classify(&Failure::Timeout), Disposition::Retry);
         let md5 = ConnectionError::Auth(AuthError::Md5Refused);
         assert_eq!(classify(&Failure::Connection(&md5)), Disposition::Fatal);
-        let closed = ConnectionError::Closed { phase: "idle" };
+        let closed = ConnectionError::Closed { during: "idle" };
         assert_eq!(classify(&Failure::Connection(&closed)), Disposition::Retry);
         let s = SessionError::Connection(closed);
         assert!(s.is_retryable());
@@ -413,7 +413,7 @@ mod tests {
         ] {
             assert!(!fatal.is_retryable(), "{fatal}");
         }
-        assert!(SessionError::Timeout { phase: "x" }.is_retryable());
+        assert!(SessionError::Timeout { during: "x" }.is_retryable());
         assert!(SessionError::ServerEndedStream.is_retryable());
     }
 }

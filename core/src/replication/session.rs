@@ -395,7 +395,7 @@ impl ReplicationSession {
         if self.attempt.command_deadline.is_some_and(|d| now >= d) {
             self.attempt.command_deadline = None;
             return Err(SessionError::Timeout {
-                phase: self.step.describe(),
+                during: self.step.describe(),
             });
         }
         self.drive_timers(now)
@@ -406,7 +406,7 @@ impl ReplicationSession {
     pub fn handle_eof(&mut self) -> SessionError {
         let err = match self.conn.as_mut() {
             Some(c) => c.handle_eof(),
-            None => ConnectionError::Closed { phase: "detached" },
+            None => ConnectionError::Closed { during: "detached" },
         };
         if self.phase == Phase::Stopping {
             self.finish_stop();

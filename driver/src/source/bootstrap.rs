@@ -48,7 +48,7 @@ pub struct TableProgress {
 /// Where a bootstrap is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum BootstrapPhase {
+pub enum BootstrapStage {
     /// Listing the tables and planning the copies.
     Planning,
     /// Copying rows.
@@ -68,7 +68,7 @@ pub struct BootstrapProgress {
     /// The provider's name.
     pub provider: String,
     /// Where it is.
-    pub phase: BootstrapPhase,
+    pub stage: BootstrapStage,
     /// Per table.
     pub tables: Vec<TableProgress>,
     /// Rows delivered in total.
@@ -192,10 +192,10 @@ impl<R: Runtime> BootstrapContext<R> {
         });
     }
 
-    fn set_phase(&self, phase: BootstrapPhase) {
+    fn set_stage(&self, stage: BootstrapStage) {
         self.shared.update(|s| {
             if let Some(p) = s.bootstrap.as_mut() {
-                p.phase = phase;
+                p.stage = stage;
             }
         });
     }
@@ -304,7 +304,7 @@ impl PostgresBootstrap {
                     .collect();
             }
         });
-        ctx.set_phase(BootstrapPhase::Copying);
+        ctx.set_stage(BootstrapStage::Copying);
         // The planner connection still holds the snapshot: it copies too.
         let tables = Arc::new(tables);
         let mut remaining = vec![0usize; tables.len()];
@@ -518,7 +518,7 @@ impl<R: Runtime> BootstrapProvider<R> for JsonlBootstrap {
         ctx: &'a BootstrapContext<R>,
     ) -> BoxFuture<'a, Result<(), BootstrapError>> {
         Box::pin(async move {
-            ctx.set_phase(BootstrapPhase::Copying);
+            ctx.set_stage(BootstrapStage::Copying);
             let keys = ctx.config.key_config();
             let max = ctx.pipeline.max_batch_changes.max(1);
             for path in &self.paths {
@@ -561,7 +561,7 @@ impl<R: Runtime> BootstrapProvider<R> for JsonlBootstrap {
     }
 }
 
-/// Runs `provider` and records its progress; on success the phase is `Done`.
+/// Runs `provider` and records its progress; on success the stage is `Done`.
 pub(crate) async fn run_provider<R: Runtime>(
     provider: &dyn BootstrapProvider<R>,
     ctx: &BootstrapContext<R>,
@@ -569,14 +569,14 @@ pub(crate) async fn run_provider<R: Runtime>(
     ctx.shared.update(|s| {
         s.bootstrap = Some(BootstrapProgress {
             provider: provider.name().to_owned(),
-            phase: BootstrapPhase::Planning,
+            stage: BootstrapStage::Planning,
             tables: Vec::new(),
             rows: 0,
         });
     });
     match provider.bootstrap(ctx).await {
         Ok(()) => {
-            ctx.set_phase(BootstrapPhase::Done);
+            ctx.set_stage(BootstrapStage::Done);
             let rows = ctx
                 .shared
                 .status
@@ -589,7 +589,7 @@ pub(crate) async fn run_provider<R: Runtime>(
             Ok(())
         }
         Err(e) => {
-            ctx.set_phase(BootstrapPhase::Failed(e.to_string()));
+            ctx.set_stage(BootstrapStage::Failed(e.to_string()));
             Err(e)
         }
     }

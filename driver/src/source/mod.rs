@@ -23,7 +23,7 @@ use pgcdc_core::source_config::PostgresSourceConfig;
 
 pub use batch::ChangeBatch;
 pub use bootstrap::{
-    BootstrapContext, BootstrapPhase, BootstrapProgress, BootstrapProvider, JsonlBootstrap,
+    BootstrapContext, BootstrapProgress, BootstrapProvider, BootstrapStage, JsonlBootstrap,
     PostgresBootstrap, TableProgress,
 };
 pub use builder::SourceBuilder;

@@ -23,7 +23,7 @@ use pgcdc_core::source_config::{AckMode, PostgresSourceConfig};
 
 use super::batch::ChangeBatch;
 use super::bootstrap::{
-    self, BootstrapContext, BootstrapPhase, BootstrapProgress, BootstrapProvider,
+    self, BootstrapContext, BootstrapProgress, BootstrapProvider, BootstrapStage,
 };
 use super::command::{AckHandle, Command};
 use super::shared::Shared;
@@ -684,7 +684,7 @@ impl<R: Runtime> Driver<R> {
                     self.shared.update(|s| {
                         s.bootstrap = Some(BootstrapProgress {
                             provider: name,
-                            phase: BootstrapPhase::Skipped,
+                            stage: BootstrapStage::Skipped,
                             tables: Vec::new(),
                             rows: 0,
                         });

@@ -10,7 +10,7 @@ use pgcdc_core::model::SourceChange;
 use pgcdc_core::pgoutput::Xid;
 use pgcdc_core::value::Value;
 use pgcdc_driver::source::{
-    BootstrapContext, BootstrapPhase, BootstrapProvider, JsonlBootstrap, PostgresBootstrap,
+    BootstrapContext, BootstrapProvider, BootstrapStage, JsonlBootstrap, PostgresBootstrap,
 };
 use pgcdc_driver::{BootstrapError, BoxFuture, Runtime};
 
@@ -141,7 +141,7 @@ pub async fn exact_handoff_under_writes<R: Runtime + Default>() {
     assert!(table == expected, "bootstrap + stream must equal the table");
     let st = source.status();
     let progress = st.bootstrap.clone().unwrap();
-    assert_eq!(progress.phase, BootstrapPhase::Done);
+    assert_eq!(progress.stage, BootstrapStage::Done);
     assert_eq!(progress.rows, bootstrap_rows);
     assert!(progress.tables[0].estimated_rows >= 90_000, "{progress:?}");
     eprintln!(
@@ -326,8 +326,8 @@ pub async fn failure_and_restart<R: Runtime + Default>() {
     assert!(err.to_string().contains("broke half-way"), "{err}");
     let st = failing.status();
     assert!(matches!(
-        st.bootstrap.unwrap().phase,
-        BootstrapPhase::Failed(_)
+        st.bootstrap.unwrap().stage,
+        BootstrapStage::Failed(_)
     ));
     assert_eq!(
         ctx.sql(&format!(
@@ -362,8 +362,8 @@ pub async fn failure_and_restart<R: Runtime + Default>() {
     let got = collect::<R>(&mut sub, 1, T).await;
     assert_eq!(render(&got), ["insert t:12 {id=12}"]);
     assert_eq!(
-        source.status().bootstrap.unwrap().phase,
-        BootstrapPhase::Skipped
+        source.status().bootstrap.unwrap().stage,
+        BootstrapStage::Skipped
     );
     source.stop().await.unwrap();
 
@@ -379,8 +379,8 @@ pub async fn failure_and_restart<R: Runtime + Default>() {
     let got = collect::<R>(&mut sub, 12, T).await;
     assert!(got.iter().all(|b| b.xid == Xid(0)));
     assert_eq!(
-        forced.status().bootstrap.unwrap().phase,
-        BootstrapPhase::Done
+        forced.status().bootstrap.unwrap().stage,
+        BootstrapStage::Done
     );
     forced.stop().await.unwrap();
 }
