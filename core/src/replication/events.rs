@@ -149,7 +149,7 @@ pub struct SessionStats {
     pub status_updates_sent: u64,
     /// Whole transactions delivered (last chunks).
     pub transactions: u64,
-    /// Changes delivered.
+    /// Changes delivered (a non-transactional logical message counts as one).
     pub changes: u64,
     /// Transactions and chunks dropped as already delivered before a reconnect.
     pub duplicates_dropped: u64,

@@ -741,7 +741,11 @@ impl ReplicationSession {
                 }
                 self.counters.changes = self.counters.changes.saturating_add(changes);
             }
-            Handoff::Message(lsn) => self.dedupe.on_message_delivered(lsn),
+            Handoff::Message(lsn) => {
+                self.dedupe.on_message_delivered(lsn);
+                // A non-transactional message is one change of its own.
+                self.counters.changes = self.counters.changes.saturating_add(1);
+            }
             Handoff::Silent(end) => self.feedback.on_silent_end(end),
         }
     }

@@ -176,7 +176,6 @@ impl<R: Runtime> BootstrapContext<R> {
                 return;
             };
             p.rows += rows;
-            s.changes += rows;
             match p.tables.iter_mut().find(|t| t.table == table) {
                 Some(t) => {
                     t.rows += rows;

@@ -567,18 +567,14 @@ impl<R: Runtime> Driver<R> {
                 self.session.ack(lsn);
             }
         }
-        let n = batch.changes.len() as u64;
-        let last = batch.last_chunk && ack.is_some();
         let delivered = self.delivered_lsn;
         let at = self.rt.wall_clock();
         self.shared.update(|s| {
-            s.changes += n;
-            if last {
-                s.transactions += 1;
-            }
             s.last_delivered_lsn = delivered;
             s.last_change_at = Some(at);
         });
+        // The counts are the session's.
+        publish_stats(&self.shared, &self.session);
     }
 
     /// An acknowledgement (or a subscriber leaving).
@@ -801,6 +797,9 @@ fn publish_stats(shared: &Shared, session: &ReplicationSession) {
         s.server_wal_end = st.server_wal_end;
         s.lag_bytes = st.lag_bytes;
         s.bytes_received = st.bytes_received;
+        // Counted once, by the session; bootstrap rows come on top.
+        s.changes = st.changes + s.bootstrap.as_ref().map_or(0, |b| b.rows);
+        s.transactions = st.transactions;
         s.subscribers = shared.dispatcher.subscribers();
         s.queued_bytes = shared.dispatcher.queued_bytes();
         let pipeline = session.pipeline();
