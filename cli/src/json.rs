@@ -537,7 +537,7 @@ mod tests {
         );
         let reg = pgcdc_core::value::TypeRegistry::new();
         let arr = pgcdc_core::value::decode_text(
-            pgcdc_core::value::TypeOid::INT4_ARRAY,
+            pgcdc_core::value::Oid::INT4_ARRAY,
             -1,
             b"{{1,NULL},{3,4}}",
             &reg,
@@ -545,7 +545,7 @@ mod tests {
         .unwrap();
         assert_eq!(v(&arr), "[[1,null],[3,4]]");
         let arr = pgcdc_core::value::decode_text(
-            pgcdc_core::value::TypeOid::INT4_ARRAY,
+            pgcdc_core::value::Oid::INT4_ARRAY,
             -1,
             b"[5:6]={1,2}",
             &reg,

@@ -14,7 +14,7 @@ mod assemble {
     };
     use pgcdc_core::model::{ElementValue, SourceChange};
     use pgcdc_core::pgoutput::{Oid, PgOutputMessage, ReplicaIdentity, Xid};
-    use pgcdc_core::value::{Numeric, TypeOid};
+    use pgcdc_core::value::Numeric;
 
     use crate::assemble_support::*;
 
@@ -615,7 +615,7 @@ mod assemble {
         assert_eq!(
             p.get("bad"),
             Some(&ElementValue::Unknown {
-                type_oid: TypeOid(INT4),
+                type_oid: Oid(INT4),
                 text: "not a number".into()
             })
         );
@@ -623,7 +623,7 @@ mod assemble {
         assert_eq!(
             p.get("badbin"),
             Some(&ElementValue::Unknown {
-                type_oid: TypeOid(INT4),
+                type_oid: Oid(INT4),
                 text: "\\x0102".into()
             })
         );
@@ -673,7 +673,7 @@ mod assemble {
             panic!()
         };
         assert_eq!(element.properties().get("n"), Some(&ElementValue::Int4(5)));
-        assert!(f.p.type_registry().knows(TypeOid(16400)));
+        assert!(f.p.type_registry().knows(Oid(16400)));
     }
 
     // ------------------------------------------------------------------------------ errors

@@ -44,7 +44,7 @@ use pgcdc_core::assemble::{Pipeline, PipelineConfig, PipelineEvent};
 use pgcdc_core::model::{ElementPropertyMap, SourceChange};
 use pgcdc_core::pgoutput::{ColumnValue, Decoder, OldTuple, PgOutputMessage, TupleData};
 use pgcdc_core::value::{
-    Date, Interval, Json, Numeric, Timestamp, TypeKind, TypeOid, TypeRegistry, Value,
+    Date, Interval, Json, Numeric, Oid, Timestamp, TypeKind, TypeRegistry, Value,
 };
 use pgcdc_testkit::Cluster;
 
@@ -273,21 +273,17 @@ fn register_from_catalog(db: &str, reg: &mut TypeRegistry) -> usize {
     for line in rows.lines() {
         let f: Vec<&str> = line.split('|').collect();
         let num = |i: usize| -> u32 { f[i].parse().expect("oid") };
-        let oid = TypeOid(num(0));
+        let oid = Oid(num(0));
         let kind = match (f[2], f[5]) {
             ("e", _) => TypeKind::Enum,
-            ("d", _) => TypeKind::Domain {
-                base: TypeOid(num(3)),
-            },
+            ("d", _) => TypeKind::Domain { base: Oid(num(3)) },
             ("r", _) => TypeKind::Range {
-                subtype: TypeOid(num(6)),
+                subtype: Oid(num(6)),
             },
-            ("m", _) => TypeKind::Multirange {
-                range: TypeOid(num(7)),
-            },
+            ("m", _) => TypeKind::Multirange { range: Oid(num(7)) },
             ("c", _) => TypeKind::Composite,
             (_, "A") if num(4) != 0 => TypeKind::Array {
-                element: TypeOid(num(4)),
+                element: Oid(num(4)),
             },
             _ => continue,
         };
@@ -1774,18 +1770,14 @@ fn every_type_matches_postgres_text_and_binary() {
     // What Type messages alone make of the user types (PROTOCOL.md §5.2: a domain's Type
     // message names its base type).
     let reg = plain_text.pipeline.type_registry();
-    let kind_of = |ty: &str| reg.get(TypeOid(oid_of(ty))).map(|t| t.kind.clone());
+    let kind_of = |ty: &str| reg.get(Oid(oid_of(ty))).map(|t| t.kind.clone());
     assert_eq!(
         kind_of("posnum"),
-        Some(TypeKind::Domain {
-            base: TypeOid::NUMERIC
-        })
+        Some(TypeKind::Domain { base: Oid::NUMERIC })
     );
     assert_eq!(
         kind_of("shorttext"),
-        Some(TypeKind::Domain {
-            base: TypeOid::TEXT
-        })
+        Some(TypeKind::Domain { base: Oid::TEXT })
     );
     // An enum's Type message carries only its name, which does not say it is an enum: it
     // stays opaque (values are kept as text) until registered from the catalog.
@@ -1793,19 +1785,19 @@ fn every_type_matches_postgres_text_and_binary() {
     assert_eq!(
         kind_of("mood_d"),
         Some(TypeKind::Domain {
-            base: TypeOid(oid_of("mood"))
+            base: Oid(oid_of("mood"))
         })
     );
     assert_eq!(
         kind_of("mood[]"),
         Some(TypeKind::Array {
-            element: TypeOid(oid_of("mood"))
+            element: Oid(oid_of("mood"))
         })
     );
     assert_eq!(
         kind_of("posnum[]"),
         Some(TypeKind::Array {
-            element: TypeOid::INVALID
+            element: Oid::INVALID
         })
     );
     assert_eq!(kind_of("floatrange"), Some(TypeKind::Opaque));
@@ -1879,7 +1871,7 @@ fn every_type_matches_postgres_text_and_binary() {
             let raw = raw_bin_by_id[id].new_col(c.name);
             let hex_fallback = || match raw {
                 Raw::Binary(b) => Value::Unknown {
-                    type_oid: TypeOid(col_oid),
+                    type_oid: Oid(col_oid),
                     text: format!("\\x{}", hex(b)),
                 },
                 other => panic!("{}: not binary: {other:?}", ctx("binary")),

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use pgcdc_core::value::{
-    Array, Date, Inet, Interval, Json, Numeric, Range, Time, TimeTz, Timestamp, TypeKind, TypeOid,
+    Array, Date, Inet, Interval, Json, Numeric, Oid, Range, Time, TimeTz, Timestamp, TypeKind,
     TypeRegistry, Value, decode_binary, decode_text,
 };
 use proptest::prelude::*;
@@ -13,50 +13,40 @@ use proptest::prelude::*;
 /// A registry with one user type of every kind (and a cycle), so user-type paths are hit too.
 fn registry() -> TypeRegistry {
     let mut r = TypeRegistry::new();
-    r.register_from_type_message(TypeOid(16400), "", "int4");
-    r.register_from_type_message(TypeOid(16401), "", "_numeric");
-    r.register(TypeOid(16500), TypeKind::Enum);
+    r.register_from_type_message(Oid(16400), "", "int4");
+    r.register_from_type_message(Oid(16401), "", "_numeric");
+    r.register(Oid(16500), TypeKind::Enum);
     r.register(
-        TypeOid(16501),
+        Oid(16501),
         TypeKind::Array {
-            element: TypeOid(16500),
+            element: Oid(16500),
         },
     );
+    r.register(Oid(16600), TypeKind::Range { subtype: Oid::TEXT });
+    r.register(Oid(16601), TypeKind::Multirange { range: Oid(16600) });
+    r.register(Oid(16700), TypeKind::Composite);
     r.register(
-        TypeOid(16600),
-        TypeKind::Range {
-            subtype: TypeOid::TEXT,
-        },
-    );
-    r.register(
-        TypeOid(16601),
-        TypeKind::Multirange {
-            range: TypeOid(16600),
-        },
-    );
-    r.register(TypeOid(16700), TypeKind::Composite);
-    r.register(
-        TypeOid(16800),
+        Oid(16800),
         TypeKind::Array {
-            element: TypeOid(16800),
+            element: Oid(16800),
         },
     );
     r.register(
-        TypeOid(16801),
+        Oid(16801),
         TypeKind::Range {
-            subtype: TypeOid(16801),
+            subtype: Oid(16801),
         },
     );
     r
 }
 
-fn all_oids() -> Vec<TypeOid> {
-    let mut v: Vec<TypeOid> = TypeOid::builtins().collect();
+fn all_oids() -> Vec<Oid> {
+    let mut v: Vec<Oid> = Oid::builtins().collect();
     v.extend(
         [
             16400, 16401, 16500, 16501, 16600, 16601, 16700, 16800, 16801, 99999,
         ]
-        .map(TypeOid),
+        .map(Oid),
     );
     v
 }
@@ -259,7 +249,7 @@ fn ip() -> impl Strategy<Value = Inet> {
     ]
 }
 
-fn round_trip(oid: TypeOid, v: &Value) -> Value {
+fn round_trip(oid: Oid, v: &Value) -> Value {
     let s = v.to_string();
     decode_text(oid, -1, s.as_bytes(), &TypeRegistry::new())
         .unwrap_or_else(|e| panic!("{s:?} as {oid}: {e}"))
@@ -305,32 +295,32 @@ proptest! {
 
     #[test]
     fn value_ints_round_trip(a in any::<i64>(), b in any::<i32>(), c in any::<i16>(), d in any::<u32>()) {
-        prop_assert_eq!(round_trip(TypeOid::INT8, &Value::Int8(a)), Value::Int8(a));
-        prop_assert_eq!(round_trip(TypeOid::INT4, &Value::Int4(b)), Value::Int4(b));
-        prop_assert_eq!(round_trip(TypeOid::INT2, &Value::Int2(c)), Value::Int2(c));
-        prop_assert_eq!(round_trip(TypeOid::OID, &Value::Oid(d)), Value::Oid(d));
+        prop_assert_eq!(round_trip(Oid::INT8, &Value::Int8(a)), Value::Int8(a));
+        prop_assert_eq!(round_trip(Oid::INT4, &Value::Int4(b)), Value::Int4(b));
+        prop_assert_eq!(round_trip(Oid::INT2, &Value::Int2(c)), Value::Int2(c));
+        prop_assert_eq!(round_trip(Oid::OID, &Value::Oid(d)), Value::Oid(d));
     }
 
     #[test]
     fn value_floats_round_trip(bits in any::<u64>(), bits32 in any::<u32>(), f in any::<f64>()) {
         for x in [f64::from_bits(bits), f] {
-            let Value::Float8(y) = round_trip(TypeOid::FLOAT8, &Value::Float8(x)) else {
+            let Value::Float8(y) = round_trip(Oid::FLOAT8, &Value::Float8(x)) else {
                 panic!()
             };
             prop_assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{x:e} {y:e}");
         }
         let x = f32::from_bits(bits32);
-        let Value::Float4(y) = round_trip(TypeOid::FLOAT4, &Value::Float4(x)) else { panic!() };
+        let Value::Float4(y) = round_trip(Oid::FLOAT4, &Value::Float4(x)) else { panic!() };
         prop_assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{x:e} {y:e}");
     }
 
     #[test]
     fn value_numeric_round_trips_exactly(s in canonical_numeric()) {
         let reg = TypeRegistry::new();
-        let v = decode_text(TypeOid::NUMERIC, -1, s.as_bytes(), &reg).unwrap();
+        let v = decode_text(Oid::NUMERIC, -1, s.as_bytes(), &reg).unwrap();
         prop_assert_eq!(&v, &Value::Numeric(Numeric::Finite(s.clone().into())));
         prop_assert_eq!(v.to_string(), s.clone());
-        let b = decode_binary(TypeOid::NUMERIC, &numeric_send(&s), &reg).unwrap();
+        let b = decode_binary(Oid::NUMERIC, &numeric_send(&s), &reg).unwrap();
         prop_assert_eq!(b, v);
     }
 
@@ -339,8 +329,8 @@ proptest! {
         us in prop_oneof![MIN_TS..END_TS, (i64::MIN + 1)..i64::MAX],
     ) {
         let ts = Timestamp(us);
-        prop_assert_eq!(round_trip(TypeOid::TIMESTAMP, &Value::Timestamp(ts)), Value::Timestamp(ts));
-        prop_assert_eq!(round_trip(TypeOid::TIMESTAMPTZ, &Value::TimestampTz(ts)), Value::TimestampTz(ts));
+        prop_assert_eq!(round_trip(Oid::TIMESTAMP, &Value::Timestamp(ts)), Value::Timestamp(ts));
+        prop_assert_eq!(round_trip(Oid::TIMESTAMPTZ, &Value::TimestampTz(ts)), Value::TimestampTz(ts));
         let shown = ts.to_string_utc();
         prop_assert!(shown.ends_with("+00") || shown.ends_with("+00 BC"));
         if let Some(n) = ts.to_unix_nanos() {
@@ -354,17 +344,17 @@ proptest! {
         t in 0i64..=86_400_000_000,
         off in -57_599i32..=57_599,
     ) {
-        prop_assert_eq!(round_trip(TypeOid::DATE, &Value::Date(Date(d))), Value::Date(Date(d)));
-        prop_assert_eq!(round_trip(TypeOid::TIME, &Value::Time(Time(t))), Value::Time(Time(t)));
+        prop_assert_eq!(round_trip(Oid::DATE, &Value::Date(Date(d))), Value::Date(Date(d)));
+        prop_assert_eq!(round_trip(Oid::TIME, &Value::Time(Time(t))), Value::Time(Time(t)));
         let tz = Value::TimeTz(TimeTz { micros: t, offset_seconds: off });
-        prop_assert_eq!(round_trip(TypeOid::TIMETZ, &tz), tz);
+        prop_assert_eq!(round_trip(Oid::TIMETZ, &tz), tz);
     }
 
     #[test]
     fn value_intervals_round_trip(months in any::<i32>(), days in any::<i32>(), micros in any::<i64>()) {
         let iv = Interval { months, days, micros };
         prop_assume!(iv != Interval::INFINITY && iv != Interval::NEG_INFINITY);
-        prop_assert_eq!(round_trip(TypeOid::INTERVAL, &Value::Interval(iv)), Value::Interval(iv));
+        prop_assert_eq!(round_trip(Oid::INTERVAL, &Value::Interval(iv)), Value::Interval(iv));
     }
 
     #[test]
@@ -376,7 +366,7 @@ proptest! {
             .into_iter()
             .map(|o| o.map_or(Value::Null, |s| Value::Text(s.into())))
             .collect();
-        let mut a = Array::from_elements(TypeOid::TEXT, elems);
+        let mut a = Array::from_elements(Oid::TEXT, elems);
         if two_d && a.elements.len() % 2 == 0 && !a.elements.is_empty() {
             let n = a.elements.len() as u32;
             a.dims = vec![
@@ -385,16 +375,16 @@ proptest! {
             ];
         }
         let v = Value::Array(Box::new(a));
-        prop_assert_eq!(round_trip(TypeOid::TEXT_ARRAY, &v), v);
+        prop_assert_eq!(round_trip(Oid::TEXT_ARRAY, &v), v);
     }
 
     #[test]
     fn value_json_round_trips(j in json_value()) {
         let v = Value::Jsonb(j);
-        prop_assert_eq!(round_trip(TypeOid::JSONB, &v), v.clone());
+        prop_assert_eq!(round_trip(Oid::JSONB, &v), v.clone());
         let Value::Jsonb(j) = v else { panic!() };
         let json = Value::Json(j);
-        prop_assert_eq!(round_trip(TypeOid::JSON, &json), json);
+        prop_assert_eq!(round_trip(Oid::JSON, &json), json);
     }
 
     #[test]
@@ -408,13 +398,13 @@ proptest! {
         label in any::<String>(),
     ) {
         let v = Value::Bytea(bytes.into());
-        prop_assert_eq!(round_trip(TypeOid::BYTEA, &v), v);
+        prop_assert_eq!(round_trip(Oid::BYTEA, &v), v);
         let v = Value::Uuid(uuid);
-        prop_assert_eq!(round_trip(TypeOid::UUID, &v), v);
+        prop_assert_eq!(round_trip(Oid::UUID, &v), v);
         let v = Value::Inet(inet);
-        prop_assert_eq!(round_trip(TypeOid::INET, &v), v);
+        prop_assert_eq!(round_trip(Oid::INET, &v), v);
         let v = Value::Cidr(inet);
-        prop_assert_eq!(round_trip(TypeOid::CIDR, &v), v);
+        prop_assert_eq!(round_trip(Oid::CIDR, &v), v);
         let r = Range {
             lower_inc: inc.0 && lo.is_some(),
             upper_inc: inc.1 && hi.is_some(),
@@ -423,12 +413,12 @@ proptest! {
             empty: false,
         };
         let v = Value::Range(r.clone());
-        prop_assert_eq!(round_trip(TypeOid::INT4RANGE, &v), v);
+        prop_assert_eq!(round_trip(Oid::INT4RANGE, &v), v);
         let v = Value::Multirange(vec![r.clone(), Range::empty(), r]);
-        prop_assert_eq!(round_trip(TypeOid::INT4MULTIRANGE, &v), v);
+        prop_assert_eq!(round_trip(Oid::INT4MULTIRANGE, &v), v);
         // Text bounds of a user range survive quoting.
         let mut reg = TypeRegistry::new();
-        reg.register(TypeOid(16600), TypeKind::Range { subtype: TypeOid::TEXT });
+        reg.register(Oid(16600), TypeKind::Range { subtype: Oid::TEXT });
         let r = Value::Range(Range {
             lower: Some(Box::new(Value::Text(label.clone().into()))),
             upper: Some(Box::new(Value::Text(label.into()))),
@@ -436,7 +426,7 @@ proptest! {
             upper_inc: false,
             empty: false,
         });
-        let back = decode_text(TypeOid(16600), -1, r.to_string().as_bytes(), &reg).unwrap();
+        let back = decode_text(Oid(16600), -1, r.to_string().as_bytes(), &reg).unwrap();
         prop_assert_eq!(back, r);
     }
 }

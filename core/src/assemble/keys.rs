@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::model::{NULL_KEY_PART, escape_key_part, escape_label, table_label};
 use crate::pgoutput::{ColumnValue, Oid, RelationBody, ReplicaIdentity, TupleRef};
-use crate::value::{Codec, TypeOid, TypeRegistry, decode_binary};
+use crate::value::{Codec, TypeRegistry, decode_binary};
 
 /// Configured element-id key columns per table (drasi-source-postgres's `table_keys`), which take
 /// precedence over primary keys and replica identities.
@@ -263,7 +263,7 @@ pub(crate) fn table_matches(table: &TableRef, rel: &RelationBody, label: &str) -
 #[derive(Clone, Debug)]
 pub(crate) struct ColInfo {
     pub(crate) name: Arc<str>,
-    pub(crate) type_oid: TypeOid,
+    pub(crate) type_oid: Oid,
     /// How its values are decoded, resolved from `type_oid` once.
     pub(crate) codec: Codec,
     pub(crate) ri_key: bool,
@@ -308,8 +308,8 @@ impl RelInfo {
             .iter()
             .map(|c| ColInfo {
                 name: Arc::from(c.name.as_str()),
-                type_oid: TypeOid(c.type_oid.0),
-                codec: Codec::of(TypeOid(c.type_oid.0)),
+                type_oid: c.type_oid,
+                codec: Codec::of(c.type_oid),
                 ri_key: c.is_key(),
             })
             .collect();
@@ -510,7 +510,7 @@ impl IdBuilder {
             let (ty, codec) = rel
                 .columns
                 .get(i)
-                .map_or((TypeOid::UNKNOWN, Codec::Other), |c| (c.type_oid, c.codec));
+                .map_or((Oid::UNKNOWN, Codec::Other), |c| (c.type_oid, c.codec));
             push_key_part(&mut self.buf, ty, codec, v, registry);
         }
         Arc::from(self.buf.as_str())
@@ -520,7 +520,7 @@ impl IdBuilder {
 #[inline]
 fn push_key_part(
     buf: &mut String,
-    ty: TypeOid,
+    ty: Oid,
     codec: Codec,
     v: ColumnValue<'_>,
     registry: &TypeRegistry,
@@ -584,7 +584,7 @@ fn push_int(buf: &mut String, v: i64) {
     }
 }
 
-fn push_binary_key_part(buf: &mut String, ty: TypeOid, b: &[u8], registry: &TypeRegistry) {
+fn push_binary_key_part(buf: &mut String, ty: Oid, b: &[u8], registry: &TypeRegistry) {
     match decode_binary(ty, b, registry) {
         Ok(value) => {
             // Printed straight into the id, escaped on the way.
@@ -640,7 +640,7 @@ mod tests {
             let mut got = String::new();
             push_key_part(
                 &mut got,
-                TypeOid::TEXT,
+                Oid::TEXT,
                 Codec::Text,
                 ColumnValue::Text(text.as_bytes()),
                 &reg,
@@ -652,7 +652,7 @@ mod tests {
         let mut got = String::new();
         push_key_part(
             &mut got,
-            TypeOid::TEXT,
+            Oid::TEXT,
             Codec::Text,
             ColumnValue::Text(b"a\xff_"),
             &reg,
@@ -677,20 +677,20 @@ mod tests {
             let mut fast = String::new();
             push_key_part(
                 &mut fast,
-                TypeOid::INT8,
+                Oid::INT8,
                 Codec::Int8,
                 ColumnValue::Binary(&v.to_be_bytes()),
                 &reg,
             );
             let mut general = String::new();
-            push_binary_key_part(&mut general, TypeOid::INT8, &v.to_be_bytes(), &reg);
+            push_binary_key_part(&mut general, Oid::INT8, &v.to_be_bytes(), &reg);
             assert_eq!(fast, general);
             assert_eq!(fast, v.to_string());
             if let Ok(v4) = i32::try_from(v) {
                 let mut fast = String::new();
                 push_key_part(
                     &mut fast,
-                    TypeOid::INT4,
+                    Oid::INT4,
                     Codec::Int4,
                     ColumnValue::Binary(&v4.to_be_bytes()),
                     &reg,
@@ -701,7 +701,7 @@ mod tests {
                 let mut fast = String::new();
                 push_key_part(
                     &mut fast,
-                    TypeOid::INT2,
+                    Oid::INT2,
                     Codec::Int2,
                     ColumnValue::Binary(&v2.to_be_bytes()),
                     &reg,

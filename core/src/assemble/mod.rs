@@ -107,8 +107,8 @@ use txn::{OpenTx, PreparedTx, StreamTx};
 use crate::lsn::Lsn;
 use crate::model::{LogicalMessage, SourceChange, TxInfo};
 use crate::pgoutput::{Cell, Decoder, Oid, PgOutputMessage, RelationCache, TupleRef, Xid};
+use crate::value::TypeRegistry;
 use crate::value::datetime::DateMemo;
-use crate::value::{TypeOid, TypeRegistry};
 
 /// The sans-IO assembly pipeline: pgoutput payloads in, transactions of changes out.
 ///
@@ -792,7 +792,7 @@ impl Pipeline {
                 ..
             } => {
                 self.registry
-                    .register_from_type_message(TypeOid(oid.0), &namespace, &name);
+                    .register_from_type_message(oid, &namespace, &name);
                 Ok(())
             }
             PgOutputMessage::Insert { xid, rel, new } => self.insert(xid, rel, new),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::lsn::Lsn;
 use crate::pgoutput::Oid;
 use crate::query::{QueryResult, ResultError};
-use crate::value::{TypeKind, TypeOid, TypeRegistry};
+use crate::value::{TypeKind, TypeRegistry};
 
 use super::SessionError;
 pub use crate::source_config::TableName;
@@ -500,10 +500,10 @@ pub fn load_user_types(
     let bad = |e| bad_result("user types", e);
     let mut registered = 0;
     for row in 0..result.rows.len() {
-        let oid = |col: &'static str| -> Result<TypeOid, SessionError> {
+        let oid = |col: &'static str| -> Result<Oid, SessionError> {
             result
                 .parse::<u32>(row, col, "type OID")
-                .map(TypeOid)
+                .map(Oid)
                 .map_err(bad)
         };
         let text = |col: &'static str| -> Result<&str, SessionError> {
@@ -533,7 +533,7 @@ pub fn load_user_types(
             TypeKind::Domain { base: t }
             | TypeKind::Range { subtype: t }
             | TypeKind::Multirange { range: t }
-            | TypeKind::Array { element: t } => *t == TypeOid::INVALID,
+            | TypeKind::Array { element: t } => *t == Oid::INVALID,
             _ => false,
         };
         if invalid {
@@ -740,40 +740,33 @@ mod tests {
         let mut reg = TypeRegistry::new();
         assert_eq!(load_user_types(&r, &mut reg).unwrap(), 7);
         assert_eq!(reg.len(), 7);
-        let kind = |oid| reg.get(TypeOid(oid)).map(|t| t.kind.clone());
+        let kind = |oid| reg.get(Oid(oid)).map(|t| t.kind.clone());
         assert_eq!(kind(16390), None);
         assert_eq!(
             kind(16391),
             Some(TypeKind::Array {
-                element: TypeOid(16390)
+                element: Oid(16390)
             })
         );
         assert_eq!(kind(16400), Some(TypeKind::Enum));
-        let mood = reg.get(TypeOid(16400)).unwrap();
+        let mood = reg.get(Oid(16400)).unwrap();
         assert_eq!((mood.namespace.as_str(), mood.name.as_str()), ("s", "mood"));
         assert_eq!(
             kind(16401),
             Some(TypeKind::Array {
-                element: TypeOid(16400)
+                element: Oid(16400)
             })
         );
-        assert_eq!(
-            kind(16402),
-            Some(TypeKind::Domain {
-                base: TypeOid(16401)
-            })
-        );
+        assert_eq!(kind(16402), Some(TypeKind::Domain { base: Oid(16401) }));
         assert_eq!(
             kind(16403),
             Some(TypeKind::Range {
-                subtype: TypeOid::FLOAT8
+                subtype: Oid::FLOAT8
             })
         );
         assert_eq!(
             kind(16404),
-            Some(TypeKind::Multirange {
-                range: TypeOid(16403)
-            })
+            Some(TypeKind::Multirange { range: Oid(16403) })
         );
         assert_eq!(kind(16405), Some(TypeKind::Composite));
         assert_eq!(kind(16406), None);

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::MAX_NESTING;
 use super::error::ValueError;
-use super::oid::{TypeOid, TypeRegistry};
+use super::oid::{Oid, TypeRegistry};
 use super::scan::{Reader, Scan, is_pg_space};
 use super::types::{Array, ArrayDim, Value};
 
@@ -96,19 +96,19 @@ fn read_element<'a>(sc: &mut Scan<'a>, delim: u8) -> Result<Token<'a>, &'static 
 /// Decodes array text whose elements are of type `elem`, each (but the `NULL`s) with
 /// `decode_elem(elem, bytes)`.
 pub(crate) fn decode_text<F>(
-    array_oid: TypeOid,
-    elem: TypeOid,
+    array_oid: Oid,
+    elem: Oid,
     s: &[u8],
     decode_elem: F,
 ) -> Result<Array, ValueError>
 where
-    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+    F: Fn(Oid, &[u8]) -> Result<Value, ValueError>,
 {
     let bad = |reason| ValueError::InvalidText {
         type_oid: array_oid,
         reason,
     };
-    let delim = if elem == TypeOid::BOX { b';' } else { b',' };
+    let delim = if elem == Oid::BOX { b';' } else { b',' };
     let mut sc = Scan::new(s);
     sc.skip_ws();
 
@@ -286,14 +286,14 @@ where
 /// non-NULL element decoded with `decode_elem(elem, bytes)`. The element type is the one in
 /// the data, unless `reg` does not know it and the array type declares one.
 pub(crate) fn decode_binary<F>(
-    array_oid: TypeOid,
-    declared_elem: Option<TypeOid>,
+    array_oid: Oid,
+    declared_elem: Option<Oid>,
     bytes: &[u8],
     reg: &TypeRegistry,
     decode_elem: F,
 ) -> Result<Array, ValueError>
 where
-    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+    F: Fn(Oid, &[u8]) -> Result<Value, ValueError>,
 {
     let bad = |reason| ValueError::InvalidBinary {
         type_oid: array_oid,
@@ -312,7 +312,7 @@ where
     if flags != 0 && flags != 1 {
         return Err(bad("invalid flags"));
     }
-    let data_elem = TypeOid(elem_oid);
+    let data_elem = Oid(elem_oid);
     let elem = match declared_elem {
         Some(d) if !reg.knows(data_elem) => d,
         _ => data_elem,

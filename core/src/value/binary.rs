@@ -10,7 +10,7 @@ use super::error::{ValueError, json_error};
 use super::json::Json;
 use super::misc::{BitString, Inet, Money, PgF64, char_text};
 use super::numeric;
-use super::oid::TypeOid;
+use super::oid::Oid;
 use super::scan::{Reader, exact};
 use super::text_value::PgText;
 use super::types::Value;
@@ -24,7 +24,7 @@ use crate::Lsn;
 /// single byte `01`), and keeping those as "text" would pass binary data off as the type's
 /// text output. Bytes with NUL or another C0 control character other than tab, newline and
 /// carriage return are refused, and the caller falls back to hex.
-pub(crate) fn decode_opaque(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
+pub(crate) fn decode_opaque(oid: Oid, bytes: &[u8]) -> Result<Value, ValueError> {
     let control = bytes
         .iter()
         .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f);
@@ -37,12 +37,12 @@ pub(crate) fn decode_opaque(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueEr
     }
 }
 
-pub(crate) fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
+pub(crate) fn utf8(oid: Oid, bytes: &[u8]) -> Result<String, ValueError> {
     utf8_str(oid, bytes).map(str::to_owned)
 }
 
 #[inline]
-pub(crate) fn utf8_str(oid: TypeOid, bytes: &[u8]) -> Result<&str, ValueError> {
+pub(crate) fn utf8_str(oid: Oid, bytes: &[u8]) -> Result<&str, ValueError> {
     std::str::from_utf8(bytes).map_err(|_| ValueError::InvalidBinary {
         type_oid: oid,
         reason: "not valid UTF-8",
@@ -51,59 +51,59 @@ pub(crate) fn utf8_str(oid: TypeOid, bytes: &[u8]) -> Result<&str, ValueError> {
 
 /// Decodes the built-in scalars; `None` when `oid` is not one.
 #[inline]
-pub(crate) fn decode_scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
+pub(crate) fn decode_scalar(oid: Oid, b: &[u8]) -> Option<Result<Value, ValueError>> {
     let bad = |reason: &'static str| ValueError::InvalidBinary {
         type_oid: oid,
         reason,
     };
     let len = |_| bad("wrong length");
     Some(match oid {
-        TypeOid::BOOL => match b {
+        Oid::BOOL => match b {
             [x] => Ok(Value::Bool(*x != 0)),
             _ => Err(bad("wrong length")),
         },
-        TypeOid::INT2 => exact(b)
+        Oid::INT2 => exact(b)
             .map(|a| Value::Int2(i16::from_be_bytes(a)))
             .ok_or_else(|| len(())),
-        TypeOid::INT4 => exact(b)
+        Oid::INT4 => exact(b)
             .map(|a| Value::Int4(i32::from_be_bytes(a)))
             .ok_or_else(|| len(())),
-        TypeOid::INT8 => exact(b)
+        Oid::INT8 => exact(b)
             .map(|a| Value::Int8(i64::from_be_bytes(a)))
             .ok_or_else(|| len(())),
-        TypeOid::OID => exact(b)
+        Oid::OID => exact(b)
             .map(|a| Value::Oid(u32::from_be_bytes(a)))
             .ok_or_else(|| len(())),
-        TypeOid::FLOAT4 => exact(b)
+        Oid::FLOAT4 => exact(b)
             .map(|a| Value::Float4(f32::from_be_bytes(a)))
             .ok_or_else(|| len(())),
-        TypeOid::FLOAT8 => exact(b)
+        Oid::FLOAT8 => exact(b)
             .map(|a| Value::Float8(f64::from_be_bytes(a)))
             .ok_or_else(|| len(())),
-        TypeOid::NUMERIC => numeric::decode_binary(b).map(Value::Numeric),
-        TypeOid::TEXT
-        | TypeOid::VARCHAR
-        | TypeOid::BPCHAR
-        | TypeOid::NAME
-        | TypeOid::XML
-        | TypeOid::UNKNOWN
-        | TypeOid::CSTRING
-        | TypeOid::REFCURSOR => utf8_str(oid, b).map(|s| Value::Text(PgText::from(s))),
-        TypeOid::CHAR => match b {
+        Oid::NUMERIC => numeric::decode_binary(b).map(Value::Numeric),
+        Oid::TEXT
+        | Oid::VARCHAR
+        | Oid::BPCHAR
+        | Oid::NAME
+        | Oid::XML
+        | Oid::UNKNOWN
+        | Oid::CSTRING
+        | Oid::REFCURSOR => utf8_str(oid, b).map(|s| Value::Text(PgText::from(s))),
+        Oid::CHAR => match b {
             [c] => Ok(Value::Text(PgText::from(char_text(*c)))),
             _ => Err(bad("wrong length")),
         },
-        TypeOid::BYTEA => Ok(Value::Bytea(Bytes::copy_from_slice(b))),
-        TypeOid::UUID => exact(b).map(Value::Uuid).ok_or_else(|| len(())),
-        TypeOid::DATE => exact(b)
+        Oid::BYTEA => Ok(Value::Bytea(Bytes::copy_from_slice(b))),
+        Oid::UUID => exact(b).map(Value::Uuid).ok_or_else(|| len(())),
+        Oid::DATE => exact(b)
             .map(|a| Value::Date(Date(i32::from_be_bytes(a))))
             .ok_or_else(|| len(())),
-        TypeOid::TIME => match exact(b).map(i64::from_be_bytes) {
+        Oid::TIME => match exact(b).map(i64::from_be_bytes) {
             Some(us) if (0..=USECS_PER_DAY).contains(&us) => Ok(Value::Time(Time(us))),
             Some(_) => Err(bad("time out of range")),
             None => Err(bad("wrong length")),
         },
-        TypeOid::TIMETZ => {
+        Oid::TIMETZ => {
             let mut r = Reader::new(b);
             match (r.i64(), r.i32(), r.is_empty()) {
                 (Some(us), Some(zone), true) => {
@@ -122,13 +122,13 @@ pub(crate) fn decode_scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, Valu
                 _ => Err(bad("wrong length")),
             }
         }
-        TypeOid::TIMESTAMP => exact(b)
+        Oid::TIMESTAMP => exact(b)
             .map(|a| Value::Timestamp(Timestamp(i64::from_be_bytes(a))))
             .ok_or_else(|| len(())),
-        TypeOid::TIMESTAMPTZ => exact(b)
+        Oid::TIMESTAMPTZ => exact(b)
             .map(|a| Value::TimestampTz(Timestamp(i64::from_be_bytes(a))))
             .ok_or_else(|| len(())),
-        TypeOid::INTERVAL => {
+        Oid::INTERVAL => {
             let mut r = Reader::new(b);
             match (r.i64(), r.i32(), r.i32(), r.is_empty()) {
                 (Some(micros), Some(days), Some(months), true) => Ok(Value::Interval(Interval {
@@ -139,33 +139,33 @@ pub(crate) fn decode_scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, Valu
                 _ => Err(bad("wrong length")),
             }
         }
-        TypeOid::JSON => json(oid, b).map(Value::Json),
-        TypeOid::JSONB => match b.split_first() {
+        Oid::JSON => json(oid, b).map(Value::Json),
+        Oid::JSONB => match b.split_first() {
             Some((1, rest)) => json(oid, rest).map(Value::Jsonb),
             Some(_) => Err(bad("unsupported jsonb version")),
             None => Err(bad("empty jsonb")),
         },
-        TypeOid::INET | TypeOid::CIDR => inet(b).map_err(bad).map(|i| {
-            if oid == TypeOid::CIDR {
+        Oid::INET | Oid::CIDR => inet(b).map_err(bad).map(|i| {
+            if oid == Oid::CIDR {
                 Value::Cidr(i)
             } else {
                 Value::Inet(i)
             }
         }),
-        TypeOid::MACADDR => exact(b).map(Value::MacAddr).ok_or_else(|| len(())),
-        TypeOid::MACADDR8 => exact(b).map(Value::MacAddr8).ok_or_else(|| len(())),
-        TypeOid::MONEY => exact(b)
+        Oid::MACADDR => exact(b).map(Value::MacAddr).ok_or_else(|| len(())),
+        Oid::MACADDR8 => exact(b).map(Value::MacAddr8).ok_or_else(|| len(())),
+        Oid::MONEY => exact(b)
             .map(|a| Value::Money(Money::from_cents(i64::from_be_bytes(a))))
             .ok_or_else(|| len(())),
-        TypeOid::BIT | TypeOid::VARBIT => bits(b).map_err(bad).map(Value::Bit),
-        TypeOid::PG_LSN => exact(b)
+        Oid::BIT | Oid::VARBIT => bits(b).map_err(bad).map(Value::Bit),
+        Oid::PG_LSN => exact(b)
             .map(|a| Value::Lsn(Lsn(u64::from_be_bytes(a))))
             .ok_or_else(|| len(())),
         _ => return None,
     })
 }
 
-fn json(oid: TypeOid, b: &[u8]) -> Result<Json, ValueError> {
+fn json(oid: Oid, b: &[u8]) -> Result<Json, ValueError> {
     let s = std::str::from_utf8(b).map_err(|_| ValueError::InvalidBinary {
         type_oid: oid,
         reason: "not valid UTF-8",
@@ -217,7 +217,7 @@ fn bits(b: &[u8]) -> Result<BitString, &'static str> {
 
 /// The text form of built-ins that text mode keeps as [`Value::Unknown`], for those with a
 /// simple binary layout; `None` for the rest (and for malformed input).
-pub(crate) fn as_text(oid: TypeOid, b: &[u8]) -> Option<String> {
+pub(crate) fn as_text(oid: Oid, b: &[u8]) -> Option<String> {
     use std::fmt::Write as _;
     let mut r = Reader::new(b);
     let mut out = String::new();
@@ -228,9 +228,9 @@ pub(crate) fn as_text(oid: TypeOid, b: &[u8]) -> Option<String> {
         r.is_empty().then_some(v)
     };
     match oid {
-        TypeOid::XID | TypeOid::CID => return exact(b).map(|a| u32::from_be_bytes(a).to_string()),
-        TypeOid::XID8 => return exact(b).map(|a| u64::from_be_bytes(a).to_string()),
-        TypeOid::TID => {
+        Oid::XID | Oid::CID => return exact(b).map(|a| u32::from_be_bytes(a).to_string()),
+        Oid::XID8 => return exact(b).map(|a| u64::from_be_bytes(a).to_string()),
+        Oid::TID => {
             let (Some(block), Some(off)) = (r.u32(), r.u16()) else {
                 return None;
             };
@@ -239,23 +239,23 @@ pub(crate) fn as_text(oid: TypeOid, b: &[u8]) -> Option<String> {
             }
             let _ = write!(out, "({block},{off})");
         }
-        TypeOid::POINT => {
+        Oid::POINT => {
             let [x, y] = <[_; 2]>::try_from(floats(2)?).ok()?;
             let _ = write!(out, "({x},{y})");
         }
-        TypeOid::LSEG => {
+        Oid::LSEG => {
             let [a, b, c, d] = <[_; 4]>::try_from(floats(4)?).ok()?;
             let _ = write!(out, "[({a},{b}),({c},{d})]");
         }
-        TypeOid::BOX => {
+        Oid::BOX => {
             let [a, b, c, d] = <[_; 4]>::try_from(floats(4)?).ok()?;
             let _ = write!(out, "({a},{b}),({c},{d})");
         }
-        TypeOid::LINE => {
+        Oid::LINE => {
             let [a, b, c] = <[_; 3]>::try_from(floats(3)?).ok()?;
             let _ = write!(out, "{{{a},{b},{c}}}");
         }
-        TypeOid::CIRCLE => {
+        Oid::CIRCLE => {
             let [x, y, rad] = <[_; 3]>::try_from(floats(3)?).ok()?;
             let _ = write!(out, "<({x},{y}),{rad}>");
         }

@@ -20,7 +20,7 @@ use super::MAX_NESTING;
 use super::datetime::{self, Date, DateMemo, Timestamp};
 use super::error::ValueError;
 use super::numeric::BinaryNumeric;
-use super::oid::{Shape, TypeOid, TypeRegistry};
+use super::oid::{Oid, Shape, TypeRegistry};
 use super::scan::exact;
 use super::text_value::PgText;
 use super::types::Value;
@@ -42,7 +42,7 @@ use super::{array, binary, misc, numeric, range, text};
 /// Text that is not valid for a known type gives a [`ValueError`]; the caller may then keep
 /// the text instead (see [`decode_text_lossless`]).
 pub fn decode_text(
-    type_oid: TypeOid,
+    type_oid: Oid,
     typmod: i32,
     bytes: &[u8],
     registry: &TypeRegistry,
@@ -54,7 +54,7 @@ pub fn decode_text(
 /// Like [`decode_text`], but never fails: text that does not parse as its type is kept as
 /// [`Value::Unknown`] (invalid UTF-8 replaced with U+FFFD), so a row is never dropped.
 pub fn decode_text_lossless(
-    type_oid: TypeOid,
+    type_oid: Oid,
     typmod: i32,
     bytes: &[u8],
     registry: &TypeRegistry,
@@ -70,7 +70,7 @@ pub fn decode_text_lossless(
 
 /// Decodes text output of type `oid` at nesting level `depth` (0 for a column).
 pub(crate) fn decode_text_at(
-    oid: TypeOid,
+    oid: Oid,
     bytes: &[u8],
     reg: &TypeRegistry,
     depth: usize,
@@ -117,7 +117,7 @@ pub(crate) fn decode_text_at(
 /// when its bytes look like text — valid UTF-8 without control characters other than tab,
 /// newline and carriage return, as an enum's label is — and refused otherwise.
 pub fn decode_binary(
-    type_oid: TypeOid,
+    type_oid: Oid,
     bytes: &[u8],
     registry: &TypeRegistry,
 ) -> Result<Value, ValueError> {
@@ -126,7 +126,7 @@ pub fn decode_binary(
 
 /// Decodes the binary send format of type `oid` at nesting level `depth` (0 for a column).
 pub(crate) fn decode_binary_at(
-    oid: TypeOid,
+    oid: Oid,
     bytes: &[u8],
     reg: &TypeRegistry,
     depth: usize,
@@ -190,21 +190,21 @@ pub(crate) enum Codec {
 
 impl Codec {
     /// The codec of values of type `oid`.
-    pub(crate) fn of(oid: TypeOid) -> Codec {
+    pub(crate) fn of(oid: Oid) -> Codec {
         match oid {
-            TypeOid::BOOL => Codec::Bool,
-            TypeOid::INT2 => Codec::Int2,
-            TypeOid::INT4 => Codec::Int4,
-            TypeOid::INT8 => Codec::Int8,
-            TypeOid::FLOAT4 => Codec::Float4,
-            TypeOid::FLOAT8 => Codec::Float8,
-            TypeOid::NUMERIC => Codec::Numeric,
-            TypeOid::TEXT | TypeOid::VARCHAR | TypeOid::BPCHAR | TypeOid::NAME => Codec::Text,
-            TypeOid::UUID => Codec::Uuid,
-            TypeOid::DATE => Codec::Date,
-            TypeOid::TIMESTAMP => Codec::Timestamp,
-            TypeOid::TIMESTAMPTZ => Codec::TimestampTz,
-            TypeOid::BYTEA => Codec::Bytea,
+            Oid::BOOL => Codec::Bool,
+            Oid::INT2 => Codec::Int2,
+            Oid::INT4 => Codec::Int4,
+            Oid::INT8 => Codec::Int8,
+            Oid::FLOAT4 => Codec::Float4,
+            Oid::FLOAT8 => Codec::Float8,
+            Oid::NUMERIC => Codec::Numeric,
+            Oid::TEXT | Oid::VARCHAR | Oid::BPCHAR | Oid::NAME => Codec::Text,
+            Oid::UUID => Codec::Uuid,
+            Oid::DATE => Codec::Date,
+            Oid::TIMESTAMP => Codec::Timestamp,
+            Oid::TIMESTAMPTZ => Codec::TimestampTz,
+            Oid::BYTEA => Codec::Bytea,
             _ => Codec::Other,
         }
     }
@@ -215,7 +215,7 @@ impl Codec {
     #[inline]
     pub(crate) fn push_text(
         self,
-        oid: TypeOid,
+        oid: Oid,
         b: &[u8],
         reg: &TypeRegistry,
         dates: &mut DateMemo,
@@ -282,7 +282,7 @@ impl Codec {
     #[inline]
     pub(crate) fn push_binary(
         self,
-        oid: TypeOid,
+        oid: Oid,
         b: &[u8],
         reg: &TypeRegistry,
         out: &mut Vec<Value>,
@@ -453,28 +453,28 @@ mod tests {
     use crate::value::{decode_binary, decode_text};
 
     /// Every built-in with a codec of its own, and some without.
-    const OIDS: [TypeOid; 18] = [
-        TypeOid::BOOL,
-        TypeOid::INT2,
-        TypeOid::INT4,
-        TypeOid::INT8,
-        TypeOid::FLOAT4,
-        TypeOid::FLOAT8,
-        TypeOid::NUMERIC,
-        TypeOid::TEXT,
-        TypeOid::VARCHAR,
-        TypeOid::BPCHAR,
-        TypeOid::NAME,
-        TypeOid::UUID,
-        TypeOid::DATE,
-        TypeOid::TIMESTAMP,
-        TypeOid::TIMESTAMPTZ,
-        TypeOid::BYTEA,
-        TypeOid::CHAR,
-        TypeOid::INT4_ARRAY,
+    const OIDS: [Oid; 18] = [
+        Oid::BOOL,
+        Oid::INT2,
+        Oid::INT4,
+        Oid::INT8,
+        Oid::FLOAT4,
+        Oid::FLOAT8,
+        Oid::NUMERIC,
+        Oid::TEXT,
+        Oid::VARCHAR,
+        Oid::BPCHAR,
+        Oid::NAME,
+        Oid::UUID,
+        Oid::DATE,
+        Oid::TIMESTAMP,
+        Oid::TIMESTAMPTZ,
+        Oid::BYTEA,
+        Oid::CHAR,
+        Oid::INT4_ARRAY,
     ];
 
-    fn check(oid: TypeOid, bytes: &[u8]) -> Result<(), TestCaseError> {
+    fn check(oid: Oid, bytes: &[u8]) -> Result<(), TestCaseError> {
         let reg = TypeRegistry::new();
         let codec = Codec::of(oid);
         let mut out = vec![Value::Null];
@@ -579,7 +579,7 @@ mod array_tests {
 
     fn int_array(dims: &[(i32, u32)], elements: &[Option<i32>]) -> Value {
         Value::Array(Box::new(Array {
-            element_type: TypeOid::INT4,
+            element_type: Oid::INT4,
             dims: dims
                 .iter()
                 .map(|&(lower_bound, len)| ArrayDim { lower_bound, len })
@@ -596,7 +596,7 @@ mod array_tests {
         let mut b = Vec::new();
         b.extend((dims.len() as i32).to_be_bytes());
         b.extend(i32::from(elements.iter().any(Option::is_none)).to_be_bytes());
-        b.extend(TypeOid::INT4.0.to_be_bytes());
+        b.extend(Oid::INT4.0.to_be_bytes());
         for &(lb, len) in dims {
             b.extend((len as i32).to_be_bytes());
             b.extend(lb.to_be_bytes());
@@ -629,19 +629,19 @@ mod array_tests {
         ];
         for (text, dims, elements) in cases {
             let want = int_array(dims, elements);
-            let got = decode_text(TypeOid::INT4_ARRAY, -1, text.as_bytes(), &reg);
+            let got = decode_text(Oid::INT4_ARRAY, -1, text.as_bytes(), &reg);
             assert_eq!(got.as_ref(), Ok(&want), "text {text}");
             assert_eq!(want.to_string(), text, "array_out of {text}");
             let bin = int_array_binary(dims, elements);
             assert_eq!(
-                decode_binary(TypeOid::INT4_ARRAY, &bin, &reg),
+                decode_binary(Oid::INT4_ARRAY, &bin, &reg),
                 Ok(want),
                 "binary {text}"
             );
         }
         assert_ne!(
-            decode_text(TypeOid::INT4_ARRAY, -1, b"[5:6]={1,2}", &reg),
-            decode_text(TypeOid::INT4_ARRAY, -1, b"{1,2}", &reg)
+            decode_text(Oid::INT4_ARRAY, -1, b"[5:6]={1,2}", &reg),
+            decode_text(Oid::INT4_ARRAY, -1, b"{1,2}", &reg)
         );
     }
 
@@ -650,17 +650,17 @@ mod array_tests {
         let reg = TypeRegistry::new();
         // A column: jsonb 'null' (text, and binary with the version byte).
         assert_eq!(
-            decode_text(TypeOid::JSONB, -1, b"null", &reg),
+            decode_text(Oid::JSONB, -1, b"null", &reg),
             Ok(Value::Jsonb(Json::Null))
         );
         assert_eq!(
-            decode_binary(TypeOid::JSONB, b"\x01null", &reg),
+            decode_binary(Oid::JSONB, b"\x01null", &reg),
             Ok(Value::Jsonb(Json::Null))
         );
         assert_ne!(Value::Jsonb(Json::Null), Value::Null);
         // Inside an array: {null,NULL} is a jsonb null, then an SQL NULL.
         let want = Value::Array(Box::new(Array {
-            element_type: TypeOid::JSONB,
+            element_type: Oid::JSONB,
             dims: vec![ArrayDim {
                 lower_bound: 1,
                 len: 2,
@@ -668,19 +668,19 @@ mod array_tests {
             elements: vec![Value::Jsonb(Json::Null), Value::Null],
         }));
         assert_eq!(
-            decode_text(TypeOid::JSONB_ARRAY, -1, br#"{"null",NULL}"#, &reg).as_ref(),
+            decode_text(Oid::JSONB_ARRAY, -1, br#"{"null",NULL}"#, &reg).as_ref(),
             Ok(&want)
         );
         let mut bin = Vec::new();
         bin.extend(1i32.to_be_bytes());
         bin.extend(1i32.to_be_bytes());
-        bin.extend(TypeOid::JSONB.0.to_be_bytes());
+        bin.extend(Oid::JSONB.0.to_be_bytes());
         bin.extend(2i32.to_be_bytes());
         bin.extend(1i32.to_be_bytes());
         bin.extend(5i32.to_be_bytes());
         bin.extend(b"\x01null");
         bin.extend((-1i32).to_be_bytes());
-        assert_eq!(decode_binary(TypeOid::JSONB_ARRAY, &bin, &reg), Ok(want));
+        assert_eq!(decode_binary(Oid::JSONB_ARRAY, &bin, &reg), Ok(want));
     }
 }
 
@@ -692,7 +692,7 @@ mod binary_tests {
     #[test]
     fn unregistered_types_keep_only_text_like_bytes() {
         let reg = TypeRegistry::new();
-        let oid = TypeOid(17000);
+        let oid = Oid(17000);
         for text in ["label", "", "tab\tnew\nline\r", "é😀 ok ok"] {
             assert_eq!(
                 decode_binary(oid, text.as_bytes(), &reg),

@@ -26,12 +26,12 @@
 //! whose weight can expand a few bytes into up to 131072 digits, as PostgreSQL allows).
 //!
 //! ```
-//! use pgcdc_core::value::{Value, TypeOid, TypeRegistry, decode_text};
+//! use pgcdc_core::value::{Value, Oid, TypeRegistry, decode_text};
 //!
 //! let reg = TypeRegistry::new();
-//! let v = decode_text(TypeOid::INT4_ARRAY, -1, b"{1,NULL,3}", &reg).unwrap();
+//! let v = decode_text(Oid::INT4_ARRAY, -1, b"{1,NULL,3}", &reg).unwrap();
 //! assert_eq!(v.to_string(), "{1,NULL,3}");
-//! let t = decode_text(TypeOid::TIMESTAMPTZ, -1, b"2024-02-29 08:15:01.5+00", &reg).unwrap();
+//! let t = decode_text(Oid::TIMESTAMPTZ, -1, b"2024-02-29 08:15:01.5+00", &reg).unwrap();
 //! let Value::TimestampTz(ts) = t else { unreachable!() };
 //! assert_eq!(ts.to_unix_nanos(), Some(1_709_194_501_500_000_000));
 //! ```
@@ -45,7 +45,7 @@
 //! |---|---|---|
 //! | building blocks | `scan.rs` | byte cursors over text and binary input |
 //! | | `text_value.rs` | [`PgText`], the inline-or-heap string of text values |
-//! | | `oid.rs` | [`TypeOid`], the [`TypeRegistry`], how a type decodes (its `Shape`) |
+//! | | `oid.rs` | [`Oid`], the [`TypeRegistry`], how a type decodes (its `Shape`) |
 //! | | `json.rs` | [`Json`] and its parser |
 //! | | `error.rs` | [`ValueError`] |
 //! | | `datetime.rs` | dates, times, timestamps, intervals: types, parsers, output |
@@ -93,7 +93,7 @@ pub use error::ValueError;
 pub use json::{Json, JsonError, write_json_string};
 pub use misc::{BitString, Inet, Money};
 pub use numeric::{Numeric, ParseNumericError};
-pub use oid::{TypeKind, TypeOid, TypeRegistry, UserType};
+pub use oid::{Oid, TypeDescription, TypeKind, TypeRegistry, UserType};
 pub use text_value::PgText;
 pub use types::{Array, ArrayDim, Range, Value};
 

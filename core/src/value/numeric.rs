@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::error::ValueError;
-use super::oid::TypeOid;
+use super::oid::Oid;
 use super::scan::Reader;
 use super::text_value::AsciiBuilder;
 use super::text_value::PgText;
@@ -247,7 +247,7 @@ pub(crate) struct FiniteBinary<'a> {
 #[inline]
 pub(crate) fn decode_binary_parts(bytes: &[u8]) -> Result<BinaryNumeric<'_>, ValueError> {
     let err = |reason| ValueError::InvalidBinary {
-        type_oid: TypeOid::NUMERIC,
+        type_oid: Oid::NUMERIC,
         reason,
     };
     let mut r = Reader::new(bytes);

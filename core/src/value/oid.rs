@@ -5,24 +5,7 @@ use std::fmt;
 
 use super::MAX_NESTING;
 
-/// A PostgreSQL type OID, as carried by Relation and Type messages.
-///
-/// Built-in types have associated constants such as [`TypeOid::INT4`] and
-/// [`TypeOid::INT4_ARRAY`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TypeOid(pub u32);
-
-impl From<u32> for TypeOid {
-    fn from(v: u32) -> Self {
-        TypeOid(v)
-    }
-}
-
-impl From<TypeOid> for u32 {
-    fn from(v: TypeOid) -> Self {
-        v.0
-    }
-}
+pub use crate::pgoutput::Oid;
 
 /// One row of the built-in type table.
 struct Builtin {
@@ -33,12 +16,12 @@ struct Builtin {
 
 macro_rules! builtins {
     ($( $konst:ident $akonst:ident $name:literal $oid:literal $aoid:literal; )*) => {
-        impl TypeOid {
+        impl Oid {
             $(
                 #[doc = concat!("`", $name, "` (OID ", stringify!($oid), ").")]
-                pub const $konst: TypeOid = TypeOid($oid);
+                pub const $konst: Oid = Oid($oid);
                 #[doc = concat!("`", $name, "[]`, named `_", $name, "` (OID ", stringify!($aoid), ").")]
-                pub const $akonst: TypeOid = TypeOid($aoid);
+                pub const $akonst: Oid = Oid($aoid);
             )*
         }
 
@@ -145,14 +128,14 @@ builtins! {
     XID8 XID8_ARRAY "xid8" 5069 271;
 }
 
-impl TypeOid {
+impl Oid {
     /// OID 0 (`InvalidOid`): no type. Used as the element type of an array type whose
     /// element type is not known.
-    pub const INVALID: TypeOid = TypeOid(0);
+    pub const INVALID: Oid = Oid(0);
     /// `unknown` (OID 705; it has no array type).
-    pub const UNKNOWN: TypeOid = TypeOid(705);
+    pub const UNKNOWN: Oid = Oid(705);
     /// `void` (OID 2278; it has no array type).
-    pub const VOID: TypeOid = TypeOid(2278);
+    pub const VOID: Oid = Oid(2278);
 
     /// The lowest OID that PostgreSQL describes with a pgoutput Type message
     /// (`FirstGenbkiObjectId`); everything below it is built in.
@@ -176,78 +159,88 @@ impl TypeOid {
 
     /// Every built-in type OID of the table (element types, their array types, `unknown` and
     /// `void`).
-    pub fn builtins() -> impl Iterator<Item = TypeOid> {
+    pub fn builtins() -> impl Iterator<Item = Oid> {
         BUILTINS
             .iter()
-            .flat_map(|b| [TypeOid(b.oid), TypeOid(b.array)])
-            .chain([TypeOid::UNKNOWN, TypeOid::VOID])
+            .flat_map(|b| [Oid(b.oid), Oid(b.array)])
+            .chain([Oid::UNKNOWN, Oid::VOID])
     }
 
     /// Looks up a built-in type by its `pg_catalog` name (`"int4"`, `"_int4"`, `"varchar"`).
-    pub fn from_builtin_name(name: &str) -> Option<TypeOid> {
+    pub fn from_builtin_name(name: &str) -> Option<Oid> {
         match name {
-            "unknown" => return Some(TypeOid::UNKNOWN),
-            "void" => return Some(TypeOid::VOID),
+            "unknown" => return Some(Oid::UNKNOWN),
+            "void" => return Some(Oid::VOID),
             _ => {}
         }
         if let Some(elem) = name.strip_prefix('_') {
             return BUILTINS
                 .iter()
                 .find(|b| b.name == elem)
-                .map(|b| TypeOid(b.array));
+                .map(|b| Oid(b.array));
         }
-        BUILTINS
-            .iter()
-            .find(|b| b.name == name)
-            .map(|b| TypeOid(b.oid))
+        BUILTINS.iter().find(|b| b.name == name).map(|b| Oid(b.oid))
     }
 
     /// The array type of a built-in element type (`INT4` → `INT4_ARRAY`).
-    pub fn builtin_array(self) -> Option<TypeOid> {
+    pub fn builtin_array(self) -> Option<Oid> {
         BUILTINS
             .iter()
             .find(|b| b.oid == self.0)
-            .map(|b| TypeOid(b.array))
+            .map(|b| Oid(b.array))
     }
 
     /// The element type of a built-in array type (`INT4_ARRAY` → `INT4`).
-    pub fn builtin_element(self) -> Option<TypeOid> {
-        builtin_element(self.0).map(TypeOid)
+    pub fn builtin_element(self) -> Option<Oid> {
+        builtin_element(self.0).map(Oid)
     }
 
     /// The subtype of a built-in range type (`INT4RANGE` → `INT4`).
-    pub fn builtin_range_subtype(self) -> Option<TypeOid> {
+    pub fn builtin_range_subtype(self) -> Option<Oid> {
         Some(match self {
-            TypeOid::INT4RANGE => TypeOid::INT4,
-            TypeOid::INT8RANGE => TypeOid::INT8,
-            TypeOid::NUMRANGE => TypeOid::NUMERIC,
-            TypeOid::TSRANGE => TypeOid::TIMESTAMP,
-            TypeOid::TSTZRANGE => TypeOid::TIMESTAMPTZ,
-            TypeOid::DATERANGE => TypeOid::DATE,
+            Oid::INT4RANGE => Oid::INT4,
+            Oid::INT8RANGE => Oid::INT8,
+            Oid::NUMRANGE => Oid::NUMERIC,
+            Oid::TSRANGE => Oid::TIMESTAMP,
+            Oid::TSTZRANGE => Oid::TIMESTAMPTZ,
+            Oid::DATERANGE => Oid::DATE,
             _ => return None,
         })
     }
 
     /// The range type of a built-in multirange type (`INT4MULTIRANGE` → `INT4RANGE`).
-    pub fn builtin_multirange_range(self) -> Option<TypeOid> {
+    pub fn builtin_multirange_range(self) -> Option<Oid> {
         Some(match self {
-            TypeOid::INT4MULTIRANGE => TypeOid::INT4RANGE,
-            TypeOid::INT8MULTIRANGE => TypeOid::INT8RANGE,
-            TypeOid::NUMMULTIRANGE => TypeOid::NUMRANGE,
-            TypeOid::TSMULTIRANGE => TypeOid::TSRANGE,
-            TypeOid::TSTZMULTIRANGE => TypeOid::TSTZRANGE,
-            TypeOid::DATEMULTIRANGE => TypeOid::DATERANGE,
+            Oid::INT4MULTIRANGE => Oid::INT4RANGE,
+            Oid::INT8MULTIRANGE => Oid::INT8RANGE,
+            Oid::NUMMULTIRANGE => Oid::NUMRANGE,
+            Oid::TSMULTIRANGE => Oid::TSRANGE,
+            Oid::TSTZMULTIRANGE => Oid::TSTZRANGE,
+            Oid::DATEMULTIRANGE => Oid::DATERANGE,
             _ => return None,
         })
     }
 }
 
-impl fmt::Display for TypeOid {
+/// A type OID shown with its name when it is a built-in: `int4 (oid 23)`, `oid 16400`
+/// ([`Oid::describe_type`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TypeDescription(Oid);
+
+impl fmt::Display for TypeDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match builtin_name(self.0) {
-            Some(name) => write!(f, "{name} (oid {})", self.0),
-            None => write!(f, "oid {}", self.0),
+        match builtin_name(self.0.0) {
+            Some(name) => write!(f, "{name} (oid {})", self.0.0),
+            None => write!(f, "oid {}", self.0.0),
         }
+    }
+}
+
+impl Oid {
+    /// This OID as a type, for messages: `int4 (oid 23)` for a built-in, `oid 16400`
+    /// otherwise.
+    pub fn describe_type(self) -> TypeDescription {
+        TypeDescription(self)
     }
 }
 
@@ -267,17 +260,17 @@ pub enum TypeKind {
     /// A domain: values decode as the base type.
     Domain {
         /// The type the domain is defined over.
-        base: TypeOid,
+        base: Oid,
     },
     /// A range over `subtype`.
     Range {
         /// The type of the bounds.
-        subtype: TypeOid,
+        subtype: Oid,
     },
     /// A multirange of the range type `range`.
     Multirange {
         /// The range type of the members.
-        range: TypeOid,
+        range: Oid,
     },
     /// A composite (row) type: values decode to [`Value::Unknown`](super::Value::Unknown) with
     /// their text.
@@ -285,7 +278,7 @@ pub enum TypeKind {
     /// An array of `element`.
     Array {
         /// The element type.
-        element: TypeOid,
+        element: Oid,
     },
 }
 
@@ -293,7 +286,7 @@ pub enum TypeKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserType {
     /// The type's OID.
-    pub oid: TypeOid,
+    pub oid: Oid,
     /// Its namespace (`""` when not known; pgoutput sends `""` for `pg_catalog`).
     pub namespace: String,
     /// Its name (`""` when not known). For a domain learned from a Type message this is the
@@ -307,15 +300,15 @@ pub struct UserType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Shape {
     /// A built-in scalar or other built-in type: decode with the built-in's rules.
-    Builtin(TypeOid),
+    Builtin(Oid),
     /// An array of the element type.
-    Array(TypeOid),
+    Array(Oid),
     /// A range with this subtype.
-    Range(TypeOid),
+    Range(Oid),
     /// A multirange whose ranges have this subtype.
-    Multirange(TypeOid),
+    Multirange(Oid),
     /// An enum with this OID.
-    Enum(TypeOid),
+    Enum(Oid),
     /// Unknown: keep the text.
     Opaque,
 }
@@ -346,23 +339,23 @@ impl TypeRegistry {
     }
 
     /// The registered user type with this OID.
-    pub fn get(&self, oid: TypeOid) -> Option<&UserType> {
+    pub fn get(&self, oid: Oid) -> Option<&UserType> {
         self.types.get(&oid.0)
     }
 
     /// Whether `oid` is a built-in type or a registered user type.
-    pub fn knows(&self, oid: TypeOid) -> bool {
+    pub fn knows(&self, oid: Oid) -> bool {
         oid.is_builtin() || self.types.contains_key(&oid.0)
     }
 
     /// Forgets a registered user type.
-    pub fn remove(&mut self, oid: TypeOid) -> Option<UserType> {
+    pub fn remove(&mut self, oid: Oid) -> Option<UserType> {
         self.types.remove(&oid.0)
     }
 
     /// Registers (or re-registers) `oid` as a user type of the given kind, keeping any name
     /// learned earlier. Built-in OIDs are ignored and `false` is returned.
-    pub fn register(&mut self, oid: TypeOid, kind: TypeKind) -> bool {
+    pub fn register(&mut self, oid: Oid, kind: TypeKind) -> bool {
         if oid.is_builtin() {
             return false;
         }
@@ -382,7 +375,7 @@ impl TypeRegistry {
     /// `false` is returned.
     pub fn register_named(
         &mut self,
-        oid: TypeOid,
+        oid: Oid,
         namespace: &str,
         name: &str,
         kind: TypeKind,
@@ -412,7 +405,7 @@ impl TypeRegistry {
     /// * the name of another registered user type makes `oid` a domain over it;
     /// * a name `_x` where `x` is a registered user type in the same namespace makes `oid` an
     ///   array of `x`; any other `_x` (PostgreSQL's naming of array types) makes it an array
-    ///   of [`TypeOid::INVALID`], whose elements decode as
+    ///   of [`Oid::INVALID`], whose elements decode as
     ///   [`Value::Unknown`](super::Value::Unknown) text (sent again once `x` is registered,
     ///   the Type message upgrades it to an array of `x`);
     /// * otherwise it becomes [`TypeKind::Opaque`] (decoded as text) until the caller
@@ -423,7 +416,7 @@ impl TypeRegistry {
     /// never overwritten by a guess.
     pub fn register_from_type_message(
         &mut self,
-        oid: TypeOid,
+        oid: Oid,
         namespace: &str,
         name: &str,
     ) -> TypeKind {
@@ -434,7 +427,7 @@ impl TypeRegistry {
             t.kind != TypeKind::Opaque
                 && t.kind
                     != (TypeKind::Array {
-                        element: TypeOid::INVALID,
+                        element: Oid::INVALID,
                     })
         });
         let inferred = if keep {
@@ -458,9 +451,9 @@ impl TypeRegistry {
         entry.kind.clone()
     }
 
-    fn infer_kind(&self, oid: TypeOid, namespace: &str, name: &str) -> Option<TypeKind> {
+    fn infer_kind(&self, oid: Oid, namespace: &str, name: &str) -> Option<TypeKind> {
         if namespace.is_empty() || namespace == "pg_catalog" {
-            if let Some(base) = TypeOid::from_builtin_name(name) {
+            if let Some(base) = Oid::from_builtin_name(name) {
                 return Some(TypeKind::Domain { base });
             }
         }
@@ -481,7 +474,7 @@ impl TypeRegistry {
         }
         if let Some(elem) = name.strip_prefix('_') {
             // An array type whose element is not known (yet): elements decode as unknown.
-            let element = find(elem).unwrap_or(TypeOid::INVALID);
+            let element = find(elem).unwrap_or(Oid::INVALID);
             return Some(TypeKind::Array { element });
         }
         None
@@ -489,11 +482,11 @@ impl TypeRegistry {
 
     /// How `oid` decodes, following domains (at most [`MAX_NESTING`] of them; a cycle is
     /// treated as unknown).
-    pub(crate) fn shape(&self, oid: TypeOid) -> Shape {
+    pub(crate) fn shape(&self, oid: Oid) -> Shape {
         self.shape_inner(oid, true)
     }
 
-    fn shape_inner(&self, oid: TypeOid, follow_multirange: bool) -> Shape {
+    fn shape_inner(&self, oid: Oid, follow_multirange: bool) -> Shape {
         let mut cur = oid;
         for _ in 0..MAX_NESTING {
             if cur.is_builtin() {
@@ -533,7 +526,7 @@ impl TypeRegistry {
     }
 
     /// The element type of an array type (built-in or registered, through domains).
-    pub fn array_element(&self, oid: TypeOid) -> Option<TypeOid> {
+    pub fn array_element(&self, oid: Oid) -> Option<Oid> {
         match self.shape(oid) {
             Shape::Array(e) => Some(e),
             _ => None,
@@ -547,90 +540,71 @@ mod tests {
 
     #[test]
     fn builtin_table() {
-        assert_eq!(TypeOid::INT4.builtin_name(), Some("int4"));
-        assert_eq!(TypeOid::INT4_ARRAY.builtin_name(), Some("_int4"));
-        assert_eq!(TypeOid::from_builtin_name("varchar"), Some(TypeOid(1043)));
-        assert_eq!(TypeOid::from_builtin_name("_varchar"), Some(TypeOid(1015)));
-        assert_eq!(TypeOid::from_builtin_name("nope"), None);
-        assert_eq!(TypeOid::XID8_ARRAY, TypeOid(271));
-        assert_eq!(TypeOid::INT4.builtin_array(), Some(TypeOid::INT4_ARRAY));
-        assert_eq!(TypeOid(1231).builtin_element(), Some(TypeOid::NUMERIC));
-        assert_eq!(TypeOid::UNKNOWN.builtin_name(), Some("unknown"));
-        assert_eq!(TypeOid::INT4.to_string(), "int4 (oid 23)");
-        assert_eq!(TypeOid(16400).to_string(), "oid 16400");
+        assert_eq!(Oid::INT4.builtin_name(), Some("int4"));
+        assert_eq!(Oid::INT4_ARRAY.builtin_name(), Some("_int4"));
+        assert_eq!(Oid::from_builtin_name("varchar"), Some(Oid(1043)));
+        assert_eq!(Oid::from_builtin_name("_varchar"), Some(Oid(1015)));
+        assert_eq!(Oid::from_builtin_name("nope"), None);
+        assert_eq!(Oid::XID8_ARRAY, Oid(271));
+        assert_eq!(Oid::INT4.builtin_array(), Some(Oid::INT4_ARRAY));
+        assert_eq!(Oid(1231).builtin_element(), Some(Oid::NUMERIC));
+        assert_eq!(Oid::UNKNOWN.builtin_name(), Some("unknown"));
+        assert_eq!(Oid::INT4.describe_type().to_string(), "int4 (oid 23)");
+        assert_eq!(Oid(16400).describe_type().to_string(), "oid 16400");
     }
 
     #[test]
     fn domains_and_arrays_from_type_messages() {
         let mut r = TypeRegistry::new();
         assert_eq!(
-            r.register_from_type_message(TypeOid(16400), "", "int4"),
-            TypeKind::Domain {
-                base: TypeOid::INT4
-            }
+            r.register_from_type_message(Oid(16400), "", "int4"),
+            TypeKind::Domain { base: Oid::INT4 }
         );
-        assert_eq!(r.shape(TypeOid(16400)), Shape::Builtin(TypeOid::INT4));
+        assert_eq!(r.shape(Oid(16400)), Shape::Builtin(Oid::INT4));
         assert_eq!(
-            r.register_from_type_message(TypeOid(16498), "public", "_other"),
+            r.register_from_type_message(Oid(16498), "public", "_other"),
             TypeKind::Array {
-                element: TypeOid::INVALID
+                element: Oid::INVALID
             }
         );
         assert_eq!(
-            r.register_from_type_message(TypeOid(16499), "public", "_mood"),
+            r.register_from_type_message(Oid(16499), "public", "_mood"),
             TypeKind::Array {
-                element: TypeOid::INVALID
+                element: Oid::INVALID
             }
         );
         assert_eq!(
-            r.register_from_type_message(TypeOid(16500), "public", "mood"),
+            r.register_from_type_message(Oid(16500), "public", "mood"),
             TypeKind::Opaque
         );
-        assert!(r.register(TypeOid(16500), TypeKind::Enum));
-        assert_eq!(r.get(TypeOid(16500)).map(|t| t.name.as_str()), Some("mood"));
+        assert!(r.register(Oid(16500), TypeKind::Enum));
+        assert_eq!(r.get(Oid(16500)).map(|t| t.name.as_str()), Some("mood"));
         assert_eq!(
-            r.register_from_type_message(TypeOid(16499), "public", "_mood"),
+            r.register_from_type_message(Oid(16499), "public", "_mood"),
             TypeKind::Array {
-                element: TypeOid(16500)
+                element: Oid(16500)
             }
         );
         assert_eq!(
-            r.register_from_type_message(TypeOid(16510), "public", "mood"),
-            TypeKind::Domain {
-                base: TypeOid(16500)
-            }
+            r.register_from_type_message(Oid(16510), "public", "mood"),
+            TypeKind::Domain { base: Oid(16500) }
         );
-        assert_eq!(r.shape(TypeOid(16510)), Shape::Enum(TypeOid(16500)));
+        assert_eq!(r.shape(Oid(16510)), Shape::Enum(Oid(16500)));
         // Re-sending the enum's own Type message keeps its kind.
         assert_eq!(
-            r.register_from_type_message(TypeOid(16500), "public", "mood"),
+            r.register_from_type_message(Oid(16500), "public", "mood"),
             TypeKind::Enum
         );
-        assert!(!r.register(TypeOid::INT4, TypeKind::Enum));
+        assert!(!r.register(Oid::INT4, TypeKind::Enum));
     }
 
     #[test]
     fn domain_cycles_are_opaque() {
         let mut r = TypeRegistry::new();
-        r.register(
-            TypeOid(20000),
-            TypeKind::Domain {
-                base: TypeOid(20001),
-            },
-        );
-        r.register(
-            TypeOid(20001),
-            TypeKind::Domain {
-                base: TypeOid(20000),
-            },
-        );
-        assert_eq!(r.shape(TypeOid(20000)), Shape::Opaque);
-        r.register(
-            TypeOid(20002),
-            TypeKind::Multirange {
-                range: TypeOid(20002),
-            },
-        );
-        assert_eq!(r.shape(TypeOid(20002)), Shape::Opaque);
+        r.register(Oid(20000), TypeKind::Domain { base: Oid(20001) });
+        r.register(Oid(20001), TypeKind::Domain { base: Oid(20000) });
+        assert_eq!(r.shape(Oid(20000)), Shape::Opaque);
+        r.register(Oid(20002), TypeKind::Multirange { range: Oid(20002) });
+        assert_eq!(r.shape(Oid(20002)), Shape::Opaque);
     }
 }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::error::ValueError;
-use super::oid::TypeOid;
+use super::oid::Oid;
 use super::scan::{Reader, Scan};
 use super::types::{Range, Value};
 
@@ -54,13 +54,13 @@ fn read_bound<'a>(sc: &mut Scan<'a>) -> Result<Option<Cow<'a, [u8]>>, &'static s
 
 /// Decodes one range starting at the cursor (after optional whitespace).
 fn decode_text_at<F>(
-    range_oid: TypeOid,
-    subtype: TypeOid,
+    range_oid: Oid,
+    subtype: Oid,
     sc: &mut Scan<'_>,
     decode_bound: &F,
 ) -> Result<Range, ValueError>
 where
-    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+    F: Fn(Oid, &[u8]) -> Result<Value, ValueError>,
 {
     let bad = |reason| ValueError::InvalidText {
         type_oid: range_oid,
@@ -103,13 +103,13 @@ where
 /// Decodes range text whose bounds are of type `subtype`, each with
 /// `decode_bound(subtype, bytes)`.
 pub(crate) fn decode_text<F>(
-    range_oid: TypeOid,
-    subtype: TypeOid,
+    range_oid: Oid,
+    subtype: Oid,
     s: &[u8],
     decode_bound: F,
 ) -> Result<Range, ValueError>
 where
-    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+    F: Fn(Oid, &[u8]) -> Result<Value, ValueError>,
 {
     let mut sc = Scan::new(s);
     let r = decode_text_at(range_oid, subtype, &mut sc, &decode_bound)?;
@@ -125,13 +125,13 @@ where
 
 /// Decodes multirange text, `{[1,3), [5,7)}`, `{}`, as [`decode_text`] its ranges.
 pub(crate) fn decode_multirange_text<F>(
-    oid: TypeOid,
-    subtype: TypeOid,
+    oid: Oid,
+    subtype: Oid,
     s: &[u8],
     decode_bound: F,
 ) -> Result<Vec<Range>, ValueError>
 where
-    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+    F: Fn(Oid, &[u8]) -> Result<Value, ValueError>,
 {
     let bad = |reason| ValueError::InvalidText {
         type_oid: oid,
@@ -171,13 +171,13 @@ const RANGE_UB_INF: u8 = 0x10;
 /// Decodes `range_send` output: `u8 flags`, then `i32 len` and bytes for each finite bound,
 /// each bound (of type `subtype`) with `decode_bound(subtype, bytes)`.
 pub(crate) fn decode_binary<F>(
-    range_oid: TypeOid,
-    subtype: TypeOid,
+    range_oid: Oid,
+    subtype: Oid,
     bytes: &[u8],
     decode_bound: F,
 ) -> Result<Range, ValueError>
 where
-    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+    F: Fn(Oid, &[u8]) -> Result<Value, ValueError>,
 {
     let bad = |reason| ValueError::InvalidBinary {
         type_oid: range_oid,
@@ -220,13 +220,13 @@ where
 /// Decodes `multirange_send` output, `i32 count`, then per range `i32 len` and its bytes, as
 /// [`decode_binary`] its ranges.
 pub(crate) fn decode_multirange_binary<F>(
-    oid: TypeOid,
-    subtype: TypeOid,
+    oid: Oid,
+    subtype: Oid,
     bytes: &[u8],
     decode_bound: F,
 ) -> Result<Vec<Range>, ValueError>
 where
-    F: Fn(TypeOid, &[u8]) -> Result<Value, ValueError>,
+    F: Fn(Oid, &[u8]) -> Result<Value, ValueError>,
 {
     let bad = |reason| ValueError::InvalidBinary {
         type_oid: oid,

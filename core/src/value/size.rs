@@ -61,7 +61,7 @@ fn json_bytes(j: &Json) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{Array, TypeOid};
+    use crate::value::{Array, Oid};
 
     #[test]
     fn sizes_count_what_values_hold() {
@@ -70,7 +70,7 @@ mod tests {
         let text = Value::Text(crate::value::PgText::from("x".repeat(500).as_str()));
         assert_eq!(text.heap_bytes(), 500);
         let array = Value::Array(Box::new(Array::from_elements(
-            TypeOid(25),
+            Oid(25),
             vec![text.clone(), Value::Null],
         )));
         assert!(array.heap_bytes() >= 500 + 2 * size_of::<Value>());

@@ -9,24 +9,24 @@ use super::error::{ValueError, json_error};
 use super::json::Json;
 use super::misc::{self, Money};
 use super::numeric;
-use super::oid::TypeOid;
+use super::oid::Oid;
 use super::text_value::PgText;
 use super::types::Value;
 
 /// A value kept as text: [`Value::Unknown`].
-pub(crate) fn decode_unknown(oid: TypeOid, bytes: &[u8]) -> Result<Value, ValueError> {
+pub(crate) fn decode_unknown(oid: Oid, bytes: &[u8]) -> Result<Value, ValueError> {
     Ok(Value::Unknown {
         type_oid: oid,
         text: utf8(oid, bytes)?,
     })
 }
 
-pub(crate) fn utf8(oid: TypeOid, bytes: &[u8]) -> Result<String, ValueError> {
+pub(crate) fn utf8(oid: Oid, bytes: &[u8]) -> Result<String, ValueError> {
     utf8_str(oid, bytes).map(str::to_owned)
 }
 
 #[inline]
-pub(crate) fn utf8_str(oid: TypeOid, bytes: &[u8]) -> Result<&str, ValueError> {
+pub(crate) fn utf8_str(oid: Oid, bytes: &[u8]) -> Result<&str, ValueError> {
     std::str::from_utf8(bytes).map_err(|_| ValueError::InvalidText {
         type_oid: oid,
         reason: "not valid UTF-8",
@@ -75,65 +75,65 @@ pub(crate) fn parse_bool(s: &[u8]) -> Result<bool, &'static str> {
 
 /// Decodes the built-in scalar types; `None` when `oid` is not one.
 #[inline]
-pub(crate) fn decode_scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, ValueError>> {
+pub(crate) fn decode_scalar(oid: Oid, b: &[u8]) -> Option<Result<Value, ValueError>> {
     let bad = |reason: &'static str| ValueError::InvalidText {
         type_oid: oid,
         reason,
     };
     Some(match oid {
-        TypeOid::INT4 => parse_i64(b)
+        Oid::INT4 => parse_i64(b)
             .and_then(|v| i32::try_from(v).map_err(|_| "out of range"))
             .map(Value::Int4)
             .map_err(bad),
-        TypeOid::INT8 => parse_i64(b).map(Value::Int8).map_err(bad),
-        TypeOid::TEXT | TypeOid::VARCHAR | TypeOid::BPCHAR | TypeOid::NAME => {
+        Oid::INT8 => parse_i64(b).map(Value::Int8).map_err(bad),
+        Oid::TEXT | Oid::VARCHAR | Oid::BPCHAR | Oid::NAME => {
             utf8_str(oid, b).map(|s| Value::Text(PgText::from(s)))
         }
-        TypeOid::BOOL => parse_bool(b).map(Value::Bool).map_err(bad),
-        TypeOid::NUMERIC => numeric::parse_text(b).map(Value::Numeric).map_err(bad),
-        TypeOid::TIMESTAMPTZ => datetime::parse_timestamp(b, true)
+        Oid::BOOL => parse_bool(b).map(Value::Bool).map_err(bad),
+        Oid::NUMERIC => numeric::parse_text(b).map(Value::Numeric).map_err(bad),
+        Oid::TIMESTAMPTZ => datetime::parse_timestamp(b, true)
             .map(Value::TimestampTz)
             .map_err(bad),
-        TypeOid::TIMESTAMP => datetime::parse_timestamp(b, false)
+        Oid::TIMESTAMP => datetime::parse_timestamp(b, false)
             .map(Value::Timestamp)
             .map_err(bad),
-        TypeOid::INT2 => parse_i64(b)
+        Oid::INT2 => parse_i64(b)
             .and_then(|v| i16::try_from(v).map_err(|_| "out of range"))
             .map(Value::Int2)
             .map_err(bad),
-        TypeOid::OID => match b {
+        Oid::OID => match b {
             [b'-', ..] => Err(bad("oid is unsigned")),
             _ => parse_i64(b)
                 .and_then(|v| u32::try_from(v).map_err(|_| "out of range"))
                 .map(Value::Oid)
                 .map_err(bad),
         },
-        TypeOid::FLOAT4 => misc::parse_f32(b).map(Value::Float4).map_err(bad),
-        TypeOid::FLOAT8 => misc::parse_f64(b).map(Value::Float8).map_err(bad),
-        TypeOid::CHAR | TypeOid::XML | TypeOid::UNKNOWN | TypeOid::CSTRING | TypeOid::REFCURSOR => {
+        Oid::FLOAT4 => misc::parse_f32(b).map(Value::Float4).map_err(bad),
+        Oid::FLOAT8 => misc::parse_f64(b).map(Value::Float8).map_err(bad),
+        Oid::CHAR | Oid::XML | Oid::UNKNOWN | Oid::CSTRING | Oid::REFCURSOR => {
             utf8_str(oid, b).map(|s| Value::Text(PgText::from(s)))
         }
-        TypeOid::UUID => misc::parse_uuid(b).map(Value::Uuid).map_err(bad),
-        TypeOid::DATE => datetime::parse_date(b).map(Value::Date).map_err(bad),
-        TypeOid::TIME => datetime::parse_time(b).map(Value::Time).map_err(bad),
-        TypeOid::TIMETZ => datetime::parse_timetz(b).map(Value::TimeTz).map_err(bad),
-        TypeOid::INTERVAL => datetime::parse_interval(b)
+        Oid::UUID => misc::parse_uuid(b).map(Value::Uuid).map_err(bad),
+        Oid::DATE => datetime::parse_date(b).map(Value::Date).map_err(bad),
+        Oid::TIME => datetime::parse_time(b).map(Value::Time).map_err(bad),
+        Oid::TIMETZ => datetime::parse_timetz(b).map(Value::TimeTz).map_err(bad),
+        Oid::INTERVAL => datetime::parse_interval(b)
             .map(Value::Interval)
             .map_err(bad),
-        TypeOid::JSON => json(oid, b).map(Value::Json),
-        TypeOid::JSONB => json(oid, b).map(Value::Jsonb),
-        TypeOid::BYTEA => misc::parse_bytea(b)
+        Oid::JSON => json(oid, b).map(Value::Json),
+        Oid::JSONB => json(oid, b).map(Value::Jsonb),
+        Oid::BYTEA => misc::parse_bytea(b)
             .map(|v| Value::Bytea(Bytes::from(v)))
             .map_err(bad),
-        TypeOid::INET => misc::parse_inet(b).map(Value::Inet).map_err(bad),
-        TypeOid::CIDR => misc::parse_inet(b).map(Value::Cidr).map_err(bad),
-        TypeOid::MACADDR => misc::parse_mac::<6>(b).map(Value::MacAddr).map_err(bad),
-        TypeOid::MACADDR8 => misc::parse_mac::<8>(b).map(Value::MacAddr8).map_err(bad),
-        TypeOid::MONEY => std::str::from_utf8(b)
+        Oid::INET => misc::parse_inet(b).map(Value::Inet).map_err(bad),
+        Oid::CIDR => misc::parse_inet(b).map(Value::Cidr).map_err(bad),
+        Oid::MACADDR => misc::parse_mac::<6>(b).map(Value::MacAddr).map_err(bad),
+        Oid::MACADDR8 => misc::parse_mac::<8>(b).map(Value::MacAddr8).map_err(bad),
+        Oid::MONEY => std::str::from_utf8(b)
             .map(|t| Value::Money(Money::from_text(t)))
             .map_err(|_| bad("not valid UTF-8")),
-        TypeOid::BIT | TypeOid::VARBIT => misc::parse_bits(b).map(Value::Bit).map_err(bad),
-        TypeOid::PG_LSN => std::str::from_utf8(b)
+        Oid::BIT | Oid::VARBIT => misc::parse_bits(b).map(Value::Bit).map_err(bad),
+        Oid::PG_LSN => std::str::from_utf8(b)
             .ok()
             .and_then(|s| s.parse().ok())
             .map(Value::Lsn)
@@ -142,7 +142,7 @@ pub(crate) fn decode_scalar(oid: TypeOid, b: &[u8]) -> Option<Result<Value, Valu
     })
 }
 
-fn json(oid: TypeOid, b: &[u8]) -> Result<Json, ValueError> {
+fn json(oid: Oid, b: &[u8]) -> Result<Json, ValueError> {
     let s = std::str::from_utf8(b).map_err(|_| ValueError::InvalidText {
         type_oid: oid,
         reason: "not valid UTF-8",

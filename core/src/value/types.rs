@@ -12,7 +12,7 @@ use super::datetime::{Date, Interval, Time, TimeTz, Timestamp};
 use super::json::Json;
 use super::misc::{self, BitString, Inet, Money};
 use super::numeric::Numeric;
-use super::oid::TypeOid;
+use super::oid::Oid;
 use super::scan::is_pg_space;
 use super::text_value::PgText;
 use crate::Lsn;
@@ -80,7 +80,7 @@ pub enum Value {
     /// A value of a registered enum type.
     Enum {
         /// The enum type.
-        type_oid: TypeOid,
+        type_oid: Oid,
         /// The label.
         label: String,
     },
@@ -94,7 +94,7 @@ pub enum Value {
     /// module has no structured form for (geometric types, `tsvector`, `xid` …).
     Unknown {
         /// The column's type.
-        type_oid: TypeOid,
+        type_oid: Oid,
         /// The text form.
         text: String,
     },
@@ -178,7 +178,7 @@ pub struct ArrayDim {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Array {
     /// The element type the elements were decoded as.
-    pub element_type: TypeOid,
+    pub element_type: Oid,
     /// The dimensions, outermost first.
     pub dims: Vec<ArrayDim>,
     /// The elements in row-major order; their count is the product of the dimension lengths.
@@ -187,7 +187,7 @@ pub struct Array {
 
 impl Array {
     /// A one-dimensional array with lower bound 1.
-    pub fn from_elements(element_type: TypeOid, elements: Vec<Value>) -> Array {
+    pub fn from_elements(element_type: Oid, elements: Vec<Value>) -> Array {
         let dims = if elements.is_empty() {
             Vec::new()
         } else {
@@ -215,7 +215,7 @@ impl Array {
 
     /// The element delimiter PostgreSQL uses for this element type (`;` for `box`).
     fn delimiter(&self) -> char {
-        if self.element_type == TypeOid::BOX {
+        if self.element_type == Oid::BOX {
             ';'
         } else {
             ','

@@ -3,7 +3,7 @@
 use super::*;
 use crate::model::SourceChange;
 use crate::replication::{Phase, user_types_query};
-use crate::value::{TypeKind, TypeOid, Value};
+use crate::value::{Oid, TypeKind, Value};
 
 const MOOD: u32 = 16500;
 const MOOD_ARRAY: u32 = 16499;
@@ -114,7 +114,7 @@ fn inserted(h: &mut Harness) -> crate::model::ElementPropertyMap {
 
 fn mood(label: &str) -> Value {
     Value::Enum {
-        type_oid: TypeOid(MOOD),
+        type_oid: Oid(MOOD),
         label: label.into(),
     }
 }
@@ -132,20 +132,16 @@ fn the_setup_reads_user_types_after_primary_keys() {
     assert_eq!(h.session.phase(), Phase::Streaming);
     let reg = h.session.pipeline().type_registry();
     assert_eq!(reg.len(), 3);
-    let m = reg.get(TypeOid(MOOD)).unwrap();
+    let m = reg.get(Oid(MOOD)).unwrap();
     assert_eq!((m.namespace.as_str(), m.name.as_str()), ("public", "mood"));
     assert_eq!(m.kind, TypeKind::Enum);
     assert_eq!(
-        reg.get(TypeOid(MOOD_ARRAY)).unwrap().kind,
-        TypeKind::Array {
-            element: TypeOid(MOOD)
-        }
+        reg.get(Oid(MOOD_ARRAY)).unwrap().kind,
+        TypeKind::Array { element: Oid(MOOD) }
     );
     assert_eq!(
-        reg.get(TypeOid(PRICE)).unwrap().kind,
-        TypeKind::Domain {
-            base: TypeOid::NUMERIC
-        }
+        reg.get(Oid(PRICE)).unwrap().kind,
+        TypeKind::Domain { base: Oid::NUMERIC }
     );
     let evs = h.events();
     assert!(
@@ -164,7 +160,7 @@ fn an_enum_column_decodes_to_a_typed_enum() {
     let Some(Value::Array(a)) = p.get("ms") else {
         panic!("{p:?}")
     };
-    assert_eq!(a.element_type, TypeOid(MOOD));
+    assert_eq!(a.element_type, Oid(MOOD));
     assert_eq!(a.elements, [mood("sad"), mood("ok")]);
     let Some(Value::Numeric(n)) = p.get("p") else {
         panic!("{p:?}")
@@ -175,7 +171,7 @@ fn an_enum_column_decodes_to_a_typed_enum() {
         h.session
             .pipeline()
             .type_registry()
-            .get(TypeOid(MOOD))
+            .get(Oid(MOOD))
             .unwrap()
             .kind,
         TypeKind::Enum
