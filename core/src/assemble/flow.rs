@@ -177,14 +177,7 @@ impl Pipeline {
         end_lsn: Lsn,
         time: i64,
     ) -> Result<(), AssembleError> {
-        let s = self
-            .streams
-            .remove(&xid)
-            .ok_or(AssembleError::UnknownStream {
-                message: "Stream Commit",
-                xid,
-            })?;
-        self.recount_held();
+        let s = self.take_stream(xid, "Stream Commit")?;
         self.read_back(
             Completed {
                 info: TxInfo {
@@ -203,6 +196,16 @@ impl Pipeline {
             s.held,
         );
         Ok(())
+    }
+
+    /// Removes streamed transaction `xid` (its commit or prepare, `message`, arrived).
+    fn take_stream(&mut self, xid: Xid, message: &'static str) -> Result<StreamTx, AssembleError> {
+        let s = self
+            .streams
+            .remove(&xid)
+            .ok_or(AssembleError::UnknownStream { message, xid })?;
+        self.recount_held();
+        Ok(s)
     }
 
     pub(super) fn stream_abort(&mut self, xid: Xid, subxid: Xid) {
@@ -255,13 +258,7 @@ impl Pipeline {
         xid: Xid,
         gid: String,
     ) -> Result<(), AssembleError> {
-        let s = self
-            .streams
-            .remove(&xid)
-            .ok_or(AssembleError::UnknownStream {
-                message: "Stream Prepare",
-                xid,
-            })?;
+        let s = self.take_stream(xid, "Stream Prepare")?;
         self.hold_prepared(
             gid,
             PreparedTx {

@@ -94,8 +94,8 @@ pub struct ReplicationOptions {
 impl Default for ReplicationOptions {
     fn default() -> Self {
         ReplicationOptions {
-            slot_name: "drasi_slot".to_owned(),
-            publication_name: "drasi_publication".to_owned(),
+            slot_name: crate::source_config::DEFAULT_SLOT_NAME.to_owned(),
+            publication_name: crate::source_config::DEFAULT_PUBLICATION_NAME.to_owned(),
             tables: Vec::new(),
             create_slot: true,
             temporary_slot: false,
@@ -107,7 +107,9 @@ impl Default for ReplicationOptions {
             two_phase: false,
             origin: None,
             messages: true,
-            status_interval: Duration::from_secs(10),
+            status_interval: Duration::from_millis(
+                crate::source_config::DEFAULT_STATUS_INTERVAL_MS,
+            ),
             export_snapshot: false,
             snapshot_existing_slot: false,
             check_tables: true,

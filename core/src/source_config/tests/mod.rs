@@ -1,3 +1,5 @@
+//! PostgresSourceConfig: defaults, serde formats, the translation into session options.
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;

@@ -1,3 +1,5 @@
+//! Configuration from URLs and libpq environment variables: precedence, every parameter, errors.
+
 use super::*;
 
 // ---- URL ----

@@ -1,3 +1,5 @@
+//! Configuration validation: every field that can be wrong is named, with its fix.
+
 use super::*;
 
 // ---- validation ----
