@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use pgcdc_core::SslMode;
-use pgcdc_core::connection::{Connection, Event};
+use pgcdc_core::connection::{Connection, ConnectionEvent};
 use pgcdc_core::startup::ConnectParams;
 
 fuzz_target!(|data: &[u8]| {
@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         while let Some(ev) = conn.poll_event() {
-            if matches!(ev, Event::StartTls) && conn.handle_tls_established(None).is_err() {
+            if matches!(ev, ConnectionEvent::StartTls) && conn.handle_tls_established(None).is_err()
+            {
                 return;
             }
         }

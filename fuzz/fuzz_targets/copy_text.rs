@@ -11,7 +11,8 @@ use pgcdc_core::Lsn;
 use pgcdc_core::assemble::PipelineConfig;
 use pgcdc_core::pgoutput::{Column, Oid, RelationBody, ReplicaIdentity};
 use pgcdc_core::snapshot::{
-    CopyRow, CopyTextError, SnapshotAssembler, SnapshotError, SnapshotTable, parse_copy_text_row,
+    CopyRow, CopyTextError, SnapshotAssembler, SnapshotError, SnapshotEvent, SnapshotTable,
+    parse_copy_text_row,
 };
 
 /// Writes `fields` as COPY's text format does.
@@ -127,25 +128,28 @@ fuzz_target!(|data: &[u8]| {
     let config = PipelineConfig::default().with_max_batch_changes(usize::from(cfg & 3) + 1);
     let mut asm = SnapshotAssembler::new("fuzz", config, Lsn(0x100), 1_700_000_000_000_000_000)
         .with_id_generator(|| 7);
-    asm.begin_part(&table).expect("a part begins");
+    asm.handle_part_start(&table).expect("a part begins");
     for l in [line, &again[..]] {
-        match asm.push_row(l) {
+        match asm.handle_row(l) {
             Ok(()) => {}
             Err(e @ SnapshotError::CopyRow { .. }) => panic!("a parsed row failed: {e}"),
             Err(e) => {
                 let _ = e.to_string();
             }
         }
-        while let Some(b) = asm.poll_batch() {
-            let _ = format!("{b:?}");
+        while let Some(e) = asm.poll_event() {
+            let _ = format!("{e:?}");
         }
     }
-    let _ = asm.finish_part();
-    while let Some(b) = asm.poll_batch() {
-        assert!(b.changes.len() <= usize::from(cfg & 3) + 1);
-        let _ = format!("{b:?}");
-    }
-    while let Some(w) = asm.poll_warning() {
-        let _ = w;
+    let _ = asm.handle_part_end();
+    while let Some(e) = asm.poll_event() {
+        if let SnapshotEvent::Batch(b) = &e {
+            assert!(b.changes.len() <= usize::from(cfg & 3) + 1);
+            assert!(
+                b.end_lsn.is_none(),
+                "bootstrap batches have nothing to acknowledge"
+            );
+        }
+        let _ = format!("{e:?}");
     }
 });

@@ -138,16 +138,16 @@ fuzz_target!(|data: &[u8]| {
         );
         for t in tables.iter().take(8) {
             let _ = t.label();
-            match asm.begin_part(t) {
+            match asm.handle_part_start(t) {
                 Ok(()) => {
-                    let _ = asm.push_row(b"1");
-                    let _ = asm.finish_part();
+                    let _ = asm.handle_row(b"1");
+                    let _ = asm.handle_part_end();
                 }
                 Err(e) => {
                     let _ = e.to_string();
                 }
             }
-            while asm.poll_batch().is_some() {}
+            while asm.poll_event().is_some() {}
         }
     } else if let Err(e) = &by_rows {
         let _ = e.to_string();

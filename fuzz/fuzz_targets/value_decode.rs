@@ -5,24 +5,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pgcdc_core::value::{TypeKind, TypeOid, TypeRegistry, decode_binary, decode_text};
+use pgcdc_core::value::{Oid, TypeKind, TypeRegistry, decode_binary, decode_text};
 
-const ENUM: TypeOid = TypeOid(20_001);
-const DOMAIN: TypeOid = TypeOid(20_002);
-const RANGE: TypeOid = TypeOid(20_003);
-const ENUM_ARRAY: TypeOid = TypeOid(20_004);
-const RANGE_ARRAY: TypeOid = TypeOid(20_005);
-const USER: [TypeOid; 5] = [ENUM, DOMAIN, RANGE, ENUM_ARRAY, RANGE_ARRAY];
+const ENUM: Oid = Oid(20_001);
+const DOMAIN: Oid = Oid(20_002);
+const RANGE: Oid = Oid(20_003);
+const ENUM_ARRAY: Oid = Oid(20_004);
+const RANGE_ARRAY: Oid = Oid(20_005);
+const USER: [Oid; 5] = [ENUM, DOMAIN, RANGE, ENUM_ARRAY, RANGE_ARRAY];
 
 fn registry() -> TypeRegistry {
     let mut r = TypeRegistry::new();
     r.register(ENUM, TypeKind::Enum);
-    r.register(
-        DOMAIN,
-        TypeKind::Domain {
-            base: TypeOid(1700),
-        },
-    );
+    r.register(DOMAIN, TypeKind::Domain { base: Oid(1700) });
     r.register(RANGE, TypeKind::Range { subtype: DOMAIN });
     r.register(ENUM_ARRAY, TypeKind::Array { element: ENUM });
     r.register(RANGE_ARRAY, TypeKind::Array { element: RANGE });
@@ -36,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let pick = u16::from_le_bytes([*a, *b]);
     let oid = match USER.get(usize::from(pick % 64)) {
         Some(user) if pick >= 0xF000 => *user,
-        _ => TypeOid(u32::from(pick % 16_384)),
+        _ => Oid(u32::from(pick % 16_384)),
     };
     let reg = registry();
     if let Ok(v) = decode_text(oid, -1, rest, &reg) {

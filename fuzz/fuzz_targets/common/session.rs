@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use pgcdc_core::Lsn;
 use pgcdc_core::SslMode;
 use pgcdc_core::assemble::{Pipeline, PipelineConfig};
-use pgcdc_core::connection::{Connection, Event};
+use pgcdc_core::connection::{Connection, ConnectionEvent};
 use pgcdc_core::replication::{ReplicationOptions, ReplicationSession, SessionError, SessionEvent};
 use pgcdc_core::startup::ConnectParams;
 use pgcdc_core::testing::FakeServer;
@@ -65,7 +65,7 @@ impl Harness {
         let script = startup_reply(&self.server.version, 4242);
         c.handle_input(&mut BytesMut::from(&script[..]), self.now)
             .expect("the startup reply is accepted");
-        assert!(matches!(c.poll_event(), Some(Event::Ready)));
+        assert!(matches!(c.poll_event(), Some(ConnectionEvent::Ready)));
         c
     }
 
