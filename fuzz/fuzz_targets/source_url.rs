@@ -6,7 +6,7 @@
 //! The password is looked for only when it is at least 6 bytes long, holds a character no
 //! fixed message text holds (non-ASCII, `~`, `^` or a backquote), no quote or backslash (which
 //! `Debug` adds), and appears nowhere else in
-//! the input, raw or percent-decoded.
+//! the input, raw, percent-decoded or as `Debug` escapes it.
 //!
 //! Input: one configuration byte, then parts separated by 0xFF: the password, the rest of
 //! the URL after `postgres://user:PASSWORD@` (host, port, path, query), then values for the
@@ -49,9 +49,17 @@ fn secrets(secret: &str, elsewhere: &[&str]) -> Vec<Vec<u8>> {
             && distinctive(s)
             && !elsewhere.iter().any(|e| {
                 // The rest of the URL is decoded too: the password's text may come from there.
-                [e.as_bytes().to_vec(), percent_decode(e)]
-                    .iter()
-                    .any(|e| e.windows(s.len()).any(|w| w == &s[..]))
+                // And as `Debug` shows it: an escape such as `\0` adds text of its own.
+                let decoded = percent_decode(e);
+                let lossy = String::from_utf8_lossy(&decoded).into_owned();
+                [
+                    e.as_bytes().to_vec(),
+                    e.escape_debug().to_string().into_bytes(),
+                    lossy.escape_debug().to_string().into_bytes(),
+                    decoded,
+                ]
+                .iter()
+                .any(|e| e.windows(s.len()).any(|w| w == &s[..]))
             })
     });
     out
@@ -166,7 +174,13 @@ fuzz_target!(|data: &[u8]| {
         let mut others: Vec<&str> = env.clone();
         others.push(tail);
         let mut s = vec![secret.as_bytes().to_vec()];
-        s.retain(|s| s.len() >= 6 && distinctive(s) && !others.iter().any(|o| contains(o, s)));
+        s.retain(|s| {
+            s.len() >= 6
+                && distinctive(s)
+                && !others
+                    .iter()
+                    .any(|o| contains(o, s) || contains(&o.escape_debug().to_string(), s))
+        });
         s
     };
     let mut c = PostgresSourceConfig::new("db", "someone");

@@ -89,7 +89,7 @@ impl PostgresSourceConfig {
                 Some((u, p)) => (u, Some(p)),
                 None => (userinfo, None),
             };
-            let user = decode_str(user, "user")?;
+            let user = withhold_password_param(userinfo, decode_str(user, "user"))?;
             if !user.is_empty() {
                 c.user = user;
             }
@@ -108,19 +108,23 @@ impl PostgresSourceConfig {
             Some((a, p)) => (a, Some(p)),
             None => (before_query, None),
         };
-        let (host, port) = split_host_port(hostport)?;
-        if !host.is_empty() {
-            c.host = host;
-        }
-        if let Some(port) = port {
-            c.set_libpq("port", &port, "URL port")?;
-        }
-        if let Some(path) = path {
-            let db = decode_str(path, "database")?;
-            if !db.is_empty() {
-                c.database = db;
+        let location = (|| {
+            let (host, port) = split_host_port(hostport)?;
+            if !host.is_empty() {
+                c.host = host;
             }
-        }
+            if let Some(port) = port {
+                c.set_libpq("port", &port, "URL port")?;
+            }
+            if let Some(path) = path {
+                let db = decode_str(path, "database")?;
+                if !db.is_empty() {
+                    c.database = db;
+                }
+            }
+            Ok(())
+        })();
+        withhold_password_param(before_query, location)?;
         let mut after_password = false;
         for pair in query.unwrap_or_default().split('&') {
             if pair.is_empty() {
@@ -311,6 +315,24 @@ fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
     match head.rfind('@') {
         Some(at) => (rest.get(..at), rest.get(at + 1..).unwrap_or_default()),
         None => (None, rest),
+    }
+}
+
+/// An error about the user, host, port or database part of a URL, unless that part holds
+/// `password=`: then the query was not found where the user wrote it (a `?` followed by a
+/// parameter pgcdc does not know comes before it, and an `@` after it was taken for the end
+/// of the user part), the part runs on into the password, and the error says so without
+/// showing it.
+fn withhold_password_param<T>(part: &str, r: Result<T, ConfigError>) -> Result<T, ConfigError> {
+    match r {
+        Err(e) if part.to_ascii_lowercase().contains("password=") => Err(ConfigError::new(
+            e.field,
+            "a part of the URL before its query holds password= and is invalid (it is not \
+             shown, as it may hold the password)",
+            "start the query with ? and a known parameter, and encode special characters as \
+             %XX (e.g. %40 for @, %26 for &)",
+        )),
+        r => r,
     }
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +20,22 @@ use pgcdc_core::testing::Frontend;
 use pgcdc_core::testing::backend::startup_reply;
 use pgcdc_core::testing::frontend::{decode_status, parse_frontend};
 
+thread_local! {
+    /// The scripted server's answers to the setup queries that read only its catalog, which
+    /// no target changes: built by the first [`FakeServer::respond`] to each query, then
+    /// replayed byte for byte (building them was about a third of a setup).
+    static CATALOG_REPLIES: RefCell<HashMap<String, Vec<u8>>> = RefCell::new(HashMap::new());
+}
+
+/// Whether the answer to `sql` depends only on the fixed catalog of
+/// [`FakeServer::new`] (not on the slot, which the session creates and confirms).
+fn reads_fixed_catalog(sql: &str) -> bool {
+    sql == "IDENTIFY_SYSTEM"
+        || ((sql.starts_with("SELECT") || sql.starts_with("WITH"))
+            && !sql.contains("pg_replication_slots")
+            && !sql.contains("pg_copy_logical_replication_slot"))
+}
+
 pub struct Harness {
     pub session: ReplicationSession,
     pub server: FakeServer,
@@ -30,6 +48,12 @@ pub struct Harness {
     /// Bytes read and not yet consumed by the session.
     pub input: BytesMut,
     pub events: Vec<SessionEvent>,
+    /// Connections attached so far ([`reconnect`](Self::reconnect) calls).
+    pub attaches: u32,
+    /// The server bytes of a startup under `trust` (built once per harness).
+    startup: Vec<u8>,
+    /// What the session writes, reused between pumps.
+    out: BytesMut,
 }
 
 impl Harness {
@@ -43,6 +67,7 @@ impl Harness {
         );
         Harness {
             session,
+            startup: startup_reply(version, 4242),
             server: FakeServer::new(version),
             now: Instant::now(),
             clock,
@@ -50,6 +75,8 @@ impl Harness {
             requested: None,
             input: BytesMut::new(),
             events: Vec::new(),
+            attaches: 0,
+            out: BytesMut::new(),
         }
     }
 
@@ -62,8 +89,7 @@ impl Harness {
         let mut c = Connection::new(p, [1; 18], self.now).expect("a connection starts");
         let mut out = BytesMut::new();
         while c.poll_transmit(&mut out) {}
-        let script = startup_reply(&self.server.version, 4242);
-        c.handle_input(&mut BytesMut::from(&script[..]), self.now)
+        c.handle_input(&mut BytesMut::from(&self.startup[..]), self.now)
             .expect("the startup reply is accepted");
         assert!(matches!(c.poll_event(), Some(ConnectionEvent::Ready)));
         c
@@ -74,6 +100,7 @@ impl Harness {
         self.session.detach();
         self.input.clear();
         self.requested = None;
+        self.attaches += 1;
         let conn = self.ready_connection();
         self.session.attach(conn, self.now)?;
         self.pump()
@@ -82,22 +109,22 @@ impl Harness {
     /// Sends out what the session has to send; the scripted server answers queries.
     pub fn pump(&mut self) -> Result<(), SessionError> {
         for _ in 0..64 {
-            let mut out = BytesMut::new();
-            while self.session.poll_transmit(&mut out) {}
+            self.out.clear();
+            while self.session.poll_transmit(&mut self.out) {}
             self.drain();
-            if out.is_empty() {
+            if self.out.is_empty() {
                 return Ok(());
             }
-            let msgs = parse_frontend(&out).expect("the session writes whole frontend messages");
+            let msgs =
+                parse_frontend(&self.out).expect("the session writes whole frontend messages");
             for m in msgs {
                 match m {
                     Frontend::Query(sql) => {
                         if sql.starts_with("START_REPLICATION") {
                             self.requested = sql.split(' ').nth(4).and_then(|l| l.parse().ok());
                         }
-                        let reply = self.server.respond(&sql);
-                        self.session
-                            .handle_input(&mut BytesMut::from(&reply[..]), self.now)?;
+                        let mut reply = self.answer(&sql);
+                        self.session.handle_input(&mut reply, self.now)?;
                     }
                     Frontend::CopyData(p) => {
                         if let Some(u) = decode_status(&p) {
@@ -118,9 +145,30 @@ impl Harness {
         Ok(())
     }
 
-    /// Moves the session's events into `events`.
+    /// The scripted server's answer to `sql`.
+    fn answer(&mut self, sql: &str) -> BytesMut {
+        if !reads_fixed_catalog(sql) {
+            return BytesMut::from(&self.server.respond(sql)[..]);
+        }
+        CATALOG_REPLIES.with_borrow_mut(|replies| {
+            if let Some(r) = replies.get(sql) {
+                return BytesMut::from(&r[..]);
+            }
+            let r = self.server.respond(sql);
+            let out = BytesMut::from(&r[..]);
+            replies.insert(sql.to_owned(), r);
+            out
+        })
+    }
+
+    /// Moves the session's events into `events`. After a
+    /// [`PositionReset`](SessionEvent::PositionReset) the flush starts over on the new
+    /// history: the status updates that follow are measured from there.
     pub fn drain(&mut self) {
         while let Some(e) = self.session.poll_event() {
+            if matches!(e, SessionEvent::PositionReset { .. }) {
+                self.sent_flush = Lsn::ZERO;
+            }
             self.events.push(e);
         }
     }

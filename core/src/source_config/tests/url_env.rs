@@ -272,6 +272,37 @@ fn url_errors_hide_passwords_with_unencoded_delimiters() {
 }
 
 #[test]
+fn url_errors_hide_a_password_parameter_the_query_split_missed() {
+    // No `?` is followed by a known parameter, so the query is not found; the last `@` before
+    // the end is taken for the end of the user part, and the user, host, port or database
+    // text runs on into `password=`. Found by the source_url fuzz target (the host case).
+    for (url, field) in [
+        (
+            "postgres://cdc@db.example.com/app?nope=1@x&password=Pw9%zz",
+            "host",
+        ),
+        ("postgres://u%zz@db.example.com?nope&password=Pw9@x", "user"),
+        (
+            "postgres://cdc@db.example.com?nope@x:1&password=Pw9",
+            "port",
+        ),
+        (
+            "postgres://cdc@db.example.com?nope@x/d%zz&password=Pw9",
+            "database",
+        ),
+    ] {
+        let e = PostgresSourceConfig::from_url(url).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(
+            !shown.contains("Pw9"),
+            "{url}: the password appears in {shown}"
+        );
+        assert_eq!(e.field, field, "{url}: {shown}");
+        assert!(shown.contains("password="), "{url}: {shown}");
+    }
+}
+
+#[test]
 fn require_auth_from_url_env_and_json() {
     use crate::auth::{AuthMethod, RequireAuth};
     let c = PostgresSourceConfig::from_url("postgres://u@h/d?require_auth=password").unwrap();
