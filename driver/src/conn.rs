@@ -41,6 +41,20 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
+    /// The options of a source configuration's connections: its host, address, TLS mode and
+    /// roots, connect timeout and startup parameters; a replication connection when
+    /// `replication`, an ordinary one otherwise.
+    pub fn from_config(cfg: &pgcdc_core::source_config::PostgresSourceConfig, replication: bool) -> Self {
+        let mut connect = ConnectOptions::new(cfg.host.clone(), cfg.port, cfg.connect_params(replication));
+        if let Some(addr) = cfg.hostaddr {
+            connect = connect.hostaddr(addr.to_string());
+        }
+        if let Some(timeout) = cfg.connect_timeout() {
+            connect.connect_timeout = timeout;
+        }
+        connect.root_certs(RootCerts::from_setting(cfg.ssl_root_cert.as_deref()))
+    }
+
     /// Options for `host:port` with the given parameters, platform roots and a 10 s TCP
     /// connect deadline.
     pub fn new(host: impl Into<String>, port: u16, params: ConnectParams) -> Self {

@@ -14,7 +14,9 @@ pub mod api {
         ChangeBatch, JsonlBootstrap, PostgresBootstrap, SourceState, SourceStatus, Subscription,
         TableProgress,
     };
-    pub use crate::{BootstrapError, ConnectOptions, Error, RootCerts, StartCause, StartError};
+    pub use crate::{
+        BootstrapError, BoxFuture, ConnectOptions, Error, RootCerts, StartCause, StartError,
+    };
     pub use pgcdc_core::auth::RequireAuth;
     pub use pgcdc_core::source_config::{
         AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,

@@ -10,7 +10,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pgcdc_driver::BoxFuture;
 use tokio::io::ReadBuf;
 
 /// The sans-IO core (model, values, configuration), under its own name.

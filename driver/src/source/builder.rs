@@ -17,7 +17,6 @@ use super::run::RunConfig;
 use crate::conn::ConnectOptions;
 use crate::error::Error;
 use crate::runtime::Runtime;
-use crate::tls::RootCerts;
 
 /// Builds a [`Source`]. Every setter has drasi-source-postgres's name; [`build`](Self::build) validates
 /// the whole configuration and names the first invalid field.
@@ -365,14 +364,7 @@ pub(crate) fn run_config<R: Runtime>(
     id: &str,
     cfg: &PostgresSourceConfig,
 ) -> Result<RunConfig<R>, Error> {
-    let mut connect = ConnectOptions::new(cfg.host.clone(), cfg.port, cfg.connect_params(true));
-    if let Some(addr) = cfg.hostaddr {
-        connect = connect.hostaddr(addr.to_string());
-    }
-    if let Some(timeout) = cfg.connect_timeout() {
-        connect.connect_timeout = timeout;
-    }
-    connect = connect.root_certs(RootCerts::from_setting(cfg.ssl_root_cert.as_deref()));
+    let connect = ConnectOptions::from_config(cfg, true);
     let replication = cfg.replication_options();
     if cfg.spill_threshold_bytes != 0
         && let Some(dir) = cfg.spill_dir.as_deref()
