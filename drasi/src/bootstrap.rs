@@ -9,9 +9,7 @@ use async_trait::async_trait;
 use drasi_lib::bootstrap::{BootstrapContext, BootstrapRequest, BootstrapResult};
 use drasi_lib::channels::{BootstrapEvent, BootstrapEventSender};
 use futures_util::FutureExt as _;
-use pgcdc_tokio::{
-    AckMode, BootstrapError, ChangeBatch, Lsn, PostgresBootstrap, TokioRuntime,
-};
+use pgcdc_tokio::{AckMode, BootstrapError, ChangeBatch, Lsn, PostgresBootstrap, TokioRuntime};
 
 use crate::config::PostgresSourceConfig;
 use crate::mapping::{KnownIds, Mapped, MappingOptions, snapshot_boundary};

@@ -89,7 +89,11 @@ impl PostgresSourceConfig {
             ("database", &self.database, "the PostgreSQL database name"),
             ("user", &self.user, "the PostgreSQL user for replication"),
             ("slot_name", &self.slot_name, "a replication slot name"),
-            ("publication_name", &self.publication_name, "a publication name"),
+            (
+                "publication_name",
+                &self.publication_name,
+                "a publication name",
+            ),
         ];
         for (field, value, what) in required {
             if value.is_empty() {

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use drasi_core::models::SourceChange;
-use drasi_lib::channels::{ChangeDispatcher, ChannelChangeDispatcher, SourceEvent, SourceEventWrapper};
+use drasi_lib::channels::{
+    ChangeDispatcher, ChannelChangeDispatcher, SourceEvent, SourceEventWrapper,
+};
 use tokio::sync::Notify;
 
 use crate::mapping::change_label;
@@ -125,7 +127,9 @@ impl Fanout {
         let mut s = self.lock();
         if let Some(sub) = s.subs.iter_mut().find(|s| s.id == id) {
             let mut after = boundary;
-            if let Gate::Holding(held) = std::mem::replace(&mut sub.gate, Gate::Open { after: None }) {
+            if let Gate::Holding(held) =
+                std::mem::replace(&mut sub.gate, Gate::Open { after: None })
+            {
                 let before = held.len();
                 sub.outbox
                     .extend(held.into_iter().filter(|e| passes(&mut after, e)));
@@ -163,13 +167,17 @@ impl Fanout {
             let ts = chrono::Utc::now().max(s.last_timestamp);
             s.last_timestamp = ts;
             let label = change_label(&change).map(str::to_owned);
-            let mut wrapper =
-                SourceEventWrapper::new(source_id.to_owned(), SourceEvent::Change(change), ts, sequence);
+            let mut wrapper = SourceEventWrapper::new(
+                source_id.to_owned(),
+                SourceEvent::Change(change),
+                ts,
+                sequence,
+            );
             wrapper.set_source_position(pos.clone());
             let event = Arc::new(wrapper);
             for sub in &mut s.subs {
-                let wanted = sub.labels.is_empty()
-                    || label.as_ref().is_some_and(|l| sub.labels.contains(l));
+                let wanted =
+                    sub.labels.is_empty() || label.as_ref().is_some_and(|l| sub.labels.contains(l));
                 if !wanted {
                     continue;
                 }

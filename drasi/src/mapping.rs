@@ -107,7 +107,10 @@ impl MappingOptions {
             Value::TimestampTz(ts) => ts
                 .to_unix_micros()
                 .and_then(chrono::DateTime::from_timestamp_micros)
-                .map_or_else(|| text(v), |d| ElementValue::ZonedDateTime(d.fixed_offset())),
+                .map_or_else(
+                    || text(v),
+                    |d| ElementValue::ZonedDateTime(d.fixed_offset()),
+                ),
             Value::Interval(i) => ElementValue::String(Arc::from(iso_interval(i))),
             Value::Json(j) | Value::Jsonb(j) => {
                 if self.json_as_text {
@@ -146,7 +149,8 @@ impl MappingOptions {
 
     fn range(&self, r: &Range) -> ElementValue {
         let mut m = ElementPropertyMap::new();
-        let bound = |b: &Option<Box<Value>>| b.as_deref().map_or(ElementValue::Null, |v| self.value(v));
+        let bound =
+            |b: &Option<Box<Value>>| b.as_deref().map_or(ElementValue::Null, |v| self.value(v));
         m.insert("lower", bound(&r.lower));
         m.insert("upper", bound(&r.upper));
         m.insert("lower_inc", ElementValue::Bool(r.lower_inc));
@@ -224,7 +228,10 @@ fn json(j: &Json) -> ElementValue {
 }
 
 /// A flat array's elements as nested lists, one level per dimension.
-fn nest(dims: &[pgcdc_tokio::pgcdc_core::value::ArrayDim], elements: Vec<ElementValue>) -> ElementValue {
+fn nest(
+    dims: &[pgcdc_tokio::pgcdc_core::value::ArrayDim],
+    elements: Vec<ElementValue>,
+) -> ElementValue {
     if dims.len() <= 1 {
         return ElementValue::List(elements);
     }
@@ -459,7 +466,10 @@ mod tests {
     #[test]
     fn floats_never_nan() {
         let o = MappingOptions::default();
-        assert_eq!(o.value(&Value::Float8(1.5)), ElementValue::Float(OrderedFloat(1.5)));
+        assert_eq!(
+            o.value(&Value::Float8(1.5)),
+            ElementValue::Float(OrderedFloat(1.5))
+        );
         assert_eq!(s(&o.value(&Value::Float8(f64::NAN))), "NaN");
         assert_eq!(s(&o.value(&Value::Float4(f32::INFINITY))), "Infinity");
         assert_eq!(s(&o.value(&Value::Float8(f64::NEG_INFINITY))), "-Infinity");
@@ -474,9 +484,15 @@ mod tests {
         };
         let n = |t: &str| Value::Numeric(t.parse().unwrap());
         assert_eq!(auto.value(&n("42")), ElementValue::Integer(42));
-        assert_eq!(auto.value(&n("1.50")), ElementValue::Float(OrderedFloat(1.5)));
+        assert_eq!(
+            auto.value(&n("1.50")),
+            ElementValue::Float(OrderedFloat(1.5))
+        );
         let big = "123456789012345678901234567890";
-        assert_eq!(auto.value(&n(big)), ElementValue::Float(OrderedFloat(1.2345678901234568e29)));
+        assert_eq!(
+            auto.value(&n(big)),
+            ElementValue::Float(OrderedFloat(1.2345678901234568e29))
+        );
         assert_eq!(s(&exact.value(&n(big))), big);
         assert_eq!(s(&exact.value(&n("1.50"))), "1.50");
         assert_eq!(s(&auto.value(&n("NaN"))), "NaN");
@@ -491,16 +507,28 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match o.value(&Value::TimestampTz(Timestamp(0))) {
-            ElementValue::ZonedDateTime(d) => assert_eq!(d.to_rfc3339(), "2000-01-01T00:00:00+00:00"),
+            ElementValue::ZonedDateTime(d) => {
+                assert_eq!(d.to_rfc3339(), "2000-01-01T00:00:00+00:00")
+            }
             other => panic!("{other:?}"),
         }
-        assert_eq!(s(&o.value(&Value::Timestamp(Timestamp(i64::MAX)))), "infinity");
+        assert_eq!(
+            s(&o.value(&Value::Timestamp(Timestamp(i64::MAX)))),
+            "infinity"
+        );
     }
 
     #[test]
     fn intervals_are_iso() {
-        let iv = |months, days, micros| Interval { months, days, micros };
-        assert_eq!(iso_interval(&iv(14, 3, 4 * 3_600_000_000 + 5 * 60_000_000 + 6_789_000)), "P1Y2M3DT4H5M6.789S");
+        let iv = |months, days, micros| Interval {
+            months,
+            days,
+            micros,
+        };
+        assert_eq!(
+            iso_interval(&iv(14, 3, 4 * 3_600_000_000 + 5 * 60_000_000 + 6_789_000)),
+            "P1Y2M3DT4H5M6.789S"
+        );
         assert_eq!(iso_interval(&iv(0, 0, 0)), "PT0S");
         assert_eq!(iso_interval(&iv(0, -1, 0)), "P-1D");
         assert_eq!(iso_interval(&iv(0, 0, 30_000_000)), "PT30S");
@@ -516,7 +544,16 @@ mod tests {
         );
         let two_d = Array {
             element_type: Oid(23),
-            dims: vec![ArrayDim { lower_bound: 1, len: 2 }, ArrayDim { lower_bound: 1, len: 2 }],
+            dims: vec![
+                ArrayDim {
+                    lower_bound: 1,
+                    len: 2,
+                },
+                ArrayDim {
+                    lower_bound: 1,
+                    len: 2,
+                },
+            ],
             elements: (1..=4).map(Value::Int4).collect(),
         };
         assert_eq!(
@@ -527,7 +564,10 @@ mod tests {
             ])
         );
         let j = Json::Object(vec![
-            ("a".into(), Json::Array(vec![Json::Number("1".into()), Json::Number("2.5".into())])),
+            (
+                "a".into(),
+                Json::Array(vec![Json::Number("1".into()), Json::Number("2.5".into())]),
+            ),
             ("b".into(), Json::Null),
         ]);
         match o.value(&Value::Jsonb(j.clone())) {
@@ -546,7 +586,10 @@ mod tests {
             json_as_text: true,
             ..Default::default()
         };
-        assert_eq!(s(&text_json.value(&Value::Jsonb(j))), r#"{"a": [1, 2.5], "b": null}"#);
+        assert_eq!(
+            s(&text_json.value(&Value::Jsonb(j))),
+            r#"{"a": [1, 2.5], "b": null}"#
+        );
         let r = Range {
             lower: Some(Box::new(Value::Int4(1))),
             upper: Some(Box::new(Value::Int4(5))),
@@ -562,7 +605,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(s(&o.value(&Value::Bytea(Bytes::from_static(b"\x00\xff")))), "AP8=");
+        assert_eq!(
+            s(&o.value(&Value::Bytea(Bytes::from_static(b"\x00\xff")))),
+            "AP8="
+        );
     }
 
     #[test]

@@ -142,7 +142,11 @@ impl PostgresReplicationSource {
             .first()
             .and_then(|r| r.text(0, "lsn").ok().flatten().map(str::to_owned));
         Ok(match text {
-            Some(t) => Some(t.parse::<pgcdc_tokio::Lsn>().map_err(|e| anyhow::anyhow!("{e}"))?.0),
+            Some(t) => Some(
+                t.parse::<pgcdc_tokio::Lsn>()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .0,
+            ),
             None => None,
         })
     }
@@ -206,7 +210,10 @@ async fn pump(
     if let pgcdc_tokio::SourceState::Failed(message) = &st.state {
         tracing::error!(source = %source_id, error = %message, "PostgreSQL replication failed");
         status
-            .set_status(ComponentStatus::Error, Some(format!("PostgreSQL replication failed: {message}")))
+            .set_status(
+                ComponentStatus::Error,
+                Some(format!("PostgreSQL replication failed: {message}")),
+            )
             .await;
     }
 }
@@ -315,7 +322,10 @@ impl Source for PostgresReplicationSource {
         self.base.get_status().await
     }
 
-    async fn subscribe(&self, settings: SourceSubscriptionSettings) -> Result<SubscriptionResponse> {
+    async fn subscribe(
+        &self,
+        settings: SourceSubscriptionSettings,
+    ) -> Result<SubscriptionResponse> {
         let query_id = settings.query_id.clone();
         let provider = self.inner.provider.read().await.clone();
         let dispatcher = Arc::new(ChannelChangeDispatcher::new(self.dispatch_capacity));
@@ -347,7 +357,8 @@ impl Source for PostgresReplicationSource {
                     relation_labels: settings.relations.iter().cloned().collect(),
                     request_id: format!("{}-{}", settings.query_id, uuid::Uuid::new_v4()),
                 };
-                let context = BootstrapContext::new_minimal(self.base.id.clone(), self.base.id.clone());
+                let context =
+                    BootstrapContext::new_minimal(self.base.id.clone(), self.base.id.clone());
                 let inner = Arc::clone(&self.inner);
                 tokio::spawn(async move {
                     let result = provider

@@ -75,7 +75,9 @@ impl Db {
     }
 
     fn wal_now(&self) -> u64 {
-        self.sql("SELECT pg_current_wal_lsn() - '0/0'").parse().unwrap()
+        self.sql("SELECT pg_current_wal_lsn() - '0/0'")
+            .parse()
+            .unwrap()
     }
 
     fn kill_walsender(&self) -> bool {
@@ -164,7 +166,10 @@ impl Diffs {
         let deadline = tokio::time::Instant::now() + wait;
         while let Ok(Some(r)) = tokio::time::timeout_at(deadline, self.0.next()).await {
             let extra: Vec<String> = r.results.iter().filter_map(short).collect();
-            assert!(r.query_id != q || extra.is_empty(), "unexpected diffs for {q}: {extra:?}");
+            assert!(
+                r.query_id != q || extra.is_empty(),
+                "unexpected diffs for {q}: {extra:?}"
+            );
         }
     }
 }
@@ -237,7 +242,10 @@ async fn result_diffs() {
         key_change,
         [r#"+{"id":3,"name":"bob"}"#, r#"-{"id":2,"name":"bob"}"#]
     );
-    assert_eq!(result_rows(&core, "q").await, BTreeSet::from(["3|bob".to_owned()]));
+    assert_eq!(
+        result_rows(&core, "q").await,
+        BTreeSet::from(["3|bob".to_owned()])
+    );
 
     // Ten rows in one transaction.
     db.sql(
@@ -407,7 +415,10 @@ async fn join_across_two_tables() {
     assert_eq!(bootstrapped.len(), 1, "{bootstrapped:?}");
     assert_eq!(bootstrapped[0]["customer"], "acme");
     db.sql("INSERT INTO orders VALUES (11, 2, 7)");
-    assert_eq!(diffs.take("q", 1).await, [r#"+{"customer":"globex","order":11}"#]);
+    assert_eq!(
+        diffs.take("q", 1).await,
+        [r#"+{"customer":"globex","order":11}"#]
+    );
     db.sql("UPDATE customers SET name = 'globex corp' WHERE id = 2");
     assert_eq!(
         diffs.take("q", 1).await,
@@ -579,7 +590,13 @@ async fn bootstrap_boundary_is_exact() {
         seen.extend(inserted_id(&e.change));
     }
     let boot_rows = seen.len();
-    let result = sub.bootstrap_result_receiver.take().unwrap().await.unwrap().unwrap();
+    let result = sub
+        .bootstrap_result_receiver
+        .take()
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(result.event_count, boot_rows);
     assert!(result.source_position.is_some());
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -604,10 +621,22 @@ async fn bootstrap_boundary_is_exact() {
         seen.push(id);
     }
     let unique: BTreeSet<&String> = seen.iter().collect();
-    assert_eq!(unique.len(), seen.len(), "{} rows arrived twice", seen.len() - unique.len());
-    let rows: usize = db.sql("SELECT count(*) FROM users WHERE id <> 999999").parse().unwrap();
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "{} rows arrived twice",
+        seen.len() - unique.len()
+    );
+    let rows: usize = db
+        .sql("SELECT count(*) FROM users WHERE id <> 999999")
+        .parse()
+        .unwrap();
     assert_eq!(seen.len(), rows, "rows lost");
-    assert!(next_id > 100_020, "the writer wrote only {} rows", next_id - 100_000);
+    assert!(
+        next_id > 100_020,
+        "the writer wrote only {} rows",
+        next_id - 100_000
+    );
     assert!(seen.len() > boot_rows, "no row came from the stream");
     assert!(boot_rows > 2000, "no concurrent row was in the snapshot");
     source.stop().await.unwrap();

@@ -44,8 +44,12 @@ impl ConnectOptions {
     /// The options of a source configuration's connections: its host, address, TLS mode and
     /// roots, connect timeout and startup parameters; a replication connection when
     /// `replication`, an ordinary one otherwise.
-    pub fn from_config(cfg: &pgcdc_core::source_config::PostgresSourceConfig, replication: bool) -> Self {
-        let mut connect = ConnectOptions::new(cfg.host.clone(), cfg.port, cfg.connect_params(replication));
+    pub fn from_config(
+        cfg: &pgcdc_core::source_config::PostgresSourceConfig,
+        replication: bool,
+    ) -> Self {
+        let mut connect =
+            ConnectOptions::new(cfg.host.clone(), cfg.port, cfg.connect_params(replication));
         if let Some(addr) = cfg.hostaddr {
             connect = connect.hostaddr(addr.to_string());
         }

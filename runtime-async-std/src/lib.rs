@@ -45,7 +45,6 @@
 use std::io;
 use std::time::Duration;
 
-
 /// The sans-IO core (model, values, configuration), under its own name.
 pub use pgcdc_core;
 pub use pgcdc_driver::api::*;
