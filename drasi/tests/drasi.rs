@@ -641,3 +641,30 @@ async fn bootstrap_boundary_is_exact() {
     assert!(boot_rows > 2000, "no concurrent row was in the snapshot");
     source.stop().await.unwrap();
 }
+
+/// An update that leaves a TOASTed column alone: the column is left out of the Update and the
+/// query keeps its value (drasi-core merges the properties it was not sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_toast_keeps_the_value() {
+    let db = Db::new("drasi_toast");
+    let source = db.source("pg").with_snapshot_bootstrap().build().unwrap();
+    let q = "MATCH (u:users) RETURN u.id, size(u.name) AS len, u.balance";
+    let (core, h) = drasi(source, vec![query("q", q)]).await;
+    let mut diffs = Diffs::open(&h).await;
+    running(&core, "q").await;
+    // About 96 kB of md5 text: too large to stay inline, too random to compress.
+    db.sql(
+        "INSERT INTO users (id, name, balance) \
+         SELECT 1, string_agg(md5(g::text), ''), 1 FROM generate_series(1, 3000) g",
+    );
+    assert_eq!(
+        diffs.take("q", 1).await,
+        [r#"+{"balance":1,"id":1,"len":96000}"#]
+    );
+    db.sql("UPDATE users SET balance = 2 WHERE id = 1");
+    assert_eq!(
+        diffs.take("q", 1).await,
+        [r#"~{"balance":1,"id":1,"len":96000}->{"balance":2,"id":1,"len":96000}"#]
+    );
+    core.stop().await.unwrap();
+}
