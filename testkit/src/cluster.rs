@@ -50,6 +50,7 @@ impl StopMode {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ClusterBuilder {
+    bin_dir: Option<PathBuf>,
     tls: bool,
     wal_level: String,
     settings: Vec<(String, String)>,
@@ -58,6 +59,7 @@ pub struct ClusterBuilder {
 impl Default for ClusterBuilder {
     fn default() -> Self {
         ClusterBuilder {
+            bin_dir: None,
             tls: true,
             wal_level: "logical".to_string(),
             settings: Vec::new(),
@@ -66,6 +68,14 @@ impl Default for ClusterBuilder {
 }
 
 impl ClusterBuilder {
+    /// The directory of the server binaries (`initdb`, `pg_ctl`, `postgres`) this cluster
+    /// runs, for example one that `scripts/pg-versions` installed. Default: `PGCDC_PG_BIN`, else
+    /// the highest `/usr/lib/postgresql/*/bin`, else `PATH`.
+    pub fn bin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.bin_dir = Some(dir.into());
+        self
+    }
+
     /// Whether the server accepts TLS (`ssl=on`) with a generated certificate (default `true`).
     ///
     /// Without TLS no certificates are generated and `openssl` is not needed.
@@ -123,6 +133,7 @@ pub struct Cluster {
     wal_level: String,
     settings: Vec<(String, String)>,
     bins: PgBins,
+    major_version: u32,
     runner: Runner,
     reaper: Mutex<Option<Child>>,
     other_ca: Mutex<Option<PathBuf>>,
@@ -156,7 +167,11 @@ impl Cluster {
     }
 
     fn create(config: ClusterBuilder) -> Result<Cluster, TestkitError> {
-        let bins = PgBins::locate()?;
+        let bins = match &config.bin_dir {
+            Some(dir) => PgBins::at(dir)?,
+            None => PgBins::locate()?,
+        };
+        let major_version = bins.major_version()?;
         let runner = Runner::detect()?;
         let openssl = if config.tls {
             Some(tls::find_openssl()?)
@@ -176,6 +191,7 @@ impl Cluster {
             wal_level: config.wal_level,
             settings: config.settings,
             bins,
+            major_version,
             runner,
             reaper: Mutex::new(None),
             other_ca: Mutex::new(None),
@@ -293,7 +309,9 @@ impl Cluster {
         set("synchronous_commit", "off");
         set("full_page_writes", "off");
         set("shared_buffers", "32MB");
-        set("logical_decoding_work_mem", "64kB");
+        if self.major_version >= 13 {
+            set("logical_decoding_work_mem", "64kB");
+        }
         // Two-phase decoding needs prepared transactions.
         set("max_prepared_transactions", "20");
         set("wal_sender_timeout", "60s");
@@ -382,6 +400,11 @@ impl Cluster {
             ),
             log_tail: log_tail(&self.log_path, 30),
         })
+    }
+
+    /// The server's major version (10 … 18).
+    pub fn major_version(&self) -> u32 {
+        self.major_version
     }
 
     /// The host to connect to over TCP: always `"127.0.0.1"`.

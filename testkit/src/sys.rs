@@ -20,6 +20,30 @@ pub(crate) struct PgBins {
 }
 
 impl PgBins {
+    /// The binaries in `dir` (`psql` from there, else from `PATH`).
+    pub(crate) fn at(dir: &Path) -> Result<PgBins, TestkitError> {
+        Self::locate_with(
+            Some(dir.as_os_str().to_owned()),
+            Path::new("/usr/lib/postgresql"),
+            std::env::var_os("PATH"),
+        )
+    }
+
+    /// The server's major version (10, 11, … 18), from `postgres --version`.
+    pub(crate) fn major_version(&self) -> Result<u32, TestkitError> {
+        let postgres = self.dir.join("postgres");
+        let out = std::process::Command::new(&postgres)
+            .arg("--version")
+            .output()
+            .map_err(|e| TestkitError::io(format!("run {} --version", postgres.display()), e))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        parse_major(&text).ok_or_else(|| {
+            TestkitError::Setup(format!(
+                "cannot read the version in `postgres --version`: {text}"
+            ))
+        })
+    }
+
     /// Finds the binaries: `PGCDC_PG_BIN`, then the highest `/usr/lib/postgresql/*/bin`, then `PATH`.
     pub(crate) fn locate() -> Result<PgBins, TestkitError> {
         Self::locate_with(
@@ -69,6 +93,13 @@ impl PgBins {
             dir,
         })
     }
+}
+
+/// The major version in `postgres (PostgreSQL) 17.10` (or `… 10.23`, `… 18beta1`).
+fn parse_major(text: &str) -> Option<u32> {
+    let version = text.split_whitespace().nth(2)?;
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 fn has_server_binaries(dir: &Path) -> bool {

@@ -8,6 +8,8 @@ use super::SessionError;
 use super::catalog::{TableName, quote_ident};
 use crate::source_config::StreamingMode;
 
+/// PostgreSQL 11: TRUNCATE in pgoutput.
+const PG11: u32 = 110_000;
 /// PostgreSQL 14: proto 2, `streaming`, `binary`, `messages`.
 const PG14: u32 = 140_000;
 /// PostgreSQL 15: proto 3, `two_phase`, parenthesized slot options.
@@ -125,6 +127,8 @@ impl Default for ReplicationOptions {
 pub(crate) struct StartPlan {
     pub(crate) proto_version: u32,
     pub(crate) options: Vec<(&'static str, String)>,
+    /// What this server version will not deliver although the options ask for it.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl ReplicationOptions {
@@ -283,9 +287,25 @@ impl ReplicationOptions {
         if let Some(o) = &self.origin {
             options.push(("origin", o.clone()));
         }
+        let version = format!("{}.{}", server_version / 10_000, server_version % 10_000);
+        let mut warnings = Vec::new();
+        if self.messages && server_version < PG14 {
+            warnings.push(format!(
+                "logical messages (pg_logical_emit_message) are decoded from PostgreSQL 14 on; \
+                 this server runs {version}, so none will arrive (set messages = false to \
+                 acknowledge)"
+            ));
+        }
+        if server_version < PG11 {
+            warnings.push(format!(
+                "TRUNCATE is replicated from PostgreSQL 11 on; this server runs {version}, so a \
+                 TRUNCATE will not arrive and the rows it removes stay in what consumers hold"
+            ));
+        }
         Ok(StartPlan {
             proto_version: proto,
             options,
+            warnings,
         })
     }
 
@@ -486,5 +506,26 @@ mod tests {
             o.effective_status_interval(Some(Duration::from_secs(120))),
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn warnings_for_what_a_version_does_not_deliver() {
+        let w = |v| opts().plan(v).unwrap().warnings;
+        assert!(w(140_000).is_empty());
+        let pg13 = w(130_009);
+        assert_eq!(pg13.len(), 1);
+        assert!(
+            pg13[0].contains("logical messages") && pg13[0].contains("13.9"),
+            "{pg13:?}"
+        );
+        let pg10 = w(100_023);
+        assert_eq!(pg10.len(), 2);
+        assert!(
+            pg10[1].contains("TRUNCATE") && pg10[1].contains("10.23"),
+            "{pg10:?}"
+        );
+        let mut quiet = opts();
+        quiet.messages = false;
+        assert!(quiet.plan(110_000).unwrap().warnings.is_empty());
     }
 }

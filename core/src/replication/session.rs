@@ -327,6 +327,11 @@ impl ReplicationSession {
         })?;
         self.options.validate()?;
         let plan = self.options.plan(version)?;
+        if self.server_version != Some(version) {
+            for w in &plan.warnings {
+                self.events.push_back(SessionEvent::Warning(w.clone()));
+            }
+        }
         let tables = self.options.table_names()?;
 
         let only: Vec<(String, String)> = tables

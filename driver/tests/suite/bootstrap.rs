@@ -89,7 +89,9 @@ pub async fn exact_handoff_under_writes<R: Runtime + Default>() {
                         // Writers finish their current transaction before the marker.
                         R::default().sleep(Duration::from_millis(300)).await;
                         cluster
-                            .psql(&db, "SELECT pg_logical_emit_message(true, 'test', 'done')")
+                            // A marker row (not a logical message: those arrive from
+                            // PostgreSQL 14 only).
+                            .psql(&db, "INSERT INTO acct VALUES (-1, 0)")
                             .unwrap();
                     }));
                     continue;
@@ -164,6 +166,7 @@ fn apply(
             SourceChange::Insert { .. } => {
                 let id = super::int_prop(c, "id").unwrap();
                 let v = super::int_prop(c, "v").unwrap();
+                *done |= id == -1;
                 let prev = table.insert(id, v);
                 assert!(
                     prev.is_none(),
@@ -192,7 +195,6 @@ fn apply(
                 assert!(table.remove(&id).is_some(), "delete of a missing id {id}");
                 *streamed += 1;
             }
-            SourceChange::Message { message, .. } if message.prefix == "test" => *done = true,
             other => panic!("unexpected change {other:?}"),
         }
     }
@@ -484,11 +486,14 @@ pub async fn tables_narrower_than_the_publication<R: Runtime + Default>() {
     ctx.sql("UPDATE b SET id = id + 10; DELETE FROM other.a");
     ctx.sql("TRUNCATE a, b");
     ctx.sql("INSERT INTO b VALUES (9); INSERT INTO a VALUES (9)");
-    let got = collect::<R>(&mut sub, 3, Duration::from_secs(30)).await;
-    assert_eq!(
-        render(&got),
-        ["insert a:2 {id=2}", "truncate [\"a\"]", "insert a:9 {id=9}"]
-    );
+    // TRUNCATE is replicated from PostgreSQL 11.
+    let want: &[&str] = if ctx.major() >= 11 {
+        &["insert a:2 {id=2}", "truncate [\"a\"]", "insert a:9 {id=9}"]
+    } else {
+        &["insert a:2 {id=2}", "insert a:9 {id=9}"]
+    };
+    let got = collect::<R>(&mut sub, want.len(), Duration::from_secs(30)).await;
+    assert_eq!(render(&got), want);
     super::assert_quiet::<R>(&mut sub, Duration::from_millis(500)).await;
     source.stop().await.unwrap();
 }

@@ -270,6 +270,17 @@ pub async fn scram_plus_with_channel_binding_required_over_tls<R: Runtime + Defa
     let p = params(SCRAM_USER)
         .ssl_mode(SslMode::VerifyFull)
         .channel_binding(ChannelBinding::Require);
+    if c.major_version() < 11 {
+        // Channel binding (SCRAM-SHA-256-PLUS) exists from PostgreSQL 11.
+        let Err(e) = connect::<R>(opts(c, "localhost", p)).await else {
+            panic!("channel binding required on PostgreSQL 10");
+        };
+        assert!(e.to_string().contains("channel binding"), "{e}");
+        let p = params(SCRAM_USER).ssl_mode(SslMode::Require);
+        let conn = connect::<R>(opts(c, "127.0.0.1", p)).await.unwrap();
+        assert_eq!(conn.authentication_method(), Some("SCRAM-SHA-256"));
+        return;
+    }
     let mut conn = connect::<R>(opts(c, "localhost", p)).await.unwrap();
     assert!(conn.is_tls());
     assert_eq!(conn.authentication_method(), Some("SCRAM-SHA-256-PLUS"));

@@ -257,6 +257,36 @@ impl Ctx {
     }
 
     /// Runs SQL as the superuser in the test's database.
+    /// The server's major version (10 … 18): tests of a feature a version lacks check the
+    /// error or warning it gives instead.
+    pub fn major(&self) -> u32 {
+        self.cluster.major_version()
+    }
+
+    /// Starts `source`, which needs PostgreSQL `min_major` for `option`: on an older server the
+    /// start must fail saying so (the test then ends: `false`).
+    pub async fn start_needing<R: Runtime + Default>(
+        &self,
+        source: &pgcdc_driver::Source<R>,
+        min_major: u32,
+        option: &str,
+    ) -> bool {
+        if self.major() >= min_major {
+            source.start().await.unwrap();
+            return true;
+        }
+        let e = source
+            .start()
+            .await
+            .expect_err("an option this server lacks");
+        let text = e.to_string();
+        assert!(
+            text.contains(option) && text.contains(&format!("PostgreSQL {min_major} or later")),
+            "{text}"
+        );
+        false
+    }
+
     pub fn sql(&self, sql: &str) -> String {
         self.cluster
             .psql(&self.db, sql)
