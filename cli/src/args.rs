@@ -47,6 +47,8 @@ Options:
   --start-timeout SECONDS keep retrying transient failures (server down, slot in use by
                           another consumer) until the slot is reached, at most SECONDS
                           (default 60; 0: forever); later disconnections are always retried
+  --slot-in-use MODE      while another consumer holds the slot: wait (stand by and take it
+                          over once it is free; default) or fail at once
   --max-changes N         end after N changes (a transaction cut short is not acknowledged)
   --streaming on|parallel receive large transactions while they run (PostgreSQL 14+; 16+ for
                           parallel); they are held until they commit
@@ -127,6 +129,7 @@ pub struct StreamArgs {
     pub until_lsn: Option<Lsn>,
     pub idle_exit: Option<Duration>,
     pub start_timeout: Option<Duration>,
+    pub slot_in_use: Option<pgcdc_tokio::SlotInUse>,
     pub max_changes: Option<u64>,
     pub format: Option<Format>,
     /// `--streaming`: `on` or `parallel` (`None`: off).
@@ -349,6 +352,13 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
                         ))
                     })?;
                 a.start_timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "--slot-in-use" => {
+                let v = f.value(&mut flag, "wait or fail")?;
+                a.slot_in_use = Some(
+                    v.parse()
+                        .map_err(|e: String| f.err(format!("--slot-in-use: {e}")))?,
+                );
             }
             "--max-changes" => {
                 let v = f.value(&mut flag, "a number of changes")?;

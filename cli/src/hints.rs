@@ -2,8 +2,10 @@
 //! the command line the same advice names the flag or the URL parameter instead.
 
 /// Library phrases and what the CLI says instead, applied in order.
-const PHRASES: [(&str, &str); 12] = [
+const PHRASES: [(&str, &str); 14] = [
     ("enable create_slot", "pass --create-slot"),
+    ("and slot_in_use = fail", "and --slot-in-use fail"),
+    ("set slot_in_use = wait", "pass --slot-in-use wait"),
     ("enable create_publication", "pass --create-publication"),
     (
         "set create_slot to true, or temporary_slot to false",

@@ -491,6 +491,14 @@ async fn truncate_as_deletes() {
     db.sql("INSERT INTO users (id, name) VALUES (3, 'c')");
     diffs.take("q", 1).await;
     db.sql("TRUNCATE users");
+    if db.cluster.major_version() < 11 {
+        // TRUNCATE is replicated from PostgreSQL 11 (the source warns at start): nothing
+        // arrives, the rows stay in the result set.
+        diffs.none_for("q", Duration::from_secs(1)).await;
+        assert_eq!(core.get_query_results("q").await.unwrap().len(), 3);
+        core.stop().await.unwrap();
+        return;
+    }
     let mut got = diffs.take("q", 3).await;
     got.sort();
     assert_eq!(

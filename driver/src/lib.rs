@@ -19,7 +19,8 @@ pub mod api {
     };
     pub use pgcdc_core::auth::RequireAuth;
     pub use pgcdc_core::source_config::{
-        AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, StreamingMode, TableKeyConfig,
+        AckMode, BootstrapMode, DispatchMode, PostgresSourceConfig, SlotInUse, StreamingMode,
+        TableKeyConfig,
     };
     pub use pgcdc_core::{ChannelBinding, Lsn, SslMode};
 }

@@ -145,6 +145,13 @@ impl Cluster {
         Self::builder().start()
     }
 
+    /// The major version of the server binaries a default cluster would run (`PGCDC_PG_BIN`,
+    /// else the highest `/usr/lib/postgresql/*/bin`, else `PATH`), without starting one: for
+    /// settings that exist only from some version on.
+    pub fn default_major_version() -> Result<u32, TestkitError> {
+        PgBins::locate()?.major_version()
+    }
+
     /// A builder for a cluster with non-default options.
     pub fn builder() -> ClusterBuilder {
         ClusterBuilder::default()

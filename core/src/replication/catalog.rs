@@ -253,11 +253,17 @@ pub fn user_types_query(server_version_num: u32) -> &'static str {
     }
 }
 
-/// The slot, if it exists.
-pub(crate) fn slot_query(slot: &str) -> Result<String, SessionError> {
+/// The slot, if it exists; with `wal_status` from PostgreSQL 13 and `invalidation_reason`
+/// from 17.
+pub(crate) fn slot_query(slot: &str, server_version: u32) -> Result<String, SessionError> {
+    let extra = match server_version {
+        v if v >= 170_000 => ", wal_status, invalidation_reason",
+        v if v >= 130_000 => ", wal_status",
+        _ => "",
+    };
     Ok(format!(
-        "SELECT slot_name, plugin, slot_type, database, active, active_pid, confirmed_flush_lsn \
-         FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
+        "SELECT slot_name, plugin, slot_type, database, active, active_pid, confirmed_flush_lsn\
+         {extra} FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
         quote_literal(slot)?
     ))
 }
@@ -555,6 +561,21 @@ pub(crate) struct SlotInfo {
     pub(crate) active: bool,
     pub(crate) active_pid: Option<i32>,
     pub(crate) confirmed_flush: Option<Lsn>,
+    /// `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+).
+    pub(crate) wal_status: Option<String>,
+    /// Why the server invalidated the slot (PostgreSQL 17+).
+    pub(crate) invalidation_reason: Option<String>,
+}
+
+impl SlotInfo {
+    /// Why the slot can no longer stream, if the server invalidated it.
+    pub(crate) fn invalidated(&self) -> Option<String> {
+        match (&self.invalidation_reason, self.wal_status.as_deref()) {
+            (Some(reason), _) => Some(reason.clone()),
+            (None, Some("lost")) => Some("wal_status lost".to_owned()),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn parse_slot(r: &QueryResult) -> Result<Option<SlotInfo>, SessionError> {
@@ -586,6 +607,9 @@ pub(crate) fn parse_slot(r: &QueryResult) -> Result<Option<SlotInfo>, SessionErr
         active: text("active")?.as_deref() == Some("t"),
         active_pid,
         confirmed_flush,
+        // Absent before PostgreSQL 13 (17): not asked for.
+        wal_status: text("wal_status").ok().flatten(),
+        invalidation_reason: text("invalidation_reason").ok().flatten(),
     }))
 }
 

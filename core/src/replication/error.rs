@@ -92,6 +92,27 @@ pub enum SessionError {
         /// The end LSN of the last transaction delivered from it.
         delivered: Lsn,
     },
+    /// The server invalidated the slot (PostgreSQL 13+: `wal_status = lost`, e.g. past
+    /// `max_slot_wal_keep_size`; 17+: `invalidation_reason`): the WAL after its position is
+    /// gone, so it can never stream again.
+    #[error(
+        "replication slot {} was invalidated by the server ({reason}): the WAL it still needed \
+         was removed (for example because it fell more than max_slot_wal_keep_size behind), so \
+         the changes after its confirmed position {} cannot be streamed any more and are lost \
+         to it. To recover: drop the slot (SELECT pg_drop_replication_slot('{slot}');), create \
+         it again and bootstrap again (a fresh snapshot); to prevent it, raise \
+         max_slot_wal_keep_size or keep the consumer from falling that far behind",
+        quote_ident_lossy(slot),
+        confirmed.map_or_else(|| "(unknown)".to_owned(), |l| l.to_string())
+    )]
+    SlotInvalidated {
+        /// The slot name.
+        slot: String,
+        /// The server's reason (`wal_status lost`, `wal_removed`, `rows_removed`, …).
+        reason: String,
+        /// The slot's confirmed position, after which changes are lost.
+        confirmed: Option<Lsn>,
+    },
     /// The slot uses another output plugin.
     #[error(
         "replication slot {} uses output plugin {plugin:?}, but pgcdc needs pgoutput: \
@@ -145,6 +166,36 @@ pub enum SessionError {
         slot: String,
         /// The PID holding it, when known.
         pid: Option<i32>,
+    },
+    /// Another consumer holds the slot and `slot_in_use = fail`.
+    #[error(
+        "replication slot {} is in use by {}, and slot_in_use = fail: stop the other consumer, \
+         use another slot, or set slot_in_use = wait to stand by until the slot is free",
+        quote_ident_lossy(slot),
+        pid.map_or_else(|| "another process".to_owned(), |p| format!("the process with PID {p}"))
+    )]
+    SlotBusy {
+        /// The slot name.
+        slot: String,
+        /// The PID holding it, when known.
+        pid: Option<i32>,
+    },
+    /// This source streamed from the slot, and another consumer took it over (it holds the
+    /// slot, or moved its position past what this source acknowledged). Taking it back would
+    /// deliver transactions the other one delivers too: the source ends instead.
+    #[error(
+        "replication slot {} was taken over by another consumer ({}) after this source \
+         streamed from it: this source stops rather than deliver the same transactions \
+         in turns with it. Run one consumer per slot (a second one stands by with \
+         slot_in_use = wait and takes over only a free slot)",
+        quote_ident_lossy(slot),
+        detail
+    )]
+    SlotTakenOver {
+        /// The slot name.
+        slot: String,
+        /// What showed it (the holder's PID, or the slot's position against ours).
+        detail: String,
     },
     /// The server is a different cluster than on the first connection.
     #[error(
@@ -230,8 +281,12 @@ impl SessionError {
             | SessionError::SlotMissing { .. }
             | SessionError::SlotLost { .. } => Some(SqlState::UNDEFINED_OBJECT),
             SessionError::TableMissing { .. } => SqlState::from_code("42P01"),
-            SessionError::SlotActive { .. } => Some(SqlState::OBJECT_IN_USE),
-            SessionError::SlotWrongDatabase { .. } | SessionError::SlotWrongType { .. } => {
+            SessionError::SlotActive { .. }
+            | SessionError::SlotBusy { .. }
+            | SessionError::SlotTakenOver { .. } => Some(SqlState::OBJECT_IN_USE),
+            SessionError::SlotWrongDatabase { .. }
+            | SessionError::SlotWrongType { .. }
+            | SessionError::SlotInvalidated { .. } => {
                 Some(SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
             }
             SessionError::UnsupportedOption { .. } => SqlState::from_code("0A000"),

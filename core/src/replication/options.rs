@@ -41,6 +41,10 @@ pub struct ReplicationOptions {
     /// Create the publication when it is missing: `FOR TABLE` the configured tables, or
     /// `FOR ALL TABLES` (superuser only) when none are configured. Default false.
     pub create_publication: bool,
+    /// Before the first streaming: stand by while another consumer holds the slot
+    /// ([`SlotActive`](SessionError::SlotActive), retryable), or fail
+    /// ([`SlotBusy`](SessionError::SlotBusy)).
+    pub slot_in_use: crate::source_config::SlotInUse,
     /// The first attempt's start position, normally the end LSN of the last transaction the
     /// application processed before it restarted: transactions ending at or before it are
     /// dropped. `None`: the slot's confirmed position (`0/0` is sent).
@@ -102,6 +106,7 @@ impl Default for ReplicationOptions {
             create_slot: true,
             temporary_slot: false,
             create_publication: false,
+            slot_in_use: crate::source_config::SlotInUse::Wait,
             start_lsn: None,
             proto_version: None,
             binary: false,

@@ -100,6 +100,8 @@ pub(super) struct Attempt {
     /// Why this attempt starts over from the slot's position (timeline change, server
     /// behind the resume point).
     pub(super) reset_reason: Option<String>,
+    /// This connection's backend (walsender) PID.
+    pub(super) backend_pid: Option<i32>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -163,6 +165,12 @@ pub struct ReplicationSession {
     /// Streaming from the (permanent) slot has begun once: from then on a missing slot is
     /// [`SessionError::SlotLost`], never silently recreated.
     pub(super) streamed_from_slot: bool,
+    /// The walsender PID of the last connection that streamed from the slot (it may hold the
+    /// slot for a moment after that connection broke).
+    pub(super) streaming_pid: Option<i32>,
+    /// The slot's confirmed position when streaming from it last began: with the flushes
+    /// sent since, the most the slot can have been moved to by this source.
+    pub(super) slot_floor: Lsn,
     /// Emitted, not yet handed over, in order.
     pub(super) handoff: VecDeque<Handoff>,
     /// The end of the last transaction emitted or completed silently on this connection.
@@ -218,6 +226,8 @@ impl ReplicationSession {
             prepare_floor: None,
             counters: Counters::default(),
             streamed_from_slot: false,
+            streaming_pid: None,
+            slot_floor: Lsn::ZERO,
             handoff: VecDeque::new(),
             emitted_end: Lsn::ZERO,
             failed: None,
@@ -354,6 +364,7 @@ impl ReplicationSession {
             tables,
             dbname: conn.params().database.clone(),
             export: self.options.export_snapshot && !self.snapshot_done,
+            backend_pid: conn.backend_pid(),
             ..Attempt::default()
         };
         self.stop_deadline = None;

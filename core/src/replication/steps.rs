@@ -140,6 +140,10 @@ impl ReplicationSession {
         self.next_status_at = now.checked_add(self.status_interval);
         if !self.options.temporary_slot {
             self.streamed_from_slot = true;
+            self.streaming_pid = self.attempt.backend_pid;
+            self.slot_floor = self
+                .slot_floor
+                .max(self.attempt.slot_confirmed.unwrap_or(crate::Lsn::ZERO));
         }
         self.events.push_back(SessionEvent::StreamingStarted {
             requested_lsn: self.attempt.requested,
@@ -329,7 +333,7 @@ impl ReplicationSession {
     }
 
     fn lookup_slot(&mut self, now: Instant) -> Result<(), SessionError> {
-        let sql = catalog::slot_query(&self.options.slot_name)?;
+        let sql = catalog::slot_query(&self.options.slot_name, self.server_version.unwrap_or(0))?;
         self.send(Step::SlotLookup, &sql, now)
     }
 
@@ -366,6 +370,42 @@ impl ReplicationSession {
             return Err(SessionError::SlotWrongPlugin {
                 slot,
                 plugin: info.plugin.unwrap_or_default(),
+            });
+        }
+        if let Some(reason) = info.invalidated() {
+            return Err(SessionError::SlotInvalidated {
+                slot,
+                reason,
+                confirmed: info.confirmed_flush,
+            });
+        }
+        if self.streamed_from_slot {
+            // Ours until someone else takes it: then it is never taken back.
+            if info.active && info.active_pid.is_some() && info.active_pid != self.streaming_pid {
+                return Err(SessionError::SlotTakenOver {
+                    slot,
+                    detail: format!(
+                        "the process with PID {} holds it",
+                        info.active_pid.unwrap_or_default()
+                    ),
+                });
+            }
+            let ours = self.feedback.flush_sent().max(self.slot_floor);
+            if let Some(theirs) = info.confirmed_flush
+                && theirs > ours
+                && self.attempt.reset_reason.is_none()
+            {
+                return Err(SessionError::SlotTakenOver {
+                    slot,
+                    detail: format!(
+                        "its confirmed position {theirs} is past the {ours} this source sent"
+                    ),
+                });
+            }
+        } else if info.active && self.options.slot_in_use == crate::source_config::SlotInUse::Fail {
+            return Err(SessionError::SlotBusy {
+                slot,
+                pid: info.active_pid,
             });
         }
         if info.active {

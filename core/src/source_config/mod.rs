@@ -187,6 +187,10 @@ pub struct PostgresSourceConfig {
     /// Create the publication when it does not exist (`FOR TABLE` the `tables`, or
     /// `FOR ALL TABLES` when `tables` is empty, which needs superuser). Default `false`.
     pub create_publication: bool,
+    /// What a source that has not streamed yet does when another consumer holds the slot:
+    /// `wait` (stand by, state `Standby`, until the slot is free or `start_timeout_ms`) or
+    /// `fail` at once. Default `wait`.
+    pub slot_in_use: SlotInUse,
     /// Where to start streaming, in `"X/X"` form. PostgreSQL starts at the later of this and the
     /// slot's confirmed position, so it only matters for an existing slot whose position is
     /// older than this one; `0/0` means the slot's position. Default none (the slot's confirmed
@@ -277,6 +281,7 @@ impl Default for PostgresSourceConfig {
             create_slot: true,
             temporary_slot: false,
             create_publication: false,
+            slot_in_use: SlotInUse::Wait,
             start_lsn: None,
             proto_version: None,
             binary: false,
@@ -386,6 +391,7 @@ impl PostgresSourceConfig {
             create_slot: self.create_slot,
             temporary_slot: self.temporary_slot,
             create_publication: self.create_publication,
+            slot_in_use: self.slot_in_use,
             start_lsn: self.start_lsn,
             proto_version: self.proto_version,
             binary: self.binary,
@@ -494,6 +500,36 @@ pub enum DispatchMode {
     Channel,
     /// One bounded shared queue fanned out to every subscriber.
     Broadcast,
+}
+
+/// What a source that has not streamed from its slot yet does when another consumer holds it.
+/// Serde: `"wait"`, `"fail"`.
+///
+/// Either way a source never takes a slot back from a consumer that took it over: a source
+/// that streamed and finds the slot held by another process, or moved past what it
+/// acknowledged, ends with [`SlotTakenOver`](crate::replication::SessionError::SlotTakenOver),
+/// so two consumers never deliver from one slot in turns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotInUse {
+    /// Stand by (state `Standby`) and take the slot when it is free, retrying until
+    /// `start_timeout_ms` (0: forever).
+    #[default]
+    Wait,
+    /// Fail the start at once.
+    Fail,
+}
+
+impl std::str::FromStr for SlotInUse {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "wait" => Ok(SlotInUse::Wait),
+            "fail" => Ok(SlotInUse::Fail),
+            other => Err(format!("slot_in_use must be wait or fail, not {other:?}")),
+        }
+    }
 }
 
 /// When a delivered change counts as acknowledged, which bounds the flush LSN reported to

@@ -18,6 +18,8 @@ pub struct Slot {
     pub active_pid: Option<i32>,
     /// `confirmed_flush_lsn`: where streaming resumes, and what the server may free before.
     pub confirmed: Lsn,
+    /// `wal_status` (PostgreSQL 13+): `reserved`, or `lost` once the server invalidated it.
+    pub wal_status: String,
 }
 
 impl Slot {
@@ -29,6 +31,7 @@ impl Slot {
             database: "app".into(),
             active_pid: None,
             confirmed: Lsn(confirmed),
+            wal_status: "reserved".into(),
         }
     }
 }
@@ -260,7 +263,14 @@ impl FakeServer {
                 "active",
                 "active_pid",
                 "confirmed_flush_lsn",
+                "wal_status",
             ];
+            let with_status = sql.contains("wal_status");
+            let cols: Vec<&str> = cols
+                .iter()
+                .copied()
+                .filter(|c| with_status || *c != "wal_status")
+                .collect();
             let r: Vec<Vec<Option<String>>> = self
                 .slot
                 .iter()
@@ -273,7 +283,11 @@ impl FakeServer {
                         Some(if s.active_pid.is_some() { "t" } else { "f" }.to_owned()),
                         s.active_pid.map(|p| p.to_string()),
                         Some(s.confirmed.to_string()),
+                        Some(s.wal_status.clone()),
                     ]
+                    .into_iter()
+                    .take(cols.len())
+                    .collect()
                 })
                 .collect();
             let r: Vec<Vec<Option<&str>>> = r

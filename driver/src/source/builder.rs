@@ -229,6 +229,13 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
+    /// What to do while another consumer holds the slot before this source streamed from it
+    /// (`SlotInUse::Wait`: stand by; `Fail`: fail the start).
+    pub fn with_slot_in_use(mut self, mode: pgcdc_core::source_config::SlotInUse) -> Self {
+        self.config.slot_in_use = mode;
+        self
+    }
+
     /// Resume from this LSN on the first start instead of the slot's confirmed position.
     pub fn with_start_lsn(mut self, lsn: Lsn) -> Self {
         self.config.start_lsn = Some(lsn);

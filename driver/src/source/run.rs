@@ -299,11 +299,32 @@ impl<R: Runtime> Driver<R> {
                     self.fail(StartError::new(message, err.into_cause(), true));
                     return false;
                 }
-                tracing::warn!(error = %message, attempt, delay_ms = delay.as_millis() as u64, "replication connection failed; reconnecting");
+                let standby = match &err {
+                    AttemptError::Session(SessionError::SlotActive { pid, .. })
+                        if !self.capture_fixed =>
+                    {
+                        Some(*pid)
+                    }
+                    _ => None,
+                };
+                match standby {
+                    Some(pid) => {
+                        tracing::info!(holder_pid = ?pid, attempt, delay_ms = delay.as_millis() as u64, "standing by: another consumer holds the slot; taking it over once it is free")
+                    }
+                    None => {
+                        tracing::warn!(error = %message, attempt, delay_ms = delay.as_millis() as u64, "replication connection failed; reconnecting")
+                    }
+                }
                 self.shared.update(|s| {
-                    s.state = SourceState::Reconnecting {
-                        attempt,
-                        delay_ms: delay.as_millis() as u64,
+                    s.state = match standby {
+                        Some(holder_pid) => SourceState::Standby {
+                            attempt,
+                            holder_pid,
+                        },
+                        None => SourceState::Reconnecting {
+                            attempt,
+                            delay_ms: delay.as_millis() as u64,
+                        },
                     };
                     s.reconnects += 1;
                     s.last_error = Some(message.clone());

@@ -23,6 +23,14 @@ pub enum SourceState {
         /// Milliseconds until the next attempt (as of the failure).
         delay_ms: u64,
     },
+    /// Another consumer holds the slot and this source has not streamed from it yet
+    /// (`slot_in_use = wait`): it takes the slot over once it is free.
+    Standby {
+        /// Attempts so far.
+        attempt: u32,
+        /// The PID of the walsender holding the slot, when known.
+        holder_pid: Option<i32>,
+    },
     /// Stopping: final status update and clean close in progress.
     Stopping,
     /// Ended by a fatal error (or after too many failed attempts); the message says what to do.

@@ -827,3 +827,84 @@ pub async fn prepared_transaction_spills<R: Runtime + Default>() {
     );
     source.stop().await.unwrap();
 }
+
+/// Two sources on one slot never deliver in turns: a second one stands by while the first
+/// streams (state `Standby`), a third with `slot_in_use = fail` fails at once, and when the
+/// standby takes the slot during the first one's reconnect, the first one ends with
+/// `SlotTakenOver` instead of taking it back.
+pub async fn two_sources_on_one_slot<R: Runtime + Default>() {
+    use pgcdc_core::source_config::SlotInUse;
+    use pgcdc_driver::SourceState;
+    let ctx = Ctx::new("oneslot");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let first = ctx
+        .builder::<R>()
+        .with_reconnect_delay(Duration::from_secs(3), Duration::from_secs(3))
+        .with_status_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut first_sub = first.subscribe();
+    first.start().await.unwrap();
+    ctx.sql("INSERT INTO t VALUES (1)");
+    assert_eq!(
+        render(&collect::<R>(&mut first_sub, 1, T).await),
+        ["insert t:1 {id=1}"]
+    );
+
+    let failing = ctx
+        .builder::<R>()
+        .with_slot_in_use(SlotInUse::Fail)
+        .build()
+        .unwrap();
+    let e = failing.start().await.expect_err("the slot is in use");
+    assert!(e.to_string().contains("slot_in_use = fail"), "{e}");
+
+    let standby = ctx
+        .builder::<R>()
+        .with_reconnect_delay(Duration::from_millis(100), Duration::from_millis(100))
+        .with_start_timeout(Duration::ZERO)
+        .build()
+        .unwrap();
+    let mut standby_sub = standby.subscribe();
+    let mut starting = Box::pin({
+        let standby = standby.clone();
+        async move { standby.start().await }
+    });
+    let standing_by = async {
+        eventually::<R>(T, "the second source to stand by", || {
+            matches!(standby.status().state, SourceState::Standby { .. })
+        })
+        .await;
+        // A blip of the first source: the standby takes the slot while it waits to reconnect.
+        ctx.sql(&format!(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{}'",
+            ctx.slot
+        ));
+    };
+    match futures_util::future::select(starting.as_mut(), Box::pin(standing_by)).await {
+        futures_util::future::Either::Left((r, _)) => panic!("started on a busy slot: {r:?}"),
+        futures_util::future::Either::Right(((), _)) => {}
+    }
+    starting.await.unwrap();
+    ctx.sql("INSERT INTO t VALUES (2)");
+    let got = render(&collect::<R>(&mut standby_sub, 1, T).await);
+    let got = if got == ["insert t:1 {id=1}"] {
+        // Re-delivered at the handover when the first one's ack had not reached the slot.
+        render(&collect::<R>(&mut standby_sub, 1, T).await)
+    } else {
+        got
+    };
+    assert_eq!(got, ["insert t:2 {id=2}"]);
+    eventually::<R>(T, "the first source to give the slot up", || {
+        matches!(first.status().state, SourceState::Failed(_))
+    })
+    .await;
+    let SourceState::Failed(message) = first.status().state else {
+        unreachable!()
+    };
+    assert!(message.contains("taken over"), "{message}");
+    // The first source delivered nothing after the handover, and its subscription ended.
+    assert!(first_sub.recv().await.is_none());
+    standby.stop().await.unwrap();
+}

@@ -122,6 +122,61 @@ pub async fn wal_level_replica<R: Runtime + Default>() {
     expect_fatal(source, &["wal_level", "logical"]).await;
 }
 
+/// A slot the server invalidated (PostgreSQL 13+: it fell more than
+/// `max_slot_wal_keep_size` behind while its consumer was stopped) ends the start with a
+/// fatal error saying what was lost and how to recover, instead of retrying forever.
+pub async fn slot_invalidated_is_fatal<R: Runtime + Default>() {
+    if Cluster::default_major_version().unwrap() < 13 {
+        // No max_slot_wal_keep_size before 13: a slot there keeps its WAL forever.
+        return;
+    }
+    let cluster: &'static Cluster = Box::leak(Box::new(
+        Cluster::builder()
+            .setting("max_slot_wal_keep_size", "1MB")
+            .start()
+            .unwrap(),
+    ));
+    let ctx = Ctx::on(cluster, "slotlost");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    ctx.publish(&["t"]);
+    let source = ctx.builder::<R>().build().unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO t VALUES (1, 'x')");
+    assert_eq!(
+        super::collect::<R>(&mut sub, 1, Duration::from_secs(30))
+            .await
+            .len(),
+        1
+    );
+    source.stop().await.unwrap();
+    // The consumer is away; the server writes far more than 1 MB of WAL and checkpoints.
+    let status = |ctx: &Ctx| {
+        ctx.sql(&format!(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
+            ctx.slot
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(&ctx) != "lost" {
+        assert!(
+            Instant::now() < deadline,
+            "the slot was never invalidated: {}",
+            status(&ctx)
+        );
+        ctx.sql("INSERT INTO t SELECT g, repeat('y', 500) FROM generate_series(2, 5001) g ON CONFLICT (id) DO UPDATE SET pad = excluded.pad || 'z'");
+        ctx.sql("SELECT pg_switch_wal()");
+        ctx.sql("CHECKPOINT");
+    }
+    let source = ctx.builder::<R>().build().unwrap();
+    let msg = expect_fatal(
+        source,
+        &["invalidated", "bootstrap again", "pg_drop_replication_slot"],
+    )
+    .await;
+    assert!(msg.contains(&ctx.slot), "{msg}");
+}
+
 /// `build()` names the invalid field.
 pub async fn invalid_config<R: Runtime + Default>() {
     let ctx = Ctx::new("badcfg");

@@ -89,6 +89,7 @@ macro_rules! shared_cluster_list {
             basic::unix_socket_host,
             basic::streamed_transaction_spills,
             basic::prepared_transaction_spills,
+            basic::two_sources_on_one_slot,
             failures::wrong_password,
             failures::cleartext_needs_tls_or_require_auth,
             failures::missing_publication,
@@ -146,6 +147,7 @@ macro_rules! isolated_list {
         $macro!(
             $($args)*;
             failures::wal_level_replica,
+            failures::slot_invalidated_is_fatal,
             basic::million_row_transaction,
         );
     };

@@ -44,8 +44,8 @@ fn happy_path_sends_exactly_these_commands() {
             "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = 'drasi_publication'",
             PK_QUERY,
             crate::replication::user_types_query(150018),
-            "SELECT slot_name, plugin, slot_type, database, active, active_pid, confirmed_flush_lsn \
-             FROM pg_catalog.pg_replication_slots WHERE slot_name = 'drasi_slot'",
+            "SELECT slot_name, plugin, slot_type, database, active, active_pid, confirmed_flush_lsn, \
+             wal_status FROM pg_catalog.pg_replication_slots WHERE slot_name = 'drasi_slot'",
             "CREATE_REPLICATION_SLOT \"drasi_slot\" LOGICAL pgoutput (SNAPSHOT 'nothing')",
             "START_REPLICATION SLOT \"drasi_slot\" LOGICAL 0/0 (proto_version '3', \
              publication_names '\"drasi_publication\"', messages 'true')",
@@ -375,6 +375,32 @@ fn table_that_does_not_exist() {
     }
     assert!(e.to_string().contains("do not exist"), "{e}");
     assert!(!e.is_retryable());
+}
+
+#[test]
+fn an_invalidated_slot_is_fatal_and_says_how_to_recover() {
+    let mut server = FakeServer::new("15.18");
+    server.slot = Some(Slot {
+        wal_status: "lost".into(),
+        ..Slot::pgoutput(0x1234)
+    });
+    let e = fails_with(opts(), server);
+    assert!(matches!(e, SessionError::SlotInvalidated { .. }), "{e}");
+    assert!(!e.is_retryable());
+    let text = e.to_string();
+    for needle in [
+        "invalidated",
+        "0/1234",
+        "lost",
+        "bootstrap again",
+        "max_slot_wal_keep_size",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    assert_eq!(
+        e.sqlstate().map(|s| s.code().to_owned()),
+        Some("55000".to_owned())
+    );
 }
 
 #[test]
