@@ -390,7 +390,11 @@ impl ReplicationSession {
                     ),
                 });
             }
-            let ours = self.feedback.flush_sent().max(self.slot_floor);
+            let ours = self
+                .feedback
+                .flush_sent()
+                .max(self.feedback.acked())
+                .max(self.slot_floor);
             if let Some(theirs) = info.confirmed_flush
                 && theirs > ours
                 && self.attempt.reset_reason.is_none()

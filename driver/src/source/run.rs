@@ -309,7 +309,7 @@ impl<R: Runtime> Driver<R> {
                 };
                 match standby {
                     Some(pid) => {
-                        tracing::info!(holder_pid = ?pid, attempt, delay_ms = delay.as_millis() as u64, "standing by: another consumer holds the slot; taking it over once it is free")
+                        tracing::info!(error = %message, holder_pid = ?pid, attempt, delay_ms = delay.as_millis() as u64, "standing by: another consumer holds the slot; taking it over once it is free")
                     }
                     None => {
                         tracing::warn!(error = %message, attempt, delay_ms = delay.as_millis() as u64, "replication connection failed; reconnecting")
