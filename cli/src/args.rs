@@ -47,6 +47,7 @@ Options:
   --start-timeout SECONDS keep retrying transient failures (server down, slot in use by
                           another consumer) until the slot is reached, at most SECONDS
                           (default 60; 0: forever); later disconnections are always retried
+  --failover              create the slot as a failover slot (PostgreSQL 17+)
   --slot-in-use MODE      while another consumer holds the slot: wait (stand by and take it
                           over once it is free; default) or fail at once
   --max-changes N         end after N changes (a transaction cut short is not acknowledged)
@@ -130,6 +131,7 @@ pub struct StreamArgs {
     pub idle_exit: Option<Duration>,
     pub start_timeout: Option<Duration>,
     pub slot_in_use: Option<pgcdc_tokio::SlotInUse>,
+    pub failover: bool,
     pub max_changes: Option<u64>,
     pub format: Option<Format>,
     /// `--streaming`: `on` or `parallel` (`None`: off).
@@ -353,6 +355,7 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
                     })?;
                 a.start_timeout = Some(Duration::from_secs_f64(secs));
             }
+            "--failover" => a.failover = f.switch(&flag)?,
             "--slot-in-use" => {
                 let v = f.value(&mut flag, "wait or fail")?;
                 a.slot_in_use = Some(

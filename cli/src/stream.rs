@@ -127,6 +127,9 @@ pub async fn run(a: StreamArgs) -> Result<(), CliError> {
     cfg.start_lsn = a.from_lsn;
     cfg.ack_mode = AckMode::Manual;
     cfg.auto_start = false;
+    if a.failover {
+        cfg.failover = true;
+    }
     if let Some(m) = a.slot_in_use {
         cfg.slot_in_use = m;
     }

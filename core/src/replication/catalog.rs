@@ -275,6 +275,7 @@ pub(crate) fn create_slot_command(
     temporary: bool,
     export_snapshot: bool,
     two_phase: bool,
+    failover: bool,
     server_version: u32,
 ) -> Result<String, SessionError> {
     let mut s = format!("CREATE_REPLICATION_SLOT {}", quote_ident(slot)?);
@@ -290,6 +291,10 @@ pub(crate) fn create_slot_command(
         });
         if two_phase {
             s.push_str(", TWO_PHASE true");
+        }
+        // Refused before 17 (options check).
+        if failover {
+            s.push_str(", FAILOVER true");
         }
         s.push(')');
     } else {
@@ -686,19 +691,19 @@ mod tests {
     #[test]
     fn slot_commands_by_version() {
         assert_eq!(
-            create_slot_command("s", false, false, false, 160000).unwrap(),
+            create_slot_command("s", false, false, false, false, 160000).unwrap(),
             "CREATE_REPLICATION_SLOT \"s\" LOGICAL pgoutput (SNAPSHOT 'nothing')"
         );
         assert_eq!(
-            create_slot_command("s", true, true, true, 150000).unwrap(),
+            create_slot_command("s", true, true, true, false, 150000).unwrap(),
             "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export', TWO_PHASE true)"
         );
         assert_eq!(
-            create_slot_command("s", false, false, false, 140010).unwrap(),
+            create_slot_command("s", false, false, false, false, 140010).unwrap(),
             "CREATE_REPLICATION_SLOT \"s\" LOGICAL pgoutput NOEXPORT_SNAPSHOT"
         );
         assert_eq!(
-            create_slot_command("s", true, true, false, 130000).unwrap(),
+            create_slot_command("s", true, true, false, false, 130000).unwrap(),
             "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT"
         );
     }

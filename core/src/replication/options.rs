@@ -45,6 +45,8 @@ pub struct ReplicationOptions {
     /// ([`SlotActive`](SessionError::SlotActive), retryable), or fail
     /// ([`SlotBusy`](SessionError::SlotBusy)).
     pub slot_in_use: crate::source_config::SlotInUse,
+    /// Create the slot with `FAILOVER true` (PostgreSQL 17+).
+    pub failover: bool,
     /// The first attempt's start position, normally the end LSN of the last transaction the
     /// application processed before it restarted: transactions ending at or before it are
     /// dropped. `None`: the slot's confirmed position (`0/0` is sent).
@@ -107,6 +109,7 @@ impl Default for ReplicationOptions {
             temporary_slot: false,
             create_publication: false,
             slot_in_use: crate::source_config::SlotInUse::Wait,
+            failover: false,
             start_lsn: None,
             proto_version: None,
             binary: false,
@@ -239,6 +242,9 @@ impl ReplicationOptions {
         }
         if self.binary && server_version < PG14 {
             return unsupported("binary".into(), "PostgreSQL 14 or later");
+        }
+        if self.failover && server_version < 170_000 {
+            return unsupported("failover".into(), "PostgreSQL 17 or later");
         }
         if self.origin.is_some() && server_version < PG16 {
             return unsupported("origin".into(), "PostgreSQL 16 or later");

@@ -452,7 +452,9 @@ impl ReplicationSession {
         let via_temporary = self.attempt.export
             && !self.options.temporary_slot
             && version >= 120_000
-            && !self.options.two_phase;
+            && !self.options.two_phase
+            // A copied slot is not a failover slot.
+            && !self.options.failover;
         let (name, temporary) = if via_temporary {
             (catalog::bootstrap_slot_name(&self.options.slot_name), true)
         } else {
@@ -464,6 +466,7 @@ impl ReplicationSession {
             temporary,
             self.attempt.export,
             self.options.two_phase,
+            self.options.failover && !temporary,
             version,
         )?;
         self.send(Step::CreateSlot, &sql, now)

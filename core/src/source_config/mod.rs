@@ -191,6 +191,10 @@ pub struct PostgresSourceConfig {
     /// `wait` (stand by, state `Standby`, until the slot is free or `start_timeout_ms`) or
     /// `fail` at once. Default `wait`.
     pub slot_in_use: SlotInUse,
+    /// Create the slot with `FAILOVER` (PostgreSQL 17+): the server syncs it to standbys that
+    /// have `sync_replication_slots` on, so streaming can resume from it after a failover.
+    /// Default `false`.
+    pub failover: bool,
     /// Where to start streaming, in `"X/X"` form. PostgreSQL starts at the later of this and the
     /// slot's confirmed position, so it only matters for an existing slot whose position is
     /// older than this one; `0/0` means the slot's position. Default none (the slot's confirmed
@@ -282,6 +286,7 @@ impl Default for PostgresSourceConfig {
             temporary_slot: false,
             create_publication: false,
             slot_in_use: SlotInUse::Wait,
+            failover: false,
             start_lsn: None,
             proto_version: None,
             binary: false,
@@ -392,6 +397,7 @@ impl PostgresSourceConfig {
             temporary_slot: self.temporary_slot,
             create_publication: self.create_publication,
             slot_in_use: self.slot_in_use,
+            failover: self.failover,
             start_lsn: self.start_lsn,
             proto_version: self.proto_version,
             binary: self.binary,

@@ -339,6 +339,13 @@ impl PostgresSourceConfig {
                 "set create_slot to true, or temporary_slot to false",
             );
         }
+        if self.temporary_slot && self.failover {
+            err(
+                f("failover"),
+                "a temporary slot cannot be a failover slot (it ends with its connection)".into(),
+                "use a permanent slot, or set failover to false",
+            );
+        }
         if self.temporary_slot && self.start_lsn.is_some_and(|l| !l.is_zero()) {
             err(
                 f("start_lsn"),

@@ -236,6 +236,12 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
+    /// Create the slot as a failover slot (PostgreSQL 17+), synced to standbys.
+    pub fn with_failover(mut self, failover: bool) -> Self {
+        self.config.failover = failover;
+        self
+    }
+
     /// Resume from this LSN on the first start instead of the slot's confirmed position.
     pub fn with_start_lsn(mut self, lsn: Lsn) -> Self {
         self.config.start_lsn = Some(lsn);

@@ -908,3 +908,147 @@ pub async fn two_sources_on_one_slot<R: Runtime + Default>() {
     assert!(first_sub.recv().await.is_none());
     standby.stop().await.unwrap();
 }
+
+/// A transaction the server streams while it is still open (`streaming`, above
+/// `logical_decoding_work_mem`), with a rolled-back subtransaction, while small transactions
+/// commit beside it: each small one arrives whole at its commit, in commit order, and the
+/// large one at its own commit, every surviving row once.
+async fn streamed_beside_small_transactions<R: Runtime + Default>(
+    name: &str,
+    mode: StreamingMode,
+    min_major: u32,
+    option: &str,
+) {
+    let ctx = Ctx::new(name);
+    ctx.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, pad text); CREATE TABLE small (id int PRIMARY KEY)",
+    );
+    ctx.publish(&["big", "small"]);
+    let source = ctx.builder::<R>().with_streaming(mode).build().unwrap();
+    let mut sub = source.subscribe();
+    if !ctx.start_needing(&source, min_major, option).await {
+        return;
+    }
+    let mut open = ctx.cluster.open_session(&ctx.db).unwrap();
+    open.query("BEGIN").unwrap();
+    for (i, from) in [1, 5001, 10001].into_iter().enumerate() {
+        if i == 1 {
+            open.query("SAVEPOINT s").unwrap();
+        }
+        open.query(&format!(
+            "INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series({from}, {}) g",
+            from + 4999
+        ))
+        .unwrap();
+        if i == 1 {
+            open.query("ROLLBACK TO SAVEPOINT s").unwrap();
+        }
+        // A small transaction commits while the large one is open (and already streamed).
+        ctx.sql(&format!("INSERT INTO small VALUES ({i})"));
+    }
+    open.query("COMMIT").unwrap();
+    open.close().unwrap();
+    let mut smalls = Vec::new();
+    let big = loop {
+        let batches = one_transaction::<R>(&mut sub).await;
+        let small = batches[0]
+            .changes
+            .first()
+            .and_then(|c| c.element_id())
+            .is_some_and(|id| id.starts_with("small:"));
+        if small {
+            smalls.extend(held_ids(&batches));
+            continue;
+        }
+        break batches;
+    };
+    assert_eq!(
+        smalls,
+        [0, 1, 2],
+        "the small transactions, in commit order, before the large one"
+    );
+    let want: Vec<i64> = (1..=5000).chain(10001..=15000).collect();
+    assert!(
+        held_ids(&big) == want,
+        "the large one: every surviving row once, in order"
+    );
+    assert!(
+        source.status().peak_held_bytes > 0,
+        "the large transaction was streamed (held until its commit)"
+    );
+    assert_quiet::<R>(&mut sub, Duration::from_millis(300)).await;
+    source.stop().await.unwrap();
+}
+
+/// `origin = none` (PostgreSQL 16+): changes applied under a replication origin (by another
+/// replication, say) are left out, local ones arrive.
+pub async fn origin_none_skips_replicated_changes<R: Runtime + Default>() {
+    let ctx = Ctx::new("originnone");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let mut cfg = ctx.builder::<R>().config().clone();
+    cfg.origin = Some("none".into());
+    let source = ctx.builder::<R>().with_config(cfg).build().unwrap();
+    let mut sub = source.subscribe();
+    if !ctx.start_needing(&source, 16, "origin").await {
+        return;
+    }
+    let mut other = ctx.cluster.open_session(&ctx.db).unwrap();
+    other
+        .query("SELECT pg_replication_origin_create('elsewhere')")
+        .unwrap();
+    other
+        .query("SELECT pg_replication_origin_session_setup('elsewhere')")
+        .unwrap();
+    other.query("INSERT INTO t VALUES (1)").unwrap();
+    other.close().unwrap();
+    ctx.sql("INSERT INTO t VALUES (2)");
+    assert_eq!(
+        render(&collect::<R>(&mut sub, 1, T).await),
+        ["insert t:2 {id=2}"]
+    );
+    assert_quiet::<R>(&mut sub, Duration::from_millis(300)).await;
+    source.stop().await.unwrap();
+}
+
+/// `streaming = on` (PostgreSQL 14+) beside small transactions.
+pub async fn streaming_on_beside_small_transactions<R: Runtime + Default>() {
+    streamed_beside_small_transactions::<R>("streamon", StreamingMode::On, 14, "streaming 'on'")
+        .await;
+}
+
+/// `streaming = parallel` (protocol 4, PostgreSQL 16+) beside small transactions.
+pub async fn streaming_parallel_beside_small_transactions<R: Runtime + Default>() {
+    streamed_beside_small_transactions::<R>(
+        "streampar",
+        StreamingMode::Parallel,
+        16,
+        "streaming 'parallel'",
+    )
+    .await;
+}
+
+/// A failover slot (PostgreSQL 17+): created with `FAILOVER`, and streamed from.
+pub async fn failover_slot<R: Runtime + Default>() {
+    let ctx = Ctx::new("failover");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let source = ctx.builder::<R>().with_failover(true).build().unwrap();
+    let mut sub = source.subscribe();
+    if !ctx.start_needing(&source, 17, "failover").await {
+        return;
+    }
+    assert_eq!(
+        ctx.sql(&format!(
+            "SELECT failover FROM pg_replication_slots WHERE slot_name = '{}'",
+            ctx.slot
+        )),
+        "t"
+    );
+    ctx.sql("INSERT INTO t VALUES (1)");
+    assert_eq!(
+        render(&collect::<R>(&mut sub, 1, T).await),
+        ["insert t:1 {id=1}"]
+    );
+    source.stop().await.unwrap();
+}
