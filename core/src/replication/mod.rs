@@ -182,3 +182,65 @@ pub use reconnect::{
     Decision, Disposition, Failure, ReconnectPolicy, Reconnector, classify, classify_sqlstate,
 };
 pub use session::{ACK_UPDATE_DELAY, ReplicationSession};
+
+/// How much WAL a slot holds back, read on an ordinary connection
+/// ([`SlotHealth::query`]) by a driver's periodic check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotHealth {
+    /// Bytes of WAL between the slot's `restart_lsn` and the server's current position.
+    pub retained_bytes: Option<u64>,
+    /// `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+).
+    pub wal_status: Option<String>,
+}
+
+impl SlotHealth {
+    /// The query for `slot` on a server of `server_version` (`wal_status` from 13).
+    ///
+    /// # Errors
+    ///
+    /// The slot name cannot be quoted (a NUL byte).
+    pub fn query(slot: &str, server_version: u32) -> Result<String, SessionError> {
+        let status = if server_version >= 130_000 {
+            "wal_status"
+        } else {
+            "NULL::text AS wal_status"
+        };
+        Ok(format!(
+            "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint \
+             AS retained, {status} FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
+            catalog::quote_literal(slot)?
+        ))
+    }
+
+    /// Reads the query's result (`None`: the slot does not exist).
+    pub fn parse(r: &crate::query::QueryResult) -> Option<SlotHealth> {
+        if r.rows.is_empty() {
+            return None;
+        }
+        let text = |c| r.text(0, c).ok().flatten();
+        Some(SlotHealth {
+            retained_bytes: text("retained")
+                .and_then(|t| t.parse::<i64>().ok())
+                .map(|b| b.max(0) as u64),
+            wal_status: text("wal_status").map(str::to_owned),
+        })
+    }
+
+    /// What to warn about, given the threshold of retained bytes (`0`: none): the retained
+    /// WAL past it, or a slot whose WAL the server no longer guarantees (`unreserved`).
+    pub fn warning(&self, slot: &str, warn_bytes: u64) -> Option<String> {
+        if self.wal_status.as_deref() == Some("unreserved") {
+            return Some(format!(
+                "replication slot {slot} is past max_slot_wal_keep_size (wal_status unreserved): \
+                 the server will invalidate it at the next checkpoint unless the consumer catches up"
+            ));
+        }
+        match self.retained_bytes {
+            Some(b) if warn_bytes > 0 && b > warn_bytes => Some(format!(
+                "replication slot {slot} retains {b} bytes of WAL, more than slot_lag_warn_bytes \
+                 ({warn_bytes}): the consumer is behind, or acknowledges too little"
+            )),
+            _ => None,
+        }
+    }
+}

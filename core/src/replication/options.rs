@@ -539,4 +539,37 @@ mod tests {
         quiet.messages = false;
         assert!(quiet.plan(110_000).unwrap().warnings.is_empty());
     }
+
+    #[test]
+    fn slot_health_warnings() {
+        use crate::replication::SlotHealth;
+        let h = |b, st: Option<&str>| SlotHealth {
+            retained_bytes: Some(b),
+            wal_status: st.map(str::to_owned),
+        };
+        assert_eq!(h(10, Some("reserved")).warning("s", 100), None);
+        assert!(
+            h(101, Some("reserved"))
+                .warning("s", 100)
+                .unwrap()
+                .contains("retains 101")
+        );
+        assert_eq!(h(101, None).warning("s", 0), None);
+        assert!(
+            h(1, Some("unreserved"))
+                .warning("s", 0)
+                .unwrap()
+                .contains("unreserved")
+        );
+        assert!(
+            SlotHealth::query("s", 120_000)
+                .unwrap()
+                .contains("NULL::text AS wal_status")
+        );
+        assert!(
+            SlotHealth::query("s", 130_000)
+                .unwrap()
+                .contains(", wal_status FROM")
+        );
+    }
 }

@@ -195,6 +195,12 @@ pub struct PostgresSourceConfig {
     /// have `sync_replication_slots` on, so streaming can resume from it after a failover.
     /// Default `false`.
     pub failover: bool,
+    /// How often (milliseconds) the slot's retained WAL is checked on an ordinary connection
+    /// while streaming; `0`: never. Default 30000.
+    pub slot_check_interval_ms: u64,
+    /// Warn (log and `status().slot_warning`) when the slot retains more WAL than this many
+    /// bytes, or its `wal_status` is `unreserved`; `0`: only the latter. Default 1 GiB.
+    pub slot_lag_warn_bytes: u64,
     /// Where to start streaming, in `"X/X"` form. PostgreSQL starts at the later of this and the
     /// slot's confirmed position, so it only matters for an existing slot whose position is
     /// older than this one; `0/0` means the slot's position. Default none (the slot's confirmed
@@ -287,6 +293,8 @@ impl Default for PostgresSourceConfig {
             create_publication: false,
             slot_in_use: SlotInUse::Wait,
             failover: false,
+            slot_check_interval_ms: 30_000,
+            slot_lag_warn_bytes: 1 << 30,
             start_lsn: None,
             proto_version: None,
             binary: false,
@@ -330,6 +338,12 @@ impl PostgresSourceConfig {
     /// `connect_timeout_ms` as a duration (`None` when it is `0`: no limit).
     pub fn connect_timeout(&self) -> Option<Duration> {
         (self.connect_timeout_ms > 0).then(|| Duration::from_millis(self.connect_timeout_ms))
+    }
+
+    /// `slot_check_interval_ms` as a duration (`None` when it is `0`: no checks).
+    pub fn slot_check_interval(&self) -> Option<Duration> {
+        (self.slot_check_interval_ms > 0)
+            .then(|| Duration::from_millis(self.slot_check_interval_ms))
     }
 
     /// `start_timeout_ms` as a duration (`None` when it is `0`: no limit).

@@ -236,6 +236,18 @@ impl<R: Runtime> SourceBuilder<R> {
         self
     }
 
+    /// How often the slot's retained WAL is checked while streaming (30 s; zero: never).
+    pub fn with_slot_check_interval(mut self, every: Duration) -> Self {
+        self.config.slot_check_interval_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Warn when the slot retains more WAL than this (1 GiB; 0: only when `unreserved`).
+    pub fn with_slot_lag_warn_bytes(mut self, bytes: u64) -> Self {
+        self.config.slot_lag_warn_bytes = bytes;
+        self
+    }
+
     /// Create the slot as a failover slot (PostgreSQL 17+), synced to standbys.
     pub fn with_failover(mut self, failover: bool) -> Self {
         self.config.failover = failover;

@@ -11,6 +11,7 @@ pub mod bootstrap;
 mod builder;
 mod command;
 mod dispatch;
+mod monitor;
 mod run;
 mod shared;
 mod spill;

@@ -176,6 +176,19 @@ pub(crate) async fn run<R: Runtime>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .last_delivered_lsn;
+    let alive = Arc::new(AtomicBool::new(true));
+    if let Some(every) = cfg.config.slot_check_interval() {
+        rt.spawn(Box::pin(super::monitor::watch_slot(
+            rt.clone(),
+            cfg.connect.clone(),
+            cfg.replication.slot_name.clone(),
+            cfg.config.slot_lag_warn_bytes,
+            every,
+            Arc::clone(&shared),
+            Arc::clone(&alive),
+        )));
+    }
+    let _alive = super::monitor::ClearOnDrop(alive);
     let driver = Driver {
         rt,
         cfg,

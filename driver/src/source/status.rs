@@ -82,6 +82,13 @@ pub struct SourceStatus {
     pub resume_gap: Option<(Lsn, Lsn)>,
     /// When the last change was delivered.
     pub last_change_at: Option<SystemTime>,
+    /// The WAL the slot retains (bytes behind the server's position), as of the last slot
+    /// check (`slot_check_interval_ms`).
+    pub retained_wal_bytes: Option<u64>,
+    /// The slot's `wal_status` as of the last check (PostgreSQL 13+).
+    pub wal_status: Option<String>,
+    /// Set while the slot retains more than `slot_lag_warn_bytes` or is `unreserved`.
+    pub slot_warning: Option<String>,
     /// The bootstrap's progress, when one ran (or was skipped) in this start.
     pub bootstrap: Option<super::bootstrap::BootstrapProgress>,
 }
@@ -108,6 +115,9 @@ impl Default for SourceStatus {
             last_error: None,
             resume_gap: None,
             last_change_at: None,
+            retained_wal_bytes: None,
+            wal_status: None,
+            slot_warning: None,
             bootstrap: None,
         }
     }

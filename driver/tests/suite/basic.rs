@@ -1052,3 +1052,45 @@ pub async fn failover_slot<R: Runtime + Default>() {
     );
     source.stop().await.unwrap();
 }
+
+/// The periodic slot check: a consumer that does not acknowledge makes the slot retain WAL
+/// past `slot_lag_warn_bytes`, which the status reports (and the log warns about); once it
+/// acknowledges, the warning clears.
+pub async fn slot_lag_warning<R: Runtime + Default>() {
+    let ctx = Ctx::new("slotlag");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    ctx.publish(&["t"]);
+    let source = ctx
+        .builder::<R>()
+        .with_ack_mode(AckMode::Manual)
+        .with_status_interval(Duration::from_millis(200))
+        .with_slot_check_interval(Duration::from_millis(200))
+        .with_slot_lag_warn_bytes(256 << 10)
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO t SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 4000) g");
+    let batches = one_transaction::<R>(&mut sub).await;
+    eventually::<R>(T, "a lag warning", || {
+        source.status().slot_warning.is_some()
+    })
+    .await;
+    let st = source.status();
+    assert!(st.retained_wal_bytes.unwrap_or(0) > 256 << 10, "{st:?}");
+    assert!(
+        st.slot_warning.as_deref().unwrap_or("").contains("retains"),
+        "{st:?}"
+    );
+    if ctx.major() >= 13 {
+        assert_eq!(st.wal_status.as_deref(), Some("reserved"));
+    }
+    batches.last().unwrap().ack();
+    eventually::<R>(T, "the warning to clear", || {
+        // The slot's restart point moves at the server's next running-transactions record.
+        ctx.sql("CHECKPOINT");
+        source.status().slot_warning.is_none()
+    })
+    .await;
+    source.stop().await.unwrap();
+}

@@ -94,6 +94,7 @@ macro_rules! shared_cluster_list {
             basic::streaming_parallel_beside_small_transactions,
             basic::origin_none_skips_replicated_changes,
             basic::failover_slot,
+            basic::slot_lag_warning,
             failures::wrong_password,
             failures::cleartext_needs_tls_or_require_auth,
             failures::missing_publication,
