@@ -167,6 +167,7 @@ macro_rules! fault_list {
             faults::connection_cut,
             faults::spilled_streams_survive_cuts,
             faults::server_restarted,
+            faults::restart_between_prepare_and_commit,
             faults::stalled_consumer,
             faults::slot_creation_interrupted,
             faults::backlog_survives_cuts,
