@@ -58,7 +58,8 @@ pub const TABLE_COLUMNS: [&str; 10] = [
 ///
 /// Version-independent from PostgreSQL 10: the columns that newer servers added
 /// (`pg_publication_tables.attnames` and `rowfilter` in 15, `pg_attribute.attgenerated` in
-/// 12) are read through `to_jsonb(row)`, which gives NULL where they do not exist instead of
+/// 12, `pg_publication.pubgencols` in 18: generated columns the publication publishes are
+/// copied too) are read through `to_jsonb(row)`, which gives NULL where they do not exist instead of
 /// failing to parse.
 const TABLES_SQL: &str = "\
 SELECT c.oid::int8 AS oid, n.nspname::text AS schema, c.relname::text AS name, \
@@ -66,6 +67,7 @@ c.relkind::text AS relkind, c.relreplident::text AS replident, \
 sz.tuples AS reltuples, sz.pages AS relpages, \
 to_jsonb(p) ->> 'rowfilter' AS rowfilter, cols.columns AS columns, pk.columns AS primary_key \
 FROM pg_catalog.pg_publication_tables p \
+JOIN pg_catalog.pg_publication pub ON pub.pubname = p.pubname \
 JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname \
 JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
 CROSS JOIN LATERAL (\
@@ -94,7 +96,8 @@ FROM base JOIN pg_catalog.pg_type bt ON bt.oid = base.typ \
 JOIN pg_catalog.pg_namespace bn ON bn.oid = bt.typnamespace \
 WHERE a.atttypid >= 10000 ORDER BY base.depth DESC LIMIT 1) ty ON true \
 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-AND coalesce(to_jsonb(a) ->> 'attgenerated', '') = '' \
+AND (coalesce(to_jsonb(a) ->> 'attgenerated', '') = '' \
+OR (to_jsonb(pub) ? 'pubgencols' AND (to_jsonb(p) -> 'attnames') @> to_jsonb(a.attname::text))) \
 AND (to_jsonb(p) -> 'attnames' IS NULL \
 OR (to_jsonb(p) -> 'attnames') @> to_jsonb(a.attname::text))) cols \
 CROSS JOIN LATERAL (SELECT json_agg(a.attname ORDER BY k.ord)::text AS columns \

@@ -565,3 +565,39 @@ pub async fn role_timeouts_do_not_abort_copy<R: Runtime + Default>() {
     assert!(st.last_error.is_none(), "{st:?}");
     source.stop().await.unwrap();
 }
+
+/// Generated columns: PostgreSQL 18 publishes stored ones with `publish_generated_columns`,
+/// and then the bootstrap copies them as the stream carries them; before 18 neither does.
+pub async fn generated_columns_bootstrapped_like_streamed<R: Runtime + Default>() {
+    let ctx = Ctx::new("bootgen");
+    ctx.sql("CREATE TABLE g (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 2) STORED)");
+    ctx.sql("INSERT INTO g (id, a) VALUES (1, 10)");
+    let published = ctx.major() >= 18;
+    if published {
+        ctx.sql(&format!(
+            "CREATE PUBLICATION {} FOR TABLE g WITH (publish_generated_columns = stored)",
+            ctx.publication
+        ));
+    } else {
+        ctx.publish(&["g"]);
+    }
+    let source = ctx
+        .builder::<R>()
+        .with_postgres_bootstrap()
+        .build()
+        .unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    ctx.sql("INSERT INTO g (id, a) VALUES (2, 5)");
+    let got = render(&collect::<R>(&mut sub, 2, Duration::from_secs(30)).await);
+    let want: [&str; 2] = if published {
+        [
+            "insert g:1 {a=10, b=20, id=1}",
+            "insert g:2 {a=5, b=10, id=2}",
+        ]
+    } else {
+        ["insert g:1 {a=10, id=1}", "insert g:2 {a=5, id=2}"]
+    };
+    assert_eq!(got, want);
+    source.stop().await.unwrap();
+}

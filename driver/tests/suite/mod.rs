@@ -110,6 +110,7 @@ macro_rules! shared_cluster_list {
             bootstrap::parallel_split_copy,
             bootstrap::tables_narrower_than_the_publication,
             bootstrap::role_timeouts_do_not_abort_copy,
+            bootstrap::generated_columns_bootstrapped_like_streamed,
         );
     };
 }
