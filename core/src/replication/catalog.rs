@@ -257,7 +257,7 @@ pub fn user_types_query(server_version_num: u32) -> &'static str {
 /// from 17.
 pub(crate) fn slot_query(slot: &str, server_version: u32) -> Result<String, SessionError> {
     let extra = match server_version {
-        v if v >= 170_000 => ", wal_status, invalidation_reason",
+        v if v >= 170_000 => ", wal_status, invalidation_reason, synced",
         v if v >= 130_000 => ", wal_status",
         _ => "",
     };
@@ -570,6 +570,8 @@ pub(crate) struct SlotInfo {
     pub(crate) wal_status: Option<String>,
     /// Why the server invalidated the slot (PostgreSQL 17+).
     pub(crate) invalidation_reason: Option<String>,
+    /// A failover slot synchronized from the primary onto this standby (PostgreSQL 17+).
+    pub(crate) synced: bool,
 }
 
 impl SlotInfo {
@@ -615,6 +617,7 @@ pub(crate) fn parse_slot(r: &QueryResult) -> Result<Option<SlotInfo>, SessionErr
         // Absent before PostgreSQL 13 (17): not asked for.
         wal_status: text("wal_status").ok().flatten(),
         invalidation_reason: text("invalidation_reason").ok().flatten(),
+        synced: text("synced").ok().flatten().as_deref() == Some("t"),
     }))
 }
 

@@ -167,6 +167,18 @@ pub enum SessionError {
         /// The PID holding it, when known.
         pid: Option<i32>,
     },
+    /// The slot is a failover slot synchronized onto this standby from its primary
+    /// (PostgreSQL 17+): it cannot be streamed from until the standby is promoted.
+    #[error(
+        "replication slot {} on this server is a synchronized copy of the primary's failover slot \
+         (synced = true): stream from the primary, or from this server once it is promoted (the \
+         slot then continues where the primary's left off)",
+        quote_ident_lossy(slot)
+    )]
+    SlotSynced {
+        /// The slot name.
+        slot: String,
+    },
     /// Another consumer holds the slot and `slot_in_use = fail`.
     #[error(
         "replication slot {} is in use by {}, and slot_in_use = fail: stop the other consumer, \
@@ -286,9 +298,8 @@ impl SessionError {
             | SessionError::SlotTakenOver { .. } => Some(SqlState::OBJECT_IN_USE),
             SessionError::SlotWrongDatabase { .. }
             | SessionError::SlotWrongType { .. }
-            | SessionError::SlotInvalidated { .. } => {
-                Some(SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
-            }
+            | SessionError::SlotInvalidated { .. }
+            | SessionError::SlotSynced { .. } => Some(SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE),
             SessionError::UnsupportedOption { .. } => SqlState::from_code("0A000"),
             _ => None,
         }

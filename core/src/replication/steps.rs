@@ -372,6 +372,9 @@ impl ReplicationSession {
                 plugin: info.plugin.unwrap_or_default(),
             });
         }
+        if info.synced {
+            return Err(SessionError::SlotSynced { slot });
+        }
         if let Some(reason) = info.invalidated() {
             return Err(SessionError::SlotInvalidated {
                 slot,

@@ -20,6 +20,8 @@ pub struct Slot {
     pub confirmed: Lsn,
     /// `wal_status` (PostgreSQL 13+): `reserved`, or `lost` once the server invalidated it.
     pub wal_status: String,
+    /// `synced` (PostgreSQL 17+): a failover slot synchronized onto a standby.
+    pub synced: bool,
 }
 
 impl Slot {
@@ -32,6 +34,7 @@ impl Slot {
             active_pid: None,
             confirmed: Lsn(confirmed),
             wal_status: "reserved".into(),
+            synced: false,
         }
     }
 }
@@ -264,12 +267,12 @@ impl FakeServer {
                 "active_pid",
                 "confirmed_flush_lsn",
                 "wal_status",
+                "synced",
             ];
-            let with_status = sql.contains("wal_status");
-            let cols: Vec<&str> = cols
+            let asked: Vec<&str> = cols
                 .iter()
                 .copied()
-                .filter(|c| with_status || *c != "wal_status")
+                .filter(|c| !matches!(*c, "wal_status" | "synced") || sql.contains(*c))
                 .collect();
             let r: Vec<Vec<Option<String>>> = self
                 .slot
@@ -284,9 +287,12 @@ impl FakeServer {
                         s.active_pid.map(|p| p.to_string()),
                         Some(s.confirmed.to_string()),
                         Some(s.wal_status.clone()),
+                        Some(if s.synced { "t" } else { "f" }.to_owned()),
                     ]
                     .into_iter()
-                    .take(cols.len())
+                    .zip(cols)
+                    .filter(|(_, c)| asked.contains(c))
+                    .map(|(v, _)| v)
                     .collect()
                 })
                 .collect();
@@ -294,7 +300,7 @@ impl FakeServer {
                 .iter()
                 .map(|row| row.iter().map(|v| v.as_deref()).collect())
                 .collect();
-            return rows(&cols, &r, "SELECT");
+            return rows(&asked, &r, "SELECT");
         }
         if sql.contains("pg_copy_logical_replication_slot(") {
             let Some(boot) = self.bootstrap_slot.clone() else {

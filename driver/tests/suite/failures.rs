@@ -13,19 +13,18 @@ async fn expect_fatal<R: Runtime + Default>(
     source: pgcdc_driver::Source<R>,
     needles: &[&str],
 ) -> String {
-    let t0 = Instant::now();
     let err = source.start().await.expect_err("start must fail");
     let msg = err.to_string();
     for n in needles {
         assert!(msg.contains(n), "error {msg:?} lacks {n:?}");
     }
-    assert!(
-        t0.elapsed() < Duration::from_secs(5),
-        "a fatal error must not be retried"
-    );
     let st = source.status();
     assert!(matches!(st.state, SourceState::Failed(_)), "{st:?}");
-    assert_eq!(st.reconnects, 0, "{st:?}");
+    // Not retried: no reconnect was made (a count, not a time, so load cannot fail it).
+    assert_eq!(
+        st.reconnects, 0,
+        "a fatal error must not be retried: {st:?}"
+    );
     assert!(!source.is_running());
     msg
 }

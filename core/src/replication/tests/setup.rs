@@ -404,6 +404,19 @@ fn an_invalidated_slot_is_fatal_and_says_how_to_recover() {
 }
 
 #[test]
+fn a_synced_slot_on_a_standby_is_recognised() {
+    let mut server = FakeServer::new("17.2");
+    server.slot = Some(Slot {
+        synced: true,
+        ..Slot::pgoutput(0x1234)
+    });
+    let e = fails_with(opts(), server);
+    assert!(matches!(e, SessionError::SlotSynced { .. }), "{e}");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("promoted"), "{e}");
+}
+
+#[test]
 fn slot_of_another_plugin_database_or_type() {
     let check = |slot: Slot, needle: &str| {
         let mut server = FakeServer::new("15.18");
