@@ -1094,3 +1094,33 @@ pub async fn slot_lag_warning<R: Runtime + Default>() {
     .await;
     source.stop().await.unwrap();
 }
+
+/// A temporary slot (`temporary_slot`): created by the source, marked temporary, streamed
+/// from, and gone with the source's connection.
+pub async fn temporary_slot_lives_with_its_connection<R: Runtime + Default>() {
+    let ctx = Ctx::new("tempslot");
+    ctx.sql("CREATE TABLE t (id int PRIMARY KEY)");
+    ctx.publish(&["t"]);
+    let mut cfg = ctx.builder::<R>().config().clone();
+    cfg.temporary_slot = true;
+    let source = ctx.builder::<R>().with_config(cfg).build().unwrap();
+    let mut sub = source.subscribe();
+    source.start().await.unwrap();
+    let slot = |ctx: &Ctx| {
+        ctx.sql(&format!(
+            "SELECT temporary FROM pg_replication_slots WHERE slot_name = '{}'",
+            ctx.slot
+        ))
+    };
+    assert_eq!(slot(&ctx), "t");
+    ctx.sql("INSERT INTO t VALUES (1)");
+    assert_eq!(
+        render(&collect::<R>(&mut sub, 1, T).await),
+        ["insert t:1 {id=1}"]
+    );
+    source.stop().await.unwrap();
+    eventually::<R>(T, "the temporary slot to go with its connection", || {
+        slot(&ctx).is_empty()
+    })
+    .await;
+}

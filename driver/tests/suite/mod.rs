@@ -95,6 +95,7 @@ macro_rules! shared_cluster_list {
             basic::origin_none_skips_replicated_changes,
             basic::failover_slot,
             basic::slot_lag_warning,
+            basic::temporary_slot_lives_with_its_connection,
             failures::wrong_password,
             failures::cleartext_needs_tls_or_require_auth,
             failures::missing_publication,
