@@ -570,6 +570,10 @@ pub async fn role_timeouts_do_not_abort_copy<R: Runtime + Default>() {
 /// and then the bootstrap copies them as the stream carries them; before 18 neither does.
 pub async fn generated_columns_bootstrapped_like_streamed<R: Runtime + Default>() {
     let ctx = Ctx::new("bootgen");
+    if ctx.major() < 12 {
+        // Generated columns exist from PostgreSQL 12.
+        return;
+    }
     ctx.sql("CREATE TABLE g (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 2) STORED)");
     ctx.sql("INSERT INTO g (id, a) VALUES (1, 10)");
     let published = ctx.major() >= 18;
