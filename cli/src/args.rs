@@ -15,6 +15,7 @@ Usage:
   pgcdc stream --url URL --publication P --slot S [options]   stream changes to stdout
   pgcdc demo [--url URL] [--format jsonl|pretty]              try it on a throwaway server
   pgcdc slots [--url URL] [--drop NAME] [--format table|jsonl] list (or drop) replication slots
+  pgcdc doctor [--url URL] [--publication P]                  check a server before the first run
   pgcdc help [COMMAND]                                        show help
   pgcdc --version
 
@@ -23,6 +24,22 @@ and libpq's environment variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWOR
 PGSSLMODE, …); the URL wins. Logs go to stderr; RUST_LOG sets their level (default info).
 
 Run `pgcdc help stream` for the stream options.";
+
+/// `pgcdc doctor --help`.
+pub const DOCTOR_USAGE: &str = "\
+Usage: pgcdc doctor [--url URL] [--publication P]
+
+Checks a server before the first run and prints, per check, ok, a warning, or what is wrong
+and the exact fix: the server version and the options it allows, wal_level, free
+replication slots and WAL senders, the role's REPLICATION attribute, a replication
+connection, the publication and its tables (SELECT privilege, replica identity, primary
+key), max_slot_wal_keep_size and wal_sender_timeout, the existing slots with their lag and
+wal_status, TLS and the authentication method. Exits 0 only when streaming would work.
+
+Options:
+  --url URL               postgres://user:password@host:port/database
+  --publication P         the publication to check (default drasi_publication)
+  -h, --help              this help";
 
 /// `pgcdc stream --help`.
 pub const STREAM_USAGE: &str = "\
@@ -101,6 +118,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// `pgcdc slots`.
     Slots(SlotsArgs),
+    /// `pgcdc doctor`.
+    Doctor(DoctorArgs),
     /// Print this text on stdout and exit 0.
     Help(&'static str),
     /// `pgcdc --version`.
@@ -148,6 +167,13 @@ pub struct DemoArgs {
     pub format: Option<Format>,
 }
 
+/// `pgcdc doctor` options.
+#[derive(Debug, Default)]
+pub struct DoctorArgs {
+    pub url: Option<String>,
+    pub publication: Option<String>,
+}
+
 /// `pgcdc slots` options.
 #[derive(Debug, Default)]
 pub struct SlotsArgs {
@@ -168,10 +194,12 @@ pub fn parse(args: Vec<String>) -> Result<Command, CliError> {
         "stream" => parse_stream(rest),
         "demo" => parse_demo(rest),
         "slots" => parse_slots(rest),
+        "doctor" => parse_doctor(rest),
         "help" | "-h" | "--help" => Ok(Command::Help(match rest.first().map(String::as_str) {
             Some("stream") => STREAM_USAGE,
             Some("demo") => DEMO_USAGE,
             Some("slots") => SLOTS_USAGE,
+            Some("doctor") => DOCTOR_USAGE,
             None => USAGE,
             Some(other) => {
                 return Err(CliError::usage(None, format!("unknown command {other:?}")));
@@ -429,6 +457,20 @@ fn parse_demo(args: Vec<String>) -> Result<Command, CliError> {
     Ok(Command::Demo(a))
 }
 
+fn parse_doctor(args: Vec<String>) -> Result<Command, CliError> {
+    let mut f = Flags::new("doctor", args);
+    let mut a = DoctorArgs::default();
+    while let Some(mut flag) = f.next()? {
+        match flag.name.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(DOCTOR_USAGE)),
+            "--url" => a.url = Some(f.value(&mut flag, "a postgres:// URL")?),
+            "--publication" => a.publication = Some(f.value(&mut flag, "a publication name")?),
+            _ => return Err(f.unknown(&flag)),
+        }
+    }
+    Ok(Command::Doctor(a))
+}
+
 fn parse_slots(args: Vec<String>) -> Result<Command, CliError> {
     let mut f = Flags::new("slots", args);
     let mut a = SlotsArgs::default();
@@ -450,6 +492,7 @@ pub fn usage_of(command: Option<&str>) -> &'static str {
         Some("stream") => STREAM_USAGE,
         Some("demo") => DEMO_USAGE,
         Some("slots") => SLOTS_USAGE,
+        Some("doctor") => DOCTOR_USAGE,
         _ => USAGE,
     }
 }

@@ -1,7 +1,7 @@
 //! Connection settings from `--url` and the environment, and plain SQL connections.
 
 use pgcdc_core::query::QueryResult;
-use pgcdc_tokio::{ConnectOptions, PgConnection, PostgresSourceConfig, RootCerts};
+use pgcdc_tokio::{ConnectOptions, PgConnection, PostgresSourceConfig};
 
 use crate::CliError;
 
@@ -37,14 +37,7 @@ pub fn config(url: Option<&str>) -> Result<PostgresSourceConfig, CliError> {
 
 /// Opens an ordinary (non-replication) connection with the configuration's settings.
 pub async fn connect(cfg: &PostgresSourceConfig) -> Result<PgConnection, CliError> {
-    let mut opts = ConnectOptions::new(cfg.host.clone(), cfg.port, cfg.connect_params(false));
-    if let Some(addr) = cfg.hostaddr {
-        opts = opts.hostaddr(addr.to_string());
-    }
-    if let Some(timeout) = cfg.connect_timeout() {
-        opts.connect_timeout = timeout;
-    }
-    opts = opts.root_certs(RootCerts::from_setting(cfg.ssl_root_cert.as_deref()));
+    let opts = ConnectOptions::from_config(cfg, false);
     pgcdc_tokio::connect(&opts).await.map_err(|e| {
         CliError::failed(format!(
             "connecting to database {:?} as {:?}: {e}",

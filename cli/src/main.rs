@@ -4,6 +4,7 @@
 //! pgcdc stream --url postgres://… --publication P --slot S [options]
 //! pgcdc demo [--url URL]
 //! pgcdc slots [--url URL] [--drop NAME]
+//! pgcdc doctor [--url URL] [--publication P]
 //! ```
 //!
 //! Exit codes: 0 on a clean end (including Ctrl-C / SIGTERM), 1 on a runtime error (the
@@ -12,6 +13,7 @@
 mod args;
 mod db;
 mod demo;
+mod doctor;
 mod hints;
 mod json;
 mod output;
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
             Command::Stream(a) => stream::run(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Slots(a) => slots::run(a).await,
+            Command::Doctor(a) => doctor::run(a).await,
             Command::Help(_) | Command::Version => Ok(()),
         }
     });

@@ -1061,3 +1061,59 @@ fn demo_runs_on_a_given_database() {
         "0"
     );
 }
+
+/// `pgcdc doctor` on a server ready to stream: every check ok or a warning, exit 0; the
+/// table without a key is named with what its ids will be.
+#[test]
+fn doctor_on_a_good_server() {
+    let db = Db::new("doctor_ok");
+    db.sql(
+        "CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE nokey (v int); \
+         GRANT SELECT ON t, nokey TO pgcdc_scram; CREATE PUBLICATION pub FOR TABLE t, nokey;",
+    );
+    let o = pgcdc(&["doctor", "--url", &db.url(), "--publication", "pub"])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    for needle in [
+        "ok   wal_level: logical",
+        "ok   role: has the REPLICATION attribute",
+        "ok   publication: \"pub\" holds 2 table(s)",
+        "ok   public.t: replica identity default (primary key)",
+        "warn public.nokey: replica identity default, but no primary key",
+        "ok   replication connection: system",
+        "streaming would work",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing in:\n{out}");
+    }
+}
+
+/// `pgcdc doctor` on a misconfigured server: `wal_level = replica`, no publication, a table
+/// the role cannot read — each named with its fix, exit 1.
+#[test]
+fn doctor_on_a_misconfigured_server() {
+    let cluster: &'static Cluster = Box::leak(Box::new(
+        Cluster::builder().wal_level("replica").start().unwrap(),
+    ));
+    cluster.create_database("cli_doctor_bad").unwrap();
+    let pw = percent_encoded(SCRAM_USER.password.unwrap());
+    let url = format!(
+        "postgres://{}:{pw}@{}:{}/cli_doctor_bad",
+        SCRAM_USER.name,
+        cluster.host(),
+        cluster.port()
+    );
+    let o = pgcdc(&["doctor", "--url", &url, "--publication", "missing"])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{}", stderr(&o));
+    for needle in [
+        "FAIL wal_level: replica; logical decoding needs logical: ALTER SYSTEM SET wal_level = logical;",
+        "FAIL publication: \"missing\" does not exist: CREATE PUBLICATION missing FOR TABLE",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing in:\n{out}");
+    }
+    assert!(stderr(&o).contains("check(s) failed"), "{}", stderr(&o));
+}
