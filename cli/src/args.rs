@@ -58,6 +58,8 @@ Options:
                           --tables, or FOR ALL TABLES without them)
   --tables a,b,schema.c   stream only these tables (default: every table of the publication)
   --snapshot              first emit the rows that exist (initial snapshot, when the slot is created)
+  --snapshot-only         emit the rows that exist, then exit: a one-time export through a
+                          temporary slot (created and gone with the connection)
   --from-lsn LSN          start at this position (X/X) instead of the slot's
   --until-lsn LSN         end after the first transaction whose end LSN reaches LSN
   --idle-exit SECONDS     end after SECONDS without a change
@@ -145,6 +147,8 @@ pub struct StreamArgs {
     pub create_publication: bool,
     pub tables: Vec<String>,
     pub snapshot: bool,
+    /// `--snapshot-only`: copy the snapshot through a temporary slot, then end.
+    pub snapshot_only: bool,
     pub from_lsn: Option<Lsn>,
     pub until_lsn: Option<Lsn>,
     pub idle_exit: Option<Duration>,
@@ -342,6 +346,7 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
             "--create-slot" => a.create_slot = f.switch(&flag)?,
             "--create-publication" => a.create_publication = f.switch(&flag)?,
             "--snapshot" => a.snapshot = f.switch(&flag)?,
+            "--snapshot-only" => a.snapshot_only = f.switch(&flag)?,
             "--tables" => {
                 let v = f.value(&mut flag, "a comma-separated list of tables")?;
                 let tables: Vec<String> = v
@@ -437,6 +442,12 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
                 "--until-lsn {until} is before --from-lsn {from}: nothing would be streamed"
             )));
         }
+    }
+    if a.snapshot_only && (a.from_lsn.is_some() || a.until_lsn.is_some() || a.snapshot) {
+        return Err(f.err(
+            "--snapshot-only copies the rows that exist and exits: it takes no --from-lsn, \
+             --until-lsn or --snapshot",
+        ));
     }
     Ok(Command::Stream(a))
 }

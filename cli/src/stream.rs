@@ -27,6 +27,8 @@ pub struct Rules {
     pub max_changes: Option<u64>,
     /// After a batch holding a logical message with this prefix (the demo's end marker).
     pub until_message: Option<&'static str>,
+    /// Once this turns `true` (the snapshot was copied) and every batch queued was written.
+    pub until_started: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Why the stream ended.
@@ -36,6 +38,7 @@ pub enum End {
     Idle,
     MaxChanges,
     Message,
+    SnapshotDone,
     Signal(&'static str),
     StdoutClosed,
 }
@@ -47,6 +50,7 @@ impl fmt::Display for End {
             End::Idle => f.write_str("idle: no change within --idle-exit"),
             End::MaxChanges => f.write_str("--max-changes reached"),
             End::Message => f.write_str("end marker received"),
+            End::SnapshotDone => f.write_str("snapshot copied (--snapshot-only)"),
             End::Signal(s) => write!(f, "{s} received"),
             End::StdoutClosed => f.write_str("stdout was closed"),
         }
@@ -112,8 +116,14 @@ impl Signals {
 }
 
 /// Runs `pgcdc stream`.
-pub async fn run(a: StreamArgs) -> Result<(), CliError> {
+pub async fn run(mut a: StreamArgs) -> Result<(), CliError> {
     let mut cfg = db::config(a.url.as_deref())?;
+    if a.snapshot_only {
+        // A temporary slot: created with the exported snapshot, gone when the stream ends.
+        cfg.temporary_slot = true;
+        a.create_slot = true;
+        a.snapshot = true;
+    }
     if a.snapshot {
         // Copied from the slot's exported snapshot when the slot is created, then streamed
         // from its consistent point: every row once. An existing slot is resumed instead.
@@ -152,13 +162,16 @@ pub async fn run(a: StreamArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::usage(Some("stream"), e.to_string()))?;
     let mut signals = Signals::new()?;
     let sub = source.subscribe();
+    let (started_tx, started_rx) = tokio::sync::watch::channel(false);
     if a.snapshot {
-        // start() returns when streaming begins, after the snapshot's rows were delivered:
-        // they must be consumed meanwhile. A failed start ends the subscription, and `pump`
-        // reports the error.
+        // start() returns when streaming begins, after the subscribers took every row of the
+        // snapshot: they must be consumed meanwhile. A failed start ends the subscription,
+        // and `pump` reports the error.
         let starting = source.clone();
         tokio::spawn(async move {
-            let _ = starting.start().await;
+            if starting.start().await.is_ok() {
+                let _ = started_tx.send(true);
+            }
         });
     } else if !start(&source, &mut signals).await? {
         return Ok(());
@@ -169,8 +182,9 @@ pub async fn run(a: StreamArgs) -> Result<(), CliError> {
         idle: a.idle_exit,
         max_changes: a.max_changes,
         until_message: None,
+        until_started: a.snapshot_only.then_some(started_rx),
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut out = std::io::stdout().lock();
     let result = pump(
         &source,
         sub,
@@ -226,11 +240,48 @@ pub async fn start(
     Ok(true)
 }
 
-/// Writes every batch of `sub` to `out`, flushes, acknowledges, until a rule, a signal or an
-/// error ends it; then stops the source cleanly (final status update, CopyDone).
+/// Output gathered before it is written (unless the stream is caught up first).
+const WRITE_BLOCK: usize = 256 * 1024;
+
+/// Lines rendered and not yet written, with what to acknowledge once they are.
+struct Pending {
+    buf: String,
+    /// The last whole batch among them (acknowledging it covers the earlier ones).
+    ack: Option<pgcdc_tokio::ChangeBatch>,
+    /// Whole transactions among them.
+    transactions: u64,
+}
+
+impl Pending {
+    /// Writes and flushes the gathered lines, then acknowledges them.
+    fn write(&mut self, out: &mut dyn Write, outcome: &mut Outcome) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            // A slow reader blocks the write: let the runtime move its other work elsewhere.
+            let buf = &self.buf;
+            tokio::task::block_in_place(|| {
+                out.write_all(buf.as_bytes()).and_then(|()| out.flush())
+            })?;
+            self.buf.clear();
+        }
+        if let Some(batch) = self.ack.take() {
+            batch.ack();
+            if let Some(lsn) = batch.ack_lsn() {
+                outcome.last_acked = Some(lsn);
+            }
+        }
+        outcome.transactions += std::mem::take(&mut self.transactions);
+        Ok(())
+    }
+}
+
+/// Writes every batch of `sub` to `out`, acknowledges what was flushed, until a rule, a
+/// signal or an error ends it; then stops the source cleanly (final status update, CopyDone).
 ///
-/// A batch is acknowledged only when all its lines were written and flushed: a transaction
-/// cut short by `--max-changes` (or a closed stdout) is not, and is sent again next time.
+/// Lines are gathered in blocks of about [`WRITE_BLOCK`] bytes and written with one call; a
+/// block is written early as soon as no further batch is ready (the stream is caught up), so
+/// a quiet stream shows each transaction at once and a backlog costs few writes. A batch is
+/// acknowledged only once all its lines were written and flushed: a transaction cut short by
+/// `--max-changes` (or a closed stdout) is not, and is sent again next time.
 pub async fn pump(
     source: &PostgresReplicationSource,
     mut sub: Subscription,
@@ -247,20 +298,53 @@ pub async fn pump(
         end: End::Idle,
     };
     let mut last_activity = Instant::now();
-    let mut buf = String::new();
+    let mut pending = Pending {
+        buf: String::with_capacity(WRITE_BLOCK + WRITE_BLOCK / 4),
+        ack: None,
+        transactions: 0,
+    };
+    let mut write_error = None;
     let end = loop {
-        let idle = async {
-            match rules.idle {
-                Some(d) => tokio::time::sleep_until(last_activity + d).await,
-                None => std::future::pending().await,
+        // A batch ready right now; otherwise write what was gathered, then wait for one.
+        let ready = tokio::select! {
+            biased;
+            sig = signals.recv() => break End::Signal(sig),
+            b = sub.recv() => Some(b),
+            () = std::future::ready(()) => None,
+        };
+        let next = match ready {
+            Some(b) => b,
+            None => {
+                if let Err(e) = pending.write(out, &mut outcome) {
+                    write_error = Some(e);
+                    break End::StdoutClosed;
+                }
+                let snapshot_over = async {
+                    match rules.until_started.clone() {
+                        Some(mut rx) => {
+                            let _ = rx.wait_for(|done| *done).await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                let idle = async {
+                    match rules.idle {
+                        Some(d) => tokio::time::sleep_until(last_activity + d).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    sig = signals.recv() => break End::Signal(sig),
+                    b = sub.recv() => b,
+                    () = snapshot_over => break End::SnapshotDone,
+                    () = idle => break End::Idle,
+                }
             }
         };
-        let next = tokio::select! {
-            b = sub.recv() => b,
-            sig = signals.recv() => break End::Signal(sig),
-            () = idle => break End::Idle,
-        };
         let Some(batch) = next else {
+            // What was received is still written (and not acknowledged: the source is gone).
+            let _ = pending.write(out, &mut outcome);
             let _ = source.stop().await;
             let st = source.status();
             return Err(CliError::failed(match st.state {
@@ -279,37 +363,18 @@ pub async fn pump(
             .unwrap_or(usize::MAX)
             .min(batch.changes.len());
         let changes = batch.changes.get(..take).unwrap_or_default();
-        buf.clear();
-        output::render(&mut buf, format, &batch, changes);
-        // A slow reader blocks the write: let the runtime move its other work elsewhere.
-        let written = tokio::task::block_in_place(|| {
-            out.write_all(buf.as_bytes()).and_then(|()| out.flush())
-        });
-        match written {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break End::StdoutClosed,
-            Err(e) => {
-                let _ = source.stop().await;
-                return Err(CliError::failed(format!("writing to stdout: {e}")));
-            }
-        }
+        output::render(&mut pending.buf, format, &batch, changes);
         for c in changes {
             *outcome.by_op.entry(json::op_name(c)).or_default() += 1;
         }
         outcome.changes += take as u64;
-        if take == batch.changes.len() {
-            batch.ack();
-            if let Some(lsn) = batch.ack_lsn() {
-                outcome.transactions += 1;
-                outcome.last_acked = Some(lsn);
-            }
-        }
+        let mut stop = None;
         if rules.max_changes.is_some_and(|m| outcome.changes >= m) {
-            break End::MaxChanges;
+            stop = Some(End::MaxChanges);
         }
         if let (Some(until), Some(end)) = (rules.until_lsn, batch.ack_lsn()) {
             if end >= until {
-                break End::UntilLsn;
+                stop = stop.or(Some(End::UntilLsn));
             }
         }
         if let Some(prefix) = rules.until_message {
@@ -317,9 +382,37 @@ pub async fn pump(
                 |c| matches!(c, SourceChange::Message { message, .. } if message.prefix == prefix),
             );
             if marker {
-                break End::Message;
+                stop = stop.or(Some(End::Message));
             }
         }
+        if take == batch.changes.len() {
+            if batch.ack_lsn().is_some() {
+                pending.transactions += 1;
+            }
+            pending.ack = Some(batch);
+        }
+        if let Some(end) = stop {
+            break end;
+        }
+        if pending.buf.len() >= WRITE_BLOCK {
+            if let Err(e) = pending.write(out, &mut outcome) {
+                write_error = Some(e);
+                break End::StdoutClosed;
+            }
+        }
+    };
+    if write_error.is_none() && end != End::StdoutClosed {
+        if let Err(e) = pending.write(out, &mut outcome) {
+            write_error = Some(e);
+        }
+    }
+    let end = match write_error {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => End::StdoutClosed,
+        Some(e) => {
+            let _ = source.stop().await;
+            return Err(CliError::failed(format!("writing to stdout: {e}")));
+        }
+        None => end,
     };
     if let End::Signal(sig) = end {
         tracing::info!("{sig} received; stopping");
