@@ -27,7 +27,9 @@ enum Mode {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [url, slot, publication, mode, rest @ ..] = args.as_slice() else {
-        return Err("usage: lib_drain URL SLOT PUBLICATION (--until LSN | --snapshot | --latency N)".into());
+        return Err(
+            "usage: lib_drain URL SLOT PUBLICATION (--until LSN | --snapshot | --latency N)".into(),
+        );
     };
     let mode = match (mode.as_str(), rest.first()) {
         ("--until", Some(lsn)) => Mode::Until(lsn.parse()?),
@@ -94,7 +96,8 @@ async fn drain(url: &str, slot: &str, publication: &str, mode: Mode) -> Result<(
             },
             Mode::Latency(n) => {
                 while txs < n {
-                    let Some(b) = tokio::time::timeout(Duration::from_secs(120), sub.recv()).await?
+                    let Some(b) =
+                        tokio::time::timeout(Duration::from_secs(120), sub.recv()).await?
                     else {
                         return Err("the source stopped".into());
                     };

@@ -19,6 +19,9 @@
 //!   client handed it over (`pg_recvlogical`: its bytes reached this process through a pipe;
 //!   `pgcdc stream`: its JSON line did; `lib_drain`: the subscriber received it).
 //!
+//! - **backlog**: for profiling by hand: writes the drain's backlog for `--slots K` slots
+//!   (`p0` …), prints the URL and the end LSN, and keeps the server until stdin closes.
+//!
 //! Client CPU and peak memory come from `/usr/bin/time` (GNU time); the walsender's CPU from
 //! the postmaster's reaped-children times (`/proc/<postmaster>/stat`), so it is the CPU of
 //! every backend that ended during the client's run: its walsender, and for pgcdc the
@@ -73,7 +76,16 @@ fn main() -> Result<()> {
             flag("--seconds", 20)?,
             flag("--rounds", 5)?,
         ),
-        other => Err(format!("unknown measurement {other:?}: drain, bootstrap or latency").into()),
+        "backlog" => backlog(
+            &cluster,
+            flag("--rows", 1_000_000)?,
+            flag("--tx-rows", 100)?,
+            flag("--slots", 4)?,
+        ),
+        other => Err(format!(
+            "unknown measurement {other:?}: drain, bootstrap, latency or backlog"
+        )
+        .into()),
     }
 }
 
@@ -195,7 +207,11 @@ fn timed(cluster: &Cluster, program: &Path, args: &[String]) -> Result<Run> {
 /// The user + system seconds of the postmaster's ended children.
 fn reaped_children_cpu(cluster: &Cluster) -> Result<f64> {
     let pid_file = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid"))?;
-    let pid = pid_file.lines().next().ok_or("empty postmaster.pid")?.trim();
+    let pid = pid_file
+        .lines()
+        .next()
+        .ok_or("empty postmaster.pid")?
+        .trim();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command's closing parenthesis; cutime and cstime are the 16th and
     // 17th fields of the whole line.
@@ -254,7 +270,11 @@ fn table(title: &str, rows: u64, clients: &[(&str, Vec<Run>)]) {
 }
 
 fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -> Result<()> {
-    let names = ["pg_recvlogical", "pgcdc library", "pgcdc stream > /dev/null"];
+    let names = [
+        "pg_recvlogical",
+        "pgcdc library",
+        "pgcdc stream > /dev/null",
+    ];
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
     for round in 0..rounds {
         let slots: Vec<String> = (0..names.len()).map(|i| format!("d{round}_{i}")).collect();
@@ -265,27 +285,11 @@ fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -
             )?;
         }
         cluster.psql(DB, "TRUNCATE orders")?;
-        eprintln!("round {}/{rounds}: writing {rows} rows in transactions of {tx_rows} …", round + 1);
-        cluster.psql(
-            DB,
-            &format!(
-                "DO $$
-                 BEGIN
-                   FOR b IN 0..{last} LOOP
-                     {insert};
-                     COMMIT;
-                   END LOOP;
-                 END $$",
-                last = rows.div_ceil(tx_rows) - 1,
-                insert = insert_orders(
-                    &format!("b * {tx_rows} + 1::bigint"),
-                    &format!("least(b * {tx_rows} + {tx_rows}, {rows})")
-                ),
-            ),
-        )?;
-        let end = cluster.psql(DB, "SELECT pg_current_wal_lsn()")?;
-        let end = end.trim().to_owned();
-        cluster.psql(DB, "CHECKPOINT")?;
+        eprintln!(
+            "round {}/{rounds}: writing {rows} rows in transactions of {tx_rows} …",
+            round + 1
+        );
+        let end = write_backlog(cluster, rows, tx_rows)?;
         // Rotate who goes first.
         for k in 0..names.len() {
             let i = (k + round as usize) % names.len();
@@ -299,7 +303,13 @@ fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -
                 1 => timed(
                     cluster,
                     &bins.lib_drain,
-                    &[url(cluster), slot.clone(), "orders_pub".into(), "--until".into(), end.clone()],
+                    &[
+                        url(cluster),
+                        slot.clone(),
+                        "orders_pub".into(),
+                        "--until".into(),
+                        end.clone(),
+                    ],
                 )?,
                 _ => timed(
                     cluster,
@@ -343,7 +353,54 @@ fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -
     Ok(())
 }
 
-fn recvlogical_args(cluster: &Cluster, slot: &str, publication: &str, end: Option<&str>) -> Vec<String> {
+fn backlog(cluster: &Cluster, rows: u64, tx_rows: u64, slots: u64) -> Result<()> {
+    for i in 0..slots {
+        cluster.psql(
+            DB,
+            &format!("SELECT pg_create_logical_replication_slot('p{i}', 'pgoutput')"),
+        )?;
+    }
+    let end = write_backlog(cluster, rows, tx_rows)?;
+    println!("{} {end}", url(cluster));
+    eprintln!(
+        "slots p0 … p{}; the server stays up until stdin closes",
+        slots - 1
+    );
+    let mut sink = String::new();
+    while std::io::stdin().read_line(&mut sink)? > 0 {}
+    Ok(())
+}
+
+/// Writes `rows` orders in transactions of `tx_rows`; returns the WAL position after them.
+fn write_backlog(cluster: &Cluster, rows: u64, tx_rows: u64) -> Result<String> {
+    cluster.psql(
+        DB,
+        &format!(
+            "DO $$
+             BEGIN
+               FOR b IN 0..{last} LOOP
+                 {insert};
+                 COMMIT;
+               END LOOP;
+             END $$",
+            last = rows.div_ceil(tx_rows) - 1,
+            insert = insert_orders(
+                &format!("b * {tx_rows} + 1::bigint"),
+                &format!("least(b * {tx_rows} + {tx_rows}, {rows})")
+            ),
+        ),
+    )?;
+    let end = cluster.psql(DB, "SELECT pg_current_wal_lsn()")?;
+    cluster.psql(DB, "CHECKPOINT")?;
+    Ok(end.trim().to_owned())
+}
+
+fn recvlogical_args(
+    cluster: &Cluster,
+    slot: &str,
+    publication: &str,
+    end: Option<&str>,
+) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "-h".into(),
         cluster.host().into(),
@@ -376,7 +433,11 @@ fn bootstrap(cluster: &Cluster, bins: &Bins, rows: u64, rounds: u64) -> Result<(
     cluster.psql(DB, "TRUNCATE orders")?;
     cluster.psql(DB, &insert_orders("1", &rows.to_string()))?;
     cluster.psql(DB, "VACUUM ANALYZE orders")?;
-    let names = ["psql COPY > /dev/null", "pgcdc library", "pgcdc stream --snapshot-only"];
+    let names = [
+        "psql COPY > /dev/null",
+        "pgcdc library",
+        "pgcdc stream --snapshot-only",
+    ];
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
@@ -405,7 +466,12 @@ fn bootstrap(cluster: &Cluster, bins: &Bins, rows: u64, rounds: u64) -> Result<(
                 1 => timed(
                     cluster,
                     &bins.lib_drain,
-                    &[url(cluster), slot.clone(), "orders_pub".into(), "--snapshot".into()],
+                    &[
+                        url(cluster),
+                        slot.clone(),
+                        "orders_pub".into(),
+                        "--snapshot".into(),
+                    ],
                 )?,
                 _ => timed(
                     cluster,
@@ -442,7 +508,9 @@ fn bootstrap(cluster: &Cluster, bins: &Bins, rows: u64, rounds: u64) -> Result<(
     }
     let clients: Vec<(&str, Vec<Run>)> = names.iter().copied().zip(runs).collect();
     table(
-        &format!("bootstrap: a table of {rows} rows, medians of {rounds} rounds (s/M: per million rows)"),
+        &format!(
+            "bootstrap: a table of {rows} rows, medians of {rounds} rounds (s/M: per million rows)"
+        ),
         rows,
         &clients,
     );
@@ -465,7 +533,10 @@ fn latency(cluster: &Cluster, bins: &Bins, rate: u64, seconds: u64, rounds: u64)
     let script = std::env::temp_dir().join(format!("pgcdc-sbs-{}.sql", std::process::id()));
     std::fs::write(&script, "INSERT INTO lat DEFAULT VALUES;\n")?;
     for round in 0..rounds {
-        eprintln!("round {}/{rounds}: {rate} transactions/s for {seconds} s per client", round + 1);
+        eprintln!(
+            "round {}/{rounds}: {rate} transactions/s for {seconds} s per client",
+            round + 1
+        );
         for k in 0..names.len() {
             let i = (k + round as usize) % names.len();
             let slot = format!("l{round}_{i}");
@@ -480,7 +551,12 @@ fn latency(cluster: &Cluster, bins: &Bins, rate: u64, seconds: u64, rounds: u64)
                     .stdout(Stdio::piped())
                     .spawn()?,
                 1 => Command::new(&bins.lib_drain)
-                    .args([url(cluster), slot.clone(), "lat_pub".into(), "--latency".into()])
+                    .args([
+                        url(cluster),
+                        slot.clone(),
+                        "lat_pub".into(),
+                        "--latency".into(),
+                    ])
                     .arg(expected.to_string())
                     .stdout(Stdio::piped())
                     .spawn()?,
@@ -505,7 +581,13 @@ fn latency(cluster: &Cluster, bins: &Bins, rate: u64, seconds: u64, rounds: u64)
             // Let the client reach streaming before the load starts.
             std::thread::sleep(Duration::from_secs(2));
             let status = Command::new(cluster.bin_dir().join("pgbench"))
-                .args(["-n", "-h", cluster.host(), "-p", &cluster.port().to_string()])
+                .args([
+                    "-n",
+                    "-h",
+                    cluster.host(),
+                    "-p",
+                    &cluster.port().to_string(),
+                ])
                 .args(["-U", TRUST_USER.name, "-c", "1", "-t"])
                 .arg(expected.to_string())
                 .args(["-R", &rate.to_string(), "-f"])
@@ -555,7 +637,10 @@ fn latency(cluster: &Cluster, bins: &Bins, rate: u64, seconds: u64, rounds: u64)
             s.last().copied().unwrap_or(0) as f64 / 1000.0
         );
         if *name != names[0] {
-            println!("|   p99 ÷ pg_recvlogical's | {:.2}× | | | | | |", pct(&s, 99.0) / floor);
+            println!(
+                "|   p99 ÷ pg_recvlogical's | {:.2}× | | | | | |",
+                pct(&s, 99.0) / floor
+            );
         }
     }
     Ok(())
@@ -605,13 +690,16 @@ fn read_recvlogical(mut out: impl std::io::Read, expected: u64) -> Result<Vec<i6
 /// or `None` when it is not complete yet. Knows the messages a publication of `lat` sends.
 fn pgoutput_len(b: &[u8]) -> Option<usize> {
     let cstr = |from: usize| -> Option<usize> {
-        b.get(from..)?.iter().position(|&c| c == 0).map(|p| from + p + 1)
+        b.get(from..)?
+            .iter()
+            .position(|&c| c == 0)
+            .map(|p| from + p + 1)
     };
     let len = match *b.first()? {
         b'B' => 21,
         b'C' => 26,
         b'O' => cstr(9)?,
-        b'Y' => cstr(cstr(5)?)? ,
+        b'Y' => cstr(cstr(5)?)?,
         b'R' => {
             let mut p = cstr(cstr(5)?)?; // relid, namespace, name
             p += 1; // replica identity

@@ -32,8 +32,47 @@ use pgcdc_core::value::{Array, Date, Json, Numeric, Timestamp, Value};
 /// Appends `s` as a JSON string (escaped as PostgreSQL's `escape_json`, by the core).
 pub fn string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
+    // Most strings need no escape: copied whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // Writing to a String cannot fail.
     let _ = pgcdc_core::value::write_json_string(out, s);
+}
+
+/// Appends the decimal digits of `n` (no `fmt` machinery: this runs for every number).
+pub fn int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    uint(out, n.unsigned_abs());
+}
+
+/// Appends the decimal digits of `n`.
+pub fn uint(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        // `n % 10` is below 10.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// Appends `n` (below 100) as two digits.
+fn two(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// Whether `s` is a JSON number token (RFC 8259: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`).
@@ -89,18 +128,10 @@ pub fn value(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int2(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Int4(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Int8(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Oid(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::Int2(n) => int(out, i64::from(*n)),
+        Value::Int4(n) => int(out, i64::from(*n)),
+        Value::Int8(n) => int(out, *n),
+        Value::Oid(n) => uint(out, u64::from(*n)),
         Value::Float4(_) | Value::Float8(_) => number_or_string(out, &v.to_string()),
         Value::Numeric(n) => match n {
             Numeric::Finite(s) => number_or_string(out, s),
@@ -248,7 +279,10 @@ fn level<'a>(out: &mut String, lens: &[usize], elems: &mut impl Iterator<Item = 
 /// Writes an ISO 8601 year: four digits within 0–9999, else signed.
 fn year(out: &mut String, y: i32) {
     let _ = if (0..=9999).contains(&y) {
-        write!(out, "{y:04}")
+        let y = y.unsigned_abs();
+        two(out, y / 100);
+        two(out, y % 100);
+        Ok(())
     } else if y < 0 {
         write!(out, "-{:04}", y.unsigned_abs())
     } else {
@@ -261,7 +295,11 @@ fn date_value(out: &mut String, d: Date) {
         Some((y, m, day)) => {
             out.push('"');
             year(out, y);
-            let _ = write!(out, "-{m:02}-{day:02}\"");
+            out.push('-');
+            two(out, m);
+            out.push('-');
+            two(out, day);
+            out.push('"');
         }
         None => string(out, &d.to_string()),
     }
@@ -280,7 +318,20 @@ pub fn timestamp(out: &mut String, ts: Timestamp, utc: bool) {
     let (hh, mm, ss, us) = ts.time().hms_micro();
     out.push('"');
     year(out, y);
-    let _ = write!(out, "-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{us:06}");
+    out.push('-');
+    two(out, m);
+    out.push('-');
+    two(out, d);
+    out.push('T');
+    two(out, hh);
+    out.push(':');
+    two(out, mm);
+    out.push(':');
+    two(out, ss);
+    out.push('.');
+    two(out, us / 10_000);
+    two(out, us / 100 % 100);
+    two(out, us % 100);
     if utc {
         out.push('Z');
     }
@@ -314,10 +365,11 @@ pub fn properties(out: &mut String, props: &ElementPropertyMap) {
     out.push('}');
 }
 
+/// `,"name":` — the names are this module's constants, which need no escape.
 fn key(out: &mut String, name: &str) {
-    out.push(',');
-    string(out, name);
-    out.push(':');
+    out.push_str(",\"");
+    out.push_str(name);
+    out.push_str("\":");
 }
 
 fn strings<S: AsRef<str>>(out: &mut String, items: &[S]) {
@@ -349,8 +401,9 @@ fn label(labels: &[std::sync::Arc<str>]) -> &str {
     labels.first().map_or("", |l| l)
 }
 
-/// Appends one change line (without the newline): the JSON object documented in the README.
-pub fn change_line(out: &mut String, batch: &TransactionBatch, change: &SourceChange) {
+/// The part of a change line (the JSON object documented in the README) that is the
+/// change's own: from `{"op":` to its values; [`tx_tail`] completes it.
+pub fn change_head(out: &mut String, change: &SourceChange) {
     out.push_str("{\"op\":");
     string(out, op_name(change));
     match change {
@@ -451,7 +504,11 @@ pub fn change_line(out: &mut String, batch: &TransactionBatch, change: &SourceCh
         }
         _ => {}
     }
-    let tx = change.tx();
+}
+
+/// The part of a change line that its transaction decides (the same for every change of a
+/// batch): from `,"xid":` to the closing brace.
+pub fn tx_tail(out: &mut String, batch: &TransactionBatch, tx: &pgcdc_core::model::TxInfo) {
     let _ = write!(
         out,
         ",\"xid\":{},\"commit_lsn\":\"{}\",\"end_lsn\":",

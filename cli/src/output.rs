@@ -17,8 +17,18 @@ pub fn render(
 ) {
     match format {
         Format::Jsonl => {
+            // The transaction's part of the line, rendered once for all its changes.
+            let mut tail = String::new();
+            let mut tail_of = None;
             for c in changes {
-                json::change_line(out, batch, c);
+                json::change_head(out, c);
+                let tx = *c.tx();
+                if tail_of != Some(tx) {
+                    tail.clear();
+                    json::tx_tail(&mut tail, batch, &tx);
+                    tail_of = Some(tx);
+                }
+                out.push_str(&tail);
                 out.push('\n');
             }
         }

@@ -184,16 +184,16 @@ pub async fn run(mut a: StreamArgs) -> Result<(), CliError> {
         until_message: None,
         until_started: a.snapshot_only.then_some(started_rx),
     };
-    let mut out = std::io::stdout().lock();
-    let result = pump(
-        &source,
-        sub,
-        a.format.unwrap_or(Format::Jsonl),
-        &rules,
-        &mut signals,
-        &mut out,
-    )
-    .await;
+    // On a worker thread of the runtime, beside the source's task: a batch handed over
+    // wakes it without a hop to the main thread.
+    let format = a.format.unwrap_or(Format::Jsonl);
+    let pumping = source.clone();
+    let result = tokio::spawn(async move {
+        let mut out = std::io::stdout();
+        pump(&pumping, sub, format, &rules, &mut signals, &mut out).await
+    })
+    .await
+    .unwrap_or_else(|e| Err(CliError::failed(format!("the output task failed: {e}"))));
     if let Some(p) = progress {
         p.abort();
     }
@@ -254,7 +254,11 @@ struct Pending {
 
 impl Pending {
     /// Writes and flushes the gathered lines, then acknowledges them.
-    fn write(&mut self, out: &mut dyn Write, outcome: &mut Outcome) -> std::io::Result<()> {
+    fn write(
+        &mut self,
+        out: &mut (dyn Write + Send),
+        outcome: &mut Outcome,
+    ) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             // A slow reader blocks the write: let the runtime move its other work elsewhere.
             let buf = &self.buf;
@@ -288,7 +292,7 @@ pub async fn pump(
     format: Format,
     rules: &Rules,
     signals: &mut Signals,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<Outcome, CliError> {
     let mut outcome = Outcome {
         changes: 0,

@@ -752,6 +752,43 @@ fn snapshot_then_stream() {
     assert_eq!(summary(&json_lines(&o)), ["insert t t:1001"]);
 }
 
+/// `--snapshot-only` prints every row that exists once and exits by itself, leaving no slot.
+#[test]
+fn snapshot_only_exports_and_exits() {
+    let db = Db::new("snaponly");
+    db.sql(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         GRANT SELECT ON t TO PUBLIC;
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3000) g;
+         CREATE PUBLICATION p FOR TABLE t;",
+    );
+    let o = run(&db.stream_args("p", "once", &["--snapshot-only"]), LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("snapshot copied"), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let mut ids: Vec<i64> = lines
+        .iter()
+        .map(|l| l["props"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(lines.len(), 3000);
+    assert_eq!(ids.len(), 3000, "every row once");
+    assert!(lines.iter().all(|l| l["op"] == "insert" && l["xid"] == 0));
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'once'")
+            .trim(),
+        "0",
+        "the temporary slot is gone"
+    );
+    // Usage: no positions with it.
+    let o = run(
+        &db.stream_args("p", "once", &["--snapshot-only", "--until-lsn", "0/1"]),
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
 /// A process killed (SIGKILL) half way through its bootstrap leaves no slot behind, so the
 /// next start bootstraps again: every row arrives, none is skipped as if the copy had
 /// finished.

@@ -181,7 +181,9 @@ pub use options::ReplicationOptions;
 pub use reconnect::{
     Decision, Disposition, Failure, ReconnectPolicy, Reconnector, classify, classify_sqlstate,
 };
-pub use session::{ACK_UPDATE_DELAY, ReplicationSession};
+pub use session::{
+    ACK_UPDATE_DELAY, CATCH_UP_LAG, COALESCE_READ_BYTES, READ_PAUSE, ReplicationSession,
+};
 
 /// How much WAL a slot holds back, read on an ordinary connection
 /// ([`SlotHealth::query`]) by a driver's periodic check.

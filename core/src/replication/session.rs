@@ -21,6 +21,17 @@ use super::{Phase, ReplicationOptions, SessionError, SessionEvent, SessionStats}
 /// by an idle keepalive) that moved the flush LSN.
 pub const ACK_UPDATE_DELAY: Duration = Duration::from_millis(100);
 
+/// A transaction that committed this long before the server sent it is part of a backlog
+/// (see [`ReplicationSession::read_pause`]).
+pub const CATCH_UP_LAG: Duration = Duration::from_millis(20);
+
+/// The wait between reads while the server sends a backlog.
+pub const READ_PAUSE: Duration = Duration::from_millis(1);
+
+/// A read that brought at least this much is not followed by a pause: the socket had
+/// gathered plenty already.
+pub const COALESCE_READ_BYTES: usize = 32 * 1024;
+
 /// The command in flight, or what the connection is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Step {
@@ -175,6 +186,11 @@ pub struct ReplicationSession {
     pub(super) handoff: VecDeque<Handoff>,
     /// The end of the last transaction emitted or completed silently on this connection.
     pub(super) emitted_end: Lsn,
+    /// The server's clock when it sent the last message (microseconds since 2000-01-01).
+    pub(super) server_send_time: i64,
+    /// Whether the transactions arriving committed well before the server sent them: the
+    /// server is sending a backlog (see [`read_pause`](Self::read_pause)).
+    pub(super) catching_up: bool,
     /// An error met by deferred work in [`poll_event`](Self::poll_event), reported by the
     /// next call that returns a result.
     pub(super) failed: Option<SessionError>,
@@ -230,6 +246,8 @@ impl ReplicationSession {
             slot_floor: Lsn::ZERO,
             handoff: VecDeque::new(),
             emitted_end: Lsn::ZERO,
+            server_send_time: 0,
+            catching_up: false,
             failed: None,
             scratch: BytesMut::with_capacity(StandbyStatusUpdate::LEN),
         }
@@ -600,6 +618,20 @@ impl ReplicationSession {
     /// After [`stop`](Self::stop) nothing more is delivered, so there is none.
     pub fn has_backlog(&self) -> bool {
         self.phase == Phase::Streaming && self.pipeline.has_backlog()
+    }
+
+    /// How long the driver may wait before its next read of the socket, after a read that
+    /// brought less than [`COALESCE_READ_BYTES`] (`None`: read at once).
+    ///
+    /// While the server sends a backlog (the transactions arriving committed more than
+    /// [`CATCH_UP_LAG`] before the server sent them, by the server's own clock in both
+    /// cases), the walsender writes each message as it decodes it and an eager reader wakes
+    /// up for every few of them; waiting [`READ_PAUSE`] lets a socket buffer's worth gather
+    /// and costs no latency that matters, since what arrives is old already. Once the
+    /// server catches up (a keepalive, or a transaction sent right after its commit) reads
+    /// are immediate again.
+    pub fn read_pause(&self) -> Option<Duration> {
+        (self.catching_up && self.phase == Phase::Streaming).then_some(READ_PAUSE)
     }
 
     /// The error deferred work met (see [`poll_event`](Self::poll_event)), if any.

@@ -34,9 +34,10 @@ impl ReplicationSession {
             ReplicationMessage::XLogData {
                 wal_start,
                 wal_end,
+                send_time,
                 data,
-                ..
             } => {
+                self.server_send_time = send_time;
                 self.counters.xlog_messages = self.counters.xlog_messages.saturating_add(1);
                 self.feedback.on_received(wal_start.max(wal_end));
                 // A Commit Prepared removes its prepare from the pipeline: remember where the
@@ -57,8 +58,11 @@ impl ReplicationSession {
             ReplicationMessage::Keepalive {
                 wal_end,
                 reply_requested,
-                ..
+                send_time,
             } => {
+                // The walsender sends one when it has nothing more to send.
+                self.server_send_time = send_time;
+                self.catching_up = false;
                 self.counters.keepalives = self.counters.keepalives.saturating_add(1);
                 self.feedback.on_keepalive(wal_end);
                 if reply_requested {
@@ -85,6 +89,23 @@ impl ReplicationSession {
             source,
             lsn: self.feedback.received(),
         })
+    }
+
+    /// Whether the transaction committed at `commit_time_ns` (Unix nanoseconds) was sent
+    /// long after its commit, both by the server's clock: then the server sends a backlog.
+    fn note_commit_time(&mut self, commit_time_ns: u64) {
+        let Ok(commit_us) = i64::try_from(commit_time_ns / 1000) else {
+            return;
+        };
+        if commit_us <= 0 || self.server_send_time == 0 {
+            return;
+        }
+        let sent_us = self
+            .server_send_time
+            .saturating_add(crate::model::PG_EPOCH_UNIX_MICROS);
+        let lag_us = sent_us.saturating_sub(commit_us);
+        self.catching_up =
+            lag_us > i64::try_from(super::session::CATCH_UP_LAG.as_micros()).unwrap_or(i64::MAX);
     }
 
     /// Moves the pipeline's ready events into session events, dropping re-sent transactions
@@ -131,6 +152,7 @@ impl ReplicationSession {
     }
 
     fn emit(&mut self, mut batch: TransactionBatch) {
+        self.note_commit_time(batch.commit_time_ns);
         if !self.dedupe.filter(&mut batch, self.feedback.delivered()) {
             self.counters.duplicates_dropped = self.counters.duplicates_dropped.saturating_add(1);
             return;

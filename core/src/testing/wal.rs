@@ -30,13 +30,70 @@ pub fn xlog(lsn: Lsn, m: &PgOutputMessage) -> Vec<u8> {
     copy_data(&payload)
 }
 
+/// [`xlog`] sent by the server at `send_time` (its clock, µs since 2000-01-01).
+pub fn xlog_sent_at(lsn: Lsn, m: &PgOutputMessage, send_time: i64) -> Vec<u8> {
+    let mut data = BytesMut::new();
+    encode::message(m, &mut data).expect("a test message encodes");
+    let mut payload = BytesMut::new();
+    encode::replication_message(
+        &ReplicationMessage::XLogData {
+            wal_start: lsn,
+            wal_end: lsn,
+            send_time,
+            data: data.freeze(),
+        },
+        &mut payload,
+    );
+    copy_data(&payload)
+}
+
+/// A one-row transaction (as [`txn`]) committed at `commit_time` and sent at `send_time`
+/// (both the server's clock, µs since 2000-01-01).
+pub fn txn_sent_at(
+    xid: u32,
+    commit: u64,
+    end: u64,
+    id: u32,
+    commit_time: i64,
+    send_time: i64,
+) -> Vec<u8> {
+    let begin = commit - 0x100;
+    let mut v = xlog_sent_at(
+        Lsn(begin),
+        &PgOutputMessage::Begin {
+            final_lsn: Lsn(commit),
+            commit_time,
+            xid: Xid(xid),
+        },
+        send_time,
+    );
+    v.extend(xlog_sent_at(Lsn::ZERO, &relation(), send_time));
+    v.extend(xlog_sent_at(Lsn(begin + 8), &insert(id), send_time));
+    v.extend(xlog_sent_at(
+        Lsn(end),
+        &PgOutputMessage::Commit {
+            flags: 0,
+            commit_lsn: Lsn(commit),
+            end_lsn: Lsn(end),
+            commit_time,
+        },
+        send_time,
+    ));
+    v
+}
+
 /// A CopyData message holding a primary keepalive.
 pub fn keepalive(wal_end: Lsn, reply: bool) -> Vec<u8> {
+    keepalive_sent_at(wal_end, reply, 0)
+}
+
+/// [`keepalive`] sent at `send_time` (µs since 2000-01-01).
+pub fn keepalive_sent_at(wal_end: Lsn, reply: bool, send_time: i64) -> Vec<u8> {
     let mut payload = BytesMut::new();
     encode::replication_message(
         &ReplicationMessage::Keepalive {
             wal_end,
-            send_time: 0,
+            send_time,
             reply_requested: reply,
         },
         &mut payload,

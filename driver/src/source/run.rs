@@ -36,8 +36,9 @@ use crate::transport::Transport;
 /// How often the end of a bootstrap looks whether the subscribers took every row.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes asked of the socket per read: a read takes whatever the socket has gathered, up to
+/// this.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// The command receiver, pinned once (it is not `Unpin`).
 type Cmds = Pin<Box<async_channel::Receiver<Command>>>;
@@ -249,6 +250,8 @@ struct Link<T> {
     rbuf: BytesMut,
     wbuf: BytesMut,
     scratch: Vec<u8>,
+    /// No read before this ([`ReplicationSession::read_pause`]: the server sends a backlog).
+    read_paused_until: Option<std::time::Instant>,
 }
 
 /// What to do after a session event.
@@ -459,6 +462,7 @@ impl<R: Runtime> Driver<R> {
             rbuf,
             wbuf: BytesMut::new(),
             scratch: vec![0u8; READ_CHUNK],
+            read_paused_until: None,
         };
         if !link.rbuf.is_empty()
             && let Err(e) = self.session.handle_input(&mut link.rbuf, self.rt.now())
@@ -515,7 +519,15 @@ impl<R: Runtime> Driver<R> {
                 Wake::Read(Ok(n)) => {
                     link.rbuf
                         .extend_from_slice(link.scratch.get(..n).unwrap_or_default());
-                    self.session.handle_input(&mut link.rbuf, now)
+                    let handled = self.session.handle_input(&mut link.rbuf, now);
+                    if n < pgcdc_core::replication::COALESCE_READ_BYTES {
+                        link.read_paused_until = self.session.read_pause().map(|d| now + d);
+                    }
+                    handled
+                }
+                Wake::ReadPauseOver => {
+                    link.read_paused_until = None;
+                    Ok(())
                 }
                 Wake::Read(Err(source)) => {
                     return AttemptEnd::Failed(
@@ -536,9 +548,14 @@ impl<R: Runtime> Driver<R> {
 
     /// Waits for the next thing to do.
     async fn wait(&mut self, link: &mut Link<R::Tcp>) -> Wake {
-        let reading =
+        let would_read =
             self.outbox.is_empty() && self.delivering.is_none() && !self.session.has_backlog();
         let now = self.rt.now();
+        let paused = link.read_paused_until.filter(|t| *t > now);
+        let reading = would_read && paused.is_none();
+        let mut pause = paused
+            .filter(|_| would_read)
+            .map(|t| self.rt.sleep(t.saturating_duration_since(now)));
         let mut sleep = self
             .session
             .poll_timeout()
@@ -563,6 +580,11 @@ impl<R: Runtime> Driver<R> {
                 && s.as_mut().poll(cx).is_ready()
             {
                 return Poll::Ready(Wake::Timer);
+            }
+            if let Some(p) = pause.as_mut()
+                && p.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Wake::ReadPauseOver);
             }
             Poll::Pending
         })
@@ -820,6 +842,8 @@ enum Wake {
     Delivered,
     Read(std::io::Result<usize>),
     Timer,
+    /// The pause between reads of a backlog is over.
+    ReadPauseOver,
 }
 
 fn publish_stats(shared: &Shared, session: &ReplicationSession) {

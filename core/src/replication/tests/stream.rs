@@ -17,6 +17,44 @@ fn flushes(h: &mut Harness) -> Vec<Lsn> {
 }
 
 #[test]
+fn a_backlog_pauses_reads_until_the_server_catches_up() {
+    use crate::replication::READ_PAUSE;
+    let mut h = streaming("15.18");
+    assert_eq!(h.session.read_pause(), None, "nothing received yet");
+    let sent = 800_000_000_000_000i64;
+    // Committed 5 s before the server sent it: a backlog.
+    h.feed(&txn_sent_at(700, 0x2100, 0x2130, 1, sent - 5_000_000, sent))
+        .unwrap();
+    assert_eq!(h.session.read_pause(), Some(READ_PAUSE));
+    // Still behind, but by less than CATCH_UP_LAG (20 ms): reads are immediate again.
+    h.feed(&txn_sent_at(
+        701,
+        0x2200,
+        0x2230,
+        2,
+        sent - 2_000,
+        sent + 10,
+    ))
+    .unwrap();
+    assert_eq!(h.session.read_pause(), None);
+    h.feed(&txn_sent_at(
+        702,
+        0x2300,
+        0x2330,
+        3,
+        sent - 60_000,
+        sent + 20,
+    ))
+    .unwrap();
+    assert_eq!(h.session.read_pause(), Some(READ_PAUSE));
+    // A keepalive: the walsender has nothing more to send.
+    h.feed(&keepalive_sent_at(Lsn(0x2330), false, sent + 30))
+        .unwrap();
+    assert_eq!(h.session.read_pause(), None);
+    assert_eq!(h.batches().len(), 3, "every transaction delivered");
+}
+
+#[test]
 fn keepalive_reply_requested_is_answered_at_once() {
     let mut h = streaming("15.18");
     h.feed(&keepalive(Lsn(0x3000), false)).unwrap();
