@@ -78,6 +78,7 @@ Options:
                           with KiB, MiB, GiB (default 64MiB; 0: never spill)
   --spill-dir DIR         directory of spill files (default: the system's temporary directory)
   --format jsonl|pretty   output format (default jsonl)
+  --metrics-addr ADDR     serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9187)
   -h, --help              this help";
 
 /// `pgcdc demo --help`.
@@ -162,6 +163,8 @@ pub struct StreamArgs {
     pub two_phase: bool,
     pub spill_threshold: Option<usize>,
     pub spill_dir: Option<String>,
+    /// `--metrics-addr`: where to serve Prometheus metrics.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `pgcdc demo` options.
@@ -431,6 +434,15 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
                 })?);
             }
             "--spill-dir" => a.spill_dir = Some(f.value(&mut flag, "a directory")?),
+            "--metrics-addr" => {
+                let v = f.value(&mut flag, "an address such as 127.0.0.1:9187")?;
+                a.metrics_addr = Some(v.parse().map_err(|_| {
+                    f.err(format!(
+                        "--metrics-addr {v:?} is not an address: give IP:PORT, such as \
+                         127.0.0.1:9187 (0.0.0.0:9187 for every interface)"
+                    ))
+                })?);
+            }
             _ => return Err(f.unknown(&flag)),
         }
     }

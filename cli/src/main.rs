@@ -16,6 +16,7 @@ mod demo;
 mod doctor;
 mod hints;
 mod json;
+mod metrics;
 mod output;
 mod slots;
 mod stream;

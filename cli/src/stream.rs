@@ -158,8 +158,16 @@ pub async fn run(mut a: StreamArgs) -> Result<(), CliError> {
     if let Some(dir) = a.spill_dir {
         cfg.spill_dir = Some(dir.into());
     }
+    // The recorder comes first: the source makes its metric handles when it is built.
+    let recorder = a
+        .metrics_addr
+        .map(|_| crate::metrics::install())
+        .transpose()?;
     let source = PostgresReplicationSource::new("pgcdc", cfg)
         .map_err(|e| CliError::usage(Some("stream"), e.to_string()))?;
+    if let (Some(addr), Some(handle)) = (a.metrics_addr, recorder) {
+        crate::metrics::serve(addr, handle, source.clone()).await?;
+    }
     let mut signals = Signals::new()?;
     let sub = source.subscribe();
     let (started_tx, started_rx) = tokio::sync::watch::channel(false);

@@ -656,6 +656,104 @@ fn sigterm_stops_cleanly() {
     assert!(db.confirmed_flush_at_least("s", &lines[1]["end_lsn"]));
 }
 
+/// `--metrics-addr` serves the source's figures in the Prometheus text format while it
+/// streams: scraped after two transactions of five rows, they count exactly those.
+#[test]
+fn metrics_are_scraped_while_streaming() {
+    use std::io::{Read, Write};
+    let db = Db::new("metrics");
+    db.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t;");
+    db.create_slot("s");
+    let mut child = pgcdc(&db.stream_args("pub", "s", &["--metrics-addr", "127.0.0.1:0"]))
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The address actually bound (port 0: any free one) is logged on stderr.
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Some((_, rest)) = line.split_once("serving Prometheus metrics at http://") {
+                let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                let _ = addr_tx.send(addr);
+            }
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(LIMIT)
+        .expect("the metrics address on stderr");
+    db.wait_active("s");
+    db.sql("INSERT INTO t SELECT generate_series(1, 3)");
+    db.sql("INSERT INTO t SELECT generate_series(4, 5)");
+    for _ in 0..5 {
+        rx.recv_timeout(LIMIT).expect("a change line");
+    }
+    let scrape = || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut page = String::new();
+        c.read_to_string(&mut page).unwrap();
+        page
+    };
+    let value = |page: &str, name: &str| -> Option<f64> {
+        page.lines()
+            .find(|l| l.starts_with(&format!("{name}{{source=\"pgcdc\"}} ")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let deadline = Instant::now() + LIMIT;
+    let page = loop {
+        let page = scrape();
+        if value(&page, "pgcdc_transactions_total") == Some(2.0) || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(
+        page.contains("Content-Type: text/plain; version=0.0.4"),
+        "{page}"
+    );
+    assert_eq!(value(&page, "pgcdc_changes_total"), Some(5.0), "{page}");
+    assert_eq!(
+        value(&page, "pgcdc_transactions_total"),
+        Some(2.0),
+        "{page}"
+    );
+    assert_eq!(value(&page, "pgcdc_up"), Some(1.0), "{page}");
+    assert_eq!(value(&page, "pgcdc_reconnects_total"), Some(0.0), "{page}");
+    assert!(
+        value(&page, "pgcdc_bytes_received_total").unwrap() > 0.0,
+        "{page}"
+    );
+    assert!(value(&page, "pgcdc_lag_bytes").is_some(), "{page}");
+    assert!(value(&page, "pgcdc_subscribers") == Some(1.0), "{page}");
+    let age = value(&page, "pgcdc_last_commit_age_seconds").expect("the commit age");
+    assert!((0.0..60.0).contains(&age), "{page}");
+    let committed = value(&page, "pgcdc_last_commit_timestamp_seconds").unwrap();
+    assert!(committed > 1.7e9, "{page}");
+    assert!(
+        page.contains("# TYPE pgcdc_changes_total counter"),
+        "{page}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = wait(child, LIMIT);
+    assert_eq!(o.status.code(), Some(0));
+}
+
 #[test]
 fn creates_slot_and_publication_for_chosen_tables() {
     let db = Db::new("create");

@@ -9,6 +9,8 @@
 
 /// Everything a runtime crate re-exports, so every runtime offers the same names.
 pub mod api {
+    /// The names of the figures the source gives the `metrics` recorder.
+    pub use crate::source::metrics::names as metric_names;
     pub use crate::source::{
         AckHandle, BootstrapContext, BootstrapProgress, BootstrapProvider, BootstrapStage,
         ChangeBatch, JsonlBootstrap, PostgresBootstrap, SourceState, SourceStatus, Subscription,

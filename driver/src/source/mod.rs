@@ -11,6 +11,7 @@ pub mod bootstrap;
 mod builder;
 mod command;
 mod dispatch;
+pub mod metrics;
 mod monitor;
 mod run;
 mod shared;
@@ -152,6 +153,7 @@ impl<R: Runtime> Source<R> {
         let shared = Arc::new(Shared {
             status: Mutex::new(SourceStatus::default()),
             dispatcher,
+            metrics: metrics::SourceMetrics::new(&id),
         });
         Ok(Source {
             inner: Arc::new(Inner {

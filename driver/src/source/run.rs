@@ -625,9 +625,14 @@ impl<R: Runtime> Driver<R> {
         }
         let delivered = self.delivered_lsn;
         let at = self.rt.wall_clock();
+        let committed = (batch.commit_time_ns > 0)
+            .then(|| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(batch.commit_time_ns));
         self.shared.update(|s| {
             s.last_delivered_lsn = delivered;
             s.last_change_at = Some(at);
+            if committed.is_some() {
+                s.last_commit_time = committed;
+            }
         });
         // The counts are the session's.
         publish_stats(&self.shared, &self.session);

@@ -82,6 +82,9 @@ pub struct SourceStatus {
     pub resume_gap: Option<(Lsn, Lsn)>,
     /// When the last change was delivered.
     pub last_change_at: Option<SystemTime>,
+    /// The commit time of the last transaction delivered: how far behind the source is, in
+    /// time.
+    pub last_commit_time: Option<SystemTime>,
     /// The WAL the slot retains (bytes behind the server's position), as of the last slot
     /// check (`slot_check_interval_ms`).
     pub retained_wal_bytes: Option<u64>,
@@ -115,6 +118,7 @@ impl Default for SourceStatus {
             last_error: None,
             resume_gap: None,
             last_change_at: None,
+            last_commit_time: None,
             retained_wal_bytes: None,
             wal_status: None,
             slot_warning: None,
