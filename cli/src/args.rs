@@ -116,7 +116,7 @@ Options:
 #[derive(Debug)]
 pub enum Command {
     /// `pgcdc stream`.
-    Stream(StreamArgs),
+    Stream(Box<StreamArgs>),
     /// `pgcdc demo`.
     Demo(DemoArgs),
     /// `pgcdc slots`.
@@ -461,7 +461,7 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
              --until-lsn or --snapshot",
         ));
     }
-    Ok(Command::Stream(a))
+    Ok(Command::Stream(Box::new(a)))
 }
 
 fn parse_demo(args: Vec<String>) -> Result<Command, CliError> {

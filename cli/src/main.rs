@@ -100,7 +100,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match command {
-            Command::Stream(a) => stream::run(a).await,
+            Command::Stream(a) => stream::run(*a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Slots(a) => slots::run(a).await,
             Command::Doctor(a) => doctor::run(a).await,
