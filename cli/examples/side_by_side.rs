@@ -133,7 +133,8 @@ fn start_cluster() -> Result<Cluster> {
         "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, amount numeric(12,2),
            note text, created_at timestamptz, status varchar(20), paid bool);
          CREATE TABLE lat (id bigserial PRIMARY KEY, at timestamptz DEFAULT now());
-         GRANT SELECT ON orders, lat TO PUBLIC;
+         GRANT ALL ON orders, lat TO PUBLIC;
+         GRANT ALL ON SEQUENCE lat_id_seq TO PUBLIC;
          CREATE PUBLICATION orders_pub FOR TABLE orders;
          CREATE PUBLICATION lat_pub FOR TABLE lat;",
     )?;

@@ -60,6 +60,8 @@ Options:
   --snapshot              first emit the rows that exist (initial snapshot, when the slot is created)
   --snapshot-only         emit the rows that exist, then exit: a one-time export through a
                           temporary slot (created and gone with the connection)
+  --progress-every SECS   while copying the snapshot, log its progress every SECS when stderr
+                          is not a terminal (default 5; on a terminal: a bar per table)
   --from-lsn LSN          start at this position (X/X) instead of the slot's
   --until-lsn LSN         end after the first transaction whose end LSN reaches LSN
   --idle-exit SECONDS     end after SECONDS without a change
@@ -163,6 +165,8 @@ pub struct StreamArgs {
     pub two_phase: bool,
     pub spill_threshold: Option<usize>,
     pub spill_dir: Option<String>,
+    /// `--progress-every`: how often the snapshot's progress is logged off a terminal.
+    pub progress_every: Option<Duration>,
     /// `--metrics-addr`: where to serve Prometheus metrics.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -365,6 +369,19 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
             }
             "--from-lsn" => a.from_lsn = Some(f.lsn(&mut flag)?),
             "--until-lsn" => a.until_lsn = Some(f.lsn(&mut flag)?),
+            "--progress-every" => {
+                let v = f.value(&mut flag, "a number of seconds")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.01 && *s < 1e6)
+                    .ok_or_else(|| {
+                        f.err(format!(
+                            "--progress-every {v:?} is not a number of seconds (0.01 or more)"
+                        ))
+                    })?;
+                a.progress_every = Some(Duration::from_secs_f64(secs));
+            }
             "--idle-exit" => {
                 let v = f.value(&mut flag, "a number of seconds")?;
                 let secs: f64 = v

@@ -184,7 +184,11 @@ pub async fn run(mut a: StreamArgs) -> Result<(), CliError> {
     } else if !start(&source, &mut signals).await? {
         return Ok(());
     }
-    let progress = spawn_progress(source.clone());
+    let every = a.progress_every.unwrap_or(PROGRESS_LOG_EVERY);
+    let progress = a
+        .snapshot
+        .then(|| spawn_progress(source.clone(), every))
+        .flatten();
     let rules = Rules {
         until_lsn: a.until_lsn,
         idle: a.idle_exit,
@@ -331,12 +335,18 @@ pub async fn pump(
                     write_error = Some(e);
                     break End::StdoutClosed;
                 }
+                // The copy was delivered (start() returned), nothing is left to write, and
+                // the source saw its queues drained (it leaves Bootstrapping then).
                 let snapshot_over = async {
-                    match rules.until_started.clone() {
-                        Some(mut rx) => {
-                            let _ = rx.wait_for(|done| *done).await;
-                        }
-                        None => std::future::pending().await,
+                    let Some(mut rx) = rules.until_started.clone() else {
+                        return std::future::pending().await;
+                    };
+                    if rx.wait_for(|done| *done).await.is_err() {
+                        // The start failed: the subscription ends with the error.
+                        return std::future::pending().await;
+                    }
+                    while source.status().state == SourceState::Bootstrapping {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 };
                 let idle = async {
@@ -442,42 +452,138 @@ pub async fn pump(
     Ok(outcome)
 }
 
-/// A spinner with the row count on stderr while the source copies its initial snapshot, when
-/// stderr is a terminal.
-fn spawn_progress(source: PostgresReplicationSource) -> Option<tokio::task::JoinHandle<()>> {
-    if !std::io::stderr().is_terminal() {
-        return None;
+/// Progress of the initial snapshot on stderr: on a terminal a bar per table (rows against
+/// the planner's estimate `reltuples`, rate, ETA) under a total; elsewhere a log line every
+/// `every` ([`PROGRESS_LOG_EVERY`] by default). Ends by itself when the bootstrap is over.
+fn spawn_progress(
+    source: PostgresReplicationSource,
+    every: Duration,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if std::io::stderr().is_terminal() {
+        Some(tokio::spawn(progress_bars(source)))
+    } else {
+        Some(tokio::spawn(progress_lines(source, every)))
     }
-    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-    Some(tokio::spawn(async move {
-        let mut drawn = false;
-        let mut frame = 0usize;
-        let since = Instant::now();
-        loop {
-            tokio::time::sleep(Duration::from_millis(120)).await;
-            let st = source.status();
-            if st.state == SourceState::Bootstrapping {
-                let spin = FRAMES.get(frame % FRAMES.len()).copied().unwrap_or(' ');
-                let (rows, estimate, tables, done) =
-                    st.bootstrap.as_ref().map_or((st.changes, 0, 0, 0), |p| {
-                        let done = p.tables.iter().filter(|t| t.done).count();
-                        (p.rows, p.estimated_rows(), p.tables.len(), done)
-                    });
-                let of = if estimate > 0 {
-                    format!(" of ~{estimate}")
-                } else {
-                    String::new()
-                };
-                eprint!(
-                    "\r\x1b[K{spin} snapshot: {rows}{of} rows, {done}/{tables} tables ({}s)",
-                    since.elapsed().as_secs()
-                );
-                drawn = true;
-                frame = frame.wrapping_add(1);
-            } else if drawn {
-                eprint!("\r\x1b[K");
-                drawn = false;
+}
+
+/// How often a bootstrap's progress is logged by default when stderr is not a terminal.
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(5);
+
+async fn progress_bars(source: PostgresReplicationSource) {
+    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+    let table_style = ProgressStyle::with_template(
+        "{prefix:>24} [{bar:30}] {human_pos}/~{human_len} rows  {msg:>14}  eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let mut bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    let mut total: Option<ProgressBar> = None;
+    let mut seen_bootstrap = false;
+    loop {
+        tokio::time::sleep(Duration::from_millis(125)).await;
+        let st = source.status();
+        let Some(p) = st.bootstrap.as_ref() else {
+            if seen_bootstrap || st.state == SourceState::Running {
+                break;
+            }
+            continue;
+        };
+        seen_bootstrap = true;
+        for t in &p.tables {
+            let bar = bars.entry(t.table.clone()).or_insert_with(|| {
+                let b = multi.add(ProgressBar::new(t.estimated_rows.max(1)));
+                b.set_style(table_style.clone());
+                b.set_prefix(t.table.clone());
+                b
+            });
+            bar.set_message(rate(bar.per_sec()));
+            // reltuples is an estimate: the bar grows when the table has more rows.
+            bar.set_length(t.estimated_rows.max(t.rows).max(1));
+            bar.set_position(t.rows);
+            if t.done && !bar.is_finished() {
+                bar.set_length(t.rows.max(1));
+                bar.finish();
             }
         }
-    }))
+        let total_bar = total.get_or_insert_with(|| {
+            let b = multi.add(ProgressBar::new(1));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>24} {human_pos}/~{human_len} rows, {msg}  {elapsed}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b.set_prefix("snapshot");
+            b
+        });
+        let done = p.tables.iter().filter(|t| t.done).count();
+        total_bar.set_length(p.estimated_rows().max(p.rows).max(1));
+        total_bar.set_position(p.rows);
+        total_bar.set_message(format!(
+            "{done}/{} tables  {}",
+            p.tables.len(),
+            rate(total_bar.per_sec())
+        ));
+        if !matches!(
+            p.stage,
+            pgcdc_tokio::BootstrapStage::Planning | pgcdc_tokio::BootstrapStage::Copying
+        ) {
+            total_bar.finish();
+            break;
+        }
+    }
+    let _ = multi.clear();
+}
+
+/// `1.04 M rows/s`.
+fn rate(per_sec: f64) -> String {
+    if per_sec >= 1e6 {
+        format!("{:.2} M rows/s", per_sec / 1e6)
+    } else if per_sec >= 1e3 {
+        format!("{:.1} k rows/s", per_sec / 1e3)
+    } else {
+        format!("{per_sec:.0} rows/s")
+    }
+}
+
+async fn progress_lines(source: PostgresReplicationSource, every: Duration) {
+    let since = Instant::now();
+    let mut last_rows = 0u64;
+    loop {
+        tokio::time::sleep(every).await;
+        let st = source.status();
+        let Some(p) = st.bootstrap.as_ref() else {
+            if st.state == SourceState::Starting {
+                continue;
+            }
+            break;
+        };
+        if !matches!(
+            p.stage,
+            pgcdc_tokio::BootstrapStage::Planning | pgcdc_tokio::BootstrapStage::Copying
+        ) {
+            break;
+        }
+        if p.stage == pgcdc_tokio::BootstrapStage::Planning {
+            continue;
+        }
+        let done = p.tables.iter().filter(|t| t.done).count();
+        let rate = (p.rows - last_rows.min(p.rows)) as f64 / every.as_secs_f64();
+        last_rows = p.rows;
+        let estimate = p.estimated_rows();
+        let eta = (rate > 0.0 && estimate > p.rows)
+            .then(|| format!("{:.0}s", (estimate - p.rows) as f64 / rate))
+            .unwrap_or_else(|| "-".to_owned());
+        tracing::info!(
+            rows = p.rows,
+            estimated_rows = estimate,
+            tables_done = done,
+            tables = p.tables.len(),
+            rows_per_sec = rate.round() as u64,
+            eta = %eta,
+            elapsed_s = since.elapsed().as_secs(),
+            "snapshot progress"
+        );
+    }
 }

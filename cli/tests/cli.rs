@@ -879,6 +879,31 @@ fn snapshot_only_exports_and_exits() {
         "0",
         "the temporary slot is gone"
     );
+    // Off a terminal the progress is logged (here every 10 ms, so even a short copy is
+    // seen), with rows against the estimate.
+    db.sql("ANALYZE t");
+    let o = run(
+        &db.stream_args(
+            "p",
+            "once2",
+            &["--snapshot-only", "--progress-every", "0.01"],
+        ),
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_lines(&o).len(), 3000);
+    let err = stderr(&o);
+    let progress: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("snapshot progress"))
+        .collect();
+    assert!(!progress.is_empty(), "{err}");
+    assert!(
+        progress
+            .iter()
+            .all(|l| l.contains("estimated_rows=3000") && l.contains("tables=1")),
+        "{progress:?}"
+    );
     // Usage: no positions with it.
     let o = run(
         &db.stream_args("p", "once", &["--snapshot-only", "--until-lsn", "0/1"]),
