@@ -572,9 +572,11 @@ async fn progress_lines(source: PostgresReplicationSource, every: Duration) {
         let rate = (p.rows - last_rows.min(p.rows)) as f64 / every.as_secs_f64();
         last_rows = p.rows;
         let estimate = p.estimated_rows();
-        let eta = (rate > 0.0 && estimate > p.rows)
-            .then(|| format!("{:.0}s", (estimate - p.rows) as f64 / rate))
-            .unwrap_or_else(|| "-".to_owned());
+        let eta = if rate > 0.0 && estimate > p.rows {
+            format!("{:.0}s", (estimate - p.rows) as f64 / rate)
+        } else {
+            "-".to_owned()
+        };
         tracing::info!(
             rows = p.rows,
             estimated_rows = estimate,
