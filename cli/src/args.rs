@@ -14,7 +14,7 @@ pgcdc: stream the changes of a PostgreSQL database as JSON lines
 Usage:
   pgcdc stream --url URL --publication P --slot S [options]   stream changes to stdout
   pgcdc demo [--url URL] [--format jsonl|pretty]              try it on a throwaway server
-  pgcdc slots [--url URL] [--drop NAME] [--format table|jsonl] list (or drop) replication slots
+  pgcdc slots [--url URL] [--drop NAME] [--json]              list (or drop) replication slots
   pgcdc doctor [--url URL] [--publication P]                  check a server before the first run
   pgcdc help [COMMAND]                                        show help
   pgcdc --version
@@ -102,16 +102,20 @@ Options:
 
 /// `pgcdc slots --help`.
 pub const SLOTS_USAGE: &str = "\
-Usage: pgcdc slots [--url URL] [--drop NAME] [--format table|jsonl]
+Usage: pgcdc slots [--url URL] [--drop NAME] [--json | --format table|json|jsonl]
 
 Lists the server's replication slots: plugin, type, database, whether a consumer is
-connected (active), positions, and the lag in bytes (WAL the slot retains). --drop NAME
-drops an inactive slot.
+connected (active) and its server process id, wal_status (PostgreSQL 13+), positions, the
+lag (WAL the slot retains), and the age of the confirmed position: the time since the
+consumer's last status update (active slots) or since the slot became inactive
+(PostgreSQL 17+); the status update is shown to superusers and members of
+pg_read_all_stats only. --drop NAME drops an inactive slot.
 
 Options:
   --url URL               postgres://user:password@host:port/database
   --drop NAME             drop this replication slot
-  --format table|jsonl    output format (default table)
+  --json                  print a JSON array (same as --format json)
+  --format F              table (default), json (one array) or jsonl (one object per line)
   -h, --help              this help";
 
 /// What the user asked for.
@@ -185,13 +189,25 @@ pub struct DoctorArgs {
     pub publication: Option<String>,
 }
 
+/// How `pgcdc slots` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SlotsFormat {
+    /// An aligned table.
+    #[default]
+    Table,
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
 /// `pgcdc slots` options.
 #[derive(Debug, Default)]
 pub struct SlotsArgs {
     pub url: Option<String>,
     pub drop: Option<String>,
-    /// `--format jsonl` (the default is an aligned table).
-    pub jsonl: bool,
+    /// `--json`, `--format jsonl`, or the default aligned table.
+    pub format: SlotsFormat,
 }
 
 /// Parses the arguments after the program name.
@@ -519,7 +535,18 @@ fn parse_slots(args: Vec<String>) -> Result<Command, CliError> {
             "-h" | "--help" => return Ok(Command::Help(SLOTS_USAGE)),
             "--url" => a.url = Some(f.value(&mut flag, "a postgres:// URL")?),
             "--drop" => a.drop = Some(f.value(&mut flag, "a replication slot name")?),
-            "--format" => a.jsonl = f.format(&mut flag, &["table", "jsonl"])? == "jsonl",
+            "--format" => {
+                a.format = match f.format(&mut flag, &["table", "json", "jsonl"])?.as_str() {
+                    "json" => SlotsFormat::Json,
+                    "jsonl" => SlotsFormat::Jsonl,
+                    _ => SlotsFormat::Table,
+                }
+            }
+            "--json" => {
+                if f.switch(&flag)? {
+                    a.format = SlotsFormat::Json;
+                }
+            }
             _ => return Err(f.unknown(&flag)),
         }
     }

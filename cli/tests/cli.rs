@@ -104,6 +104,21 @@ impl Db {
     }
 
     /// `stream` arguments for this database with `--publication` and `--slot`.
+    fn wait_inactive(&self, slot: &str) {
+        let slot = self.slot(slot);
+        let deadline = Instant::now() + LIMIT;
+        while Instant::now() < deadline {
+            let active = self.sql(&format!(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'"
+            ));
+            if active == "f" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("slot {slot} stayed active");
+    }
+
     fn stream_args(&self, publication: &str, slot: &str, extra: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = [
             "stream",
@@ -997,8 +1012,8 @@ fn slots_lists_and_drops() {
     let text = stdout(&o);
     let mut rows = text.lines();
     let header: Vec<&str> = rows.next().unwrap().split_whitespace().collect();
-    let expected = "slot_name plugin type database active pid restart_lsn confirmed_flush_lsn \
-                    lag_bytes lag";
+    let expected = "slot_name plugin type database active pid wal_status restart_lsn \
+                    confirmed_flush_lsn lag_bytes lag confirmed_age";
     assert_eq!(header, expected.split_whitespace().collect::<Vec<_>>());
     let row: Vec<&str> = rows
         .find(|r| r.starts_with("cli_slots_listed "))
@@ -1006,18 +1021,19 @@ fn slots_lists_and_drops() {
         .split_whitespace()
         .collect();
     assert_eq!(
-        &row[..6],
+        &row[..7],
         [
             "cli_slots_listed",
             "pgoutput",
             "logical",
             "cli_slots",
             "no",
-            "-"
+            "-",
+            "reserved"
         ]
     );
     assert!(
-        row[8].parse::<u64>().unwrap() > 0,
+        row[9].parse::<u64>().unwrap() > 0,
         "the inserts are lag: {text}"
     );
 
@@ -1031,6 +1047,52 @@ fn slots_lists_and_drops() {
     assert_eq!(s["active_pid"], J::Null);
     assert!(s["lag_bytes"].as_u64().unwrap() > 0);
     assert!(is_lsn(&s["confirmed_flush_lsn"]));
+    assert_eq!(s["wal_status"], "reserved");
+    assert_eq!(s["temporary"], false);
+
+    // A consumer attached: --json shows it active, its server process, and how old its
+    // confirmed position is (its last status update, which PostgreSQL shows to superusers
+    // and members of pg_read_all_stats).
+    db.sql(&format!(
+        "CREATE PUBLICATION pub FOR TABLE t; GRANT pg_read_all_stats TO {}",
+        SCRAM_USER.name
+    ));
+    let mut child = pgcdc(&db.stream_args("pub", "listed", &[]))
+        .spawn()
+        .unwrap();
+    db.wait_active("listed");
+    let deadline = Instant::now() + LIMIT;
+    let s = loop {
+        let o = run(&["slots", "--url", &url, "--json"], LIMIT);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let all: J = serde_json::from_str(&stdout(&o)).expect("one JSON array");
+        let s = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slot_name"] == "cli_slots_listed")
+            .unwrap()
+            .clone();
+        if s["confirmed_age_seconds"].is_number() || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(s["active"], true, "{s}");
+    assert!(s["active_pid"].as_i64().unwrap() > 0, "{s}");
+    let age = s["confirmed_age_seconds"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no age: {s}"));
+    assert!((0.0..60.0).contains(&age), "{s}");
+    assert!(s["last_reply"].is_string(), "{s}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Inactive again; the table prints its age from PostgreSQL 17 on (inactive_since).
+    db.wait_inactive("listed");
 
     let o = run(
         &["slots", "--url", &url, "--drop", "cli_slots_listed"],
