@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use pgcdc_core::Lsn;
 use pgcdc_tokio::PostgresReplicationSource;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 enum Mode {
     Until(Lsn),
@@ -41,7 +41,14 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(drain(url, slot, publication, mode))
+    // The consumer runs as a task of the runtime, beside the source's task, as applications
+    // usually do: a batch handed over wakes it without a hop to the main thread.
+    let (url, slot, publication) = (url.clone(), slot.clone(), publication.clone());
+    rt.block_on(async move {
+        tokio::spawn(async move { drain(&url, &slot, &publication, mode).await })
+            .await
+            .map_err(|e| format!("the drain task failed: {e}"))?
+    })
 }
 
 async fn drain(url: &str, slot: &str, publication: &str, mode: Mode) -> Result<()> {
@@ -59,7 +66,7 @@ async fn drain(url: &str, slot: &str, publication: &str, mode: Mode) -> Result<(
         let starting = source.clone();
         // start() returns once a bootstrap is over: read meanwhile.
         let start = tokio::spawn(async move { starting.start().await });
-        let mut stdout = std::io::stdout().lock();
+        let mut stdout = std::io::stdout();
         let (mut rows, mut txs) = (0u64, 0u64);
         match mode {
             Mode::Snapshot => {

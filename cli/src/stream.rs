@@ -255,6 +255,10 @@ pub async fn start(
 /// Output gathered before it is written (unless the stream is caught up first).
 const WRITE_BLOCK: usize = 256 * 1024;
 
+/// Output up to this size is written on the task's thread; larger blocks are written in a
+/// blocking section ([`tokio::task::block_in_place`]).
+const DIRECT_WRITE: usize = 16 * 1024;
+
 /// Lines rendered and not yet written, with what to acknowledge once they are.
 struct Pending {
     buf: String,
@@ -272,11 +276,18 @@ impl Pending {
         outcome: &mut Outcome,
     ) -> std::io::Result<()> {
         if !self.buf.is_empty() {
-            // A slow reader blocks the write: let the runtime move its other work elsewhere.
             let buf = &self.buf;
-            tokio::task::block_in_place(|| {
-                out.write_all(buf.as_bytes()).and_then(|()| out.flush())
-            })?;
+            if buf.len() <= DIRECT_WRITE {
+                // Fits in a pipe's buffer: written at once unless the reader is far behind,
+                // and the hand-off of a blocking section would cost more than the write.
+                out.write_all(buf.as_bytes()).and_then(|()| out.flush())?;
+            } else {
+                // A slow reader blocks the write: let the runtime move its other work
+                // elsewhere.
+                tokio::task::block_in_place(|| {
+                    out.write_all(buf.as_bytes()).and_then(|()| out.flush())
+                })?;
+            }
             self.buf.clear();
         }
         if let Some(batch) = self.ack.take() {
