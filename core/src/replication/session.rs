@@ -627,9 +627,9 @@ impl ReplicationSession {
     /// [`CATCH_UP_LAG`] before the server sent them, by the server's own clock in both
     /// cases), the walsender writes each message as it decodes it and an eager reader wakes
     /// up for every few of them; waiting [`READ_PAUSE`] lets a socket buffer's worth gather
-    /// and costs no latency that matters, since what arrives is old already. Once the
-    /// server catches up (a keepalive, or a transaction sent right after its commit) reads
-    /// are immediate again.
+    /// and costs no latency that matters, since what arrives is old already. The first
+    /// transaction sent soon after its commit makes reads immediate again; until one comes
+    /// the pause only follows a read, so a quiet stream is not delayed by it.
     pub fn read_pause(&self) -> Option<Duration> {
         (self.catching_up && self.phase == Phase::Streaming).then_some(READ_PAUSE)
     }

@@ -60,9 +60,9 @@ impl ReplicationSession {
                 reply_requested,
                 send_time,
             } => {
-                // The walsender sends one when it has nothing more to send.
+                // Not a sign of being caught up: a walsender also sends one in a backlog,
+                // whenever it finds that more WAL was flushed meanwhile.
                 self.server_send_time = send_time;
-                self.catching_up = false;
                 self.counters.keepalives = self.counters.keepalives.saturating_add(1);
                 self.feedback.on_keepalive(wal_end);
                 if reply_requested {

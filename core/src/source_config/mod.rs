@@ -90,8 +90,10 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_START_TIMEOUT_MS: u64 = 60_000;
 /// Default `status_interval_ms`.
 pub const DEFAULT_STATUS_INTERVAL_MS: u64 = 10_000;
-/// Default `dispatch_buffer_bytes`: 64 MiB per subscriber queue.
-pub const DEFAULT_DISPATCH_BUFFER_BYTES: usize = 64 << 20;
+/// Default `dispatch_buffer_bytes`: 16 MiB per subscriber queue (estimated from the values;
+/// the heap it takes is about twice that), which keeps a bootstrap to a slow consumer within
+/// 64 MB of memory whatever the table's size.
+pub const DEFAULT_DISPATCH_BUFFER_BYTES: usize = 16 << 20;
 /// Default `dispatch_buffer_capacity` (drasi-lib's source default).
 pub const DEFAULT_DISPATCH_BUFFER_CAPACITY: usize = 1000;
 /// The `ssl_root_cert` value that selects the platform's trusted roots (libpq 16's

@@ -47,11 +47,14 @@ fn a_backlog_pauses_reads_until_the_server_catches_up() {
     ))
     .unwrap();
     assert_eq!(h.session.read_pause(), Some(READ_PAUSE));
-    // A keepalive: the walsender has nothing more to send.
+    // A walsender sends keepalives inside a backlog too: they change nothing.
     h.feed(&keepalive_sent_at(Lsn(0x2330), false, sent + 30))
         .unwrap();
+    assert_eq!(h.session.read_pause(), Some(READ_PAUSE));
+    h.feed(&txn_sent_at(703, 0x2400, 0x2430, 4, sent + 35, sent + 40))
+        .unwrap();
     assert_eq!(h.session.read_pause(), None);
-    assert_eq!(h.batches().len(), 3, "every transaction delivered");
+    assert_eq!(h.batches().len(), 4, "every transaction delivered");
 }
 
 #[test]
