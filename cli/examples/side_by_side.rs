@@ -150,6 +150,21 @@ fn url(cluster: &Cluster) -> String {
     )
 }
 
+/// `pgcdc stream` of `orders_pub` from `slot`, then `extra`.
+fn stream_args(cluster: &Cluster, slot: &str, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "stream".into(),
+        "--url".into(),
+        url(cluster),
+        "--slot".into(),
+        slot.into(),
+        "--publication".into(),
+        "orders_pub".into(),
+    ];
+    a.extend(extra.iter().map(|s| (*s).to_owned()));
+    a
+}
+
 fn insert_orders(from: &str, to: &str) -> String {
     format!(
         "INSERT INTO orders SELECT g, g % 5000, (g % 100000) / 100.0, 'order number ' || g,
@@ -315,17 +330,7 @@ fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -
                 _ => timed(
                     cluster,
                     &bins.pgcdc,
-                    &[
-                        "stream".into(),
-                        "--url".into(),
-                        url(cluster),
-                        "--slot".into(),
-                        slot.clone(),
-                        "--publication".into(),
-                        "orders_pub".into(),
-                        "--until-lsn".into(),
-                        end.clone(),
-                    ],
+                    &stream_args(cluster, slot, &["--until-lsn", &end]),
                 )?,
             };
             eprintln!(
@@ -477,16 +482,7 @@ fn bootstrap(cluster: &Cluster, bins: &Bins, rows: u64, rounds: u64) -> Result<(
                 _ => timed(
                     cluster,
                     &bins.pgcdc,
-                    &[
-                        "stream".into(),
-                        "--url".into(),
-                        url(cluster),
-                        "--slot".into(),
-                        slot.clone(),
-                        "--publication".into(),
-                        "orders_pub".into(),
-                        "--snapshot-only".into(),
-                    ],
+                    &stream_args(cluster, &slot, &["--snapshot-only"]),
                 )?,
             };
             eprintln!(

@@ -89,34 +89,28 @@ impl Db {
 
     /// Waits until a consumer is streaming from `slot`.
     fn wait_active(&self, slot: &str) {
-        let slot = self.slot(slot);
-        let deadline = Instant::now() + LIMIT;
-        while Instant::now() < deadline {
-            let active = self.sql(&format!(
-                "SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'"
-            ));
-            if active == "t" {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("slot {slot} never became active");
+        self.wait_slot(slot, true);
     }
 
-    /// `stream` arguments for this database with `--publication` and `--slot`.
     fn wait_inactive(&self, slot: &str) {
+        self.wait_slot(slot, false);
+    }
+
+    /// Waits until the slot's `active` is `active`.
+    fn wait_slot(&self, slot: &str, active: bool) {
         let slot = self.slot(slot);
+        let want = if active { "t" } else { "f" };
         let deadline = Instant::now() + LIMIT;
         while Instant::now() < deadline {
-            let active = self.sql(&format!(
+            let now = self.sql(&format!(
                 "SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'"
             ));
-            if active == "f" {
+            if now == want {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("slot {slot} stayed active");
+        panic!("slot {slot} never reached active = {active}");
     }
 
     fn stream_args(&self, publication: &str, slot: &str, extra: &[&str]) -> Vec<String> {

@@ -15,19 +15,7 @@ pub const USERS: Oid = Oid(16402);
 
 /// A CopyData message holding XLogData at `lsn` (start and end) that carries `m`.
 pub fn xlog(lsn: Lsn, m: &PgOutputMessage) -> Vec<u8> {
-    let mut data = BytesMut::new();
-    encode::message(m, &mut data).expect("a test message encodes");
-    let mut payload = BytesMut::new();
-    encode::replication_message(
-        &ReplicationMessage::XLogData {
-            wal_start: lsn,
-            wal_end: lsn,
-            send_time: 0,
-            data: data.freeze(),
-        },
-        &mut payload,
-    );
-    copy_data(&payload)
+    xlog_sent_at(lsn, m, 0)
 }
 
 /// [`xlog`] sent by the server at `send_time` (its clock, µs since 2000-01-01).
