@@ -209,6 +209,17 @@ pub async fn run(mut a: StreamArgs) -> Result<(), CliError> {
     if let Some(p) = progress {
         p.abort();
     }
+    // The copy's summary, however short it was (the periodic lines may not have come).
+    if let Some(p) = source.status().bootstrap
+        && p.stage == pgcdc_tokio::BootstrapStage::Done
+    {
+        tracing::info!(
+            rows = p.rows,
+            estimated_rows = p.estimated_rows(),
+            tables = p.tables.len(),
+            "snapshot done"
+        );
+    }
     let outcome = result?;
     tracing::info!(
         changes = outcome.changes,

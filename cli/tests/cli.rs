@@ -902,16 +902,25 @@ fn snapshot_only_exports_and_exits() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(json_lines(&o).len(), 3000);
     let err = stderr(&o);
+    // Periodic lines, when the copy lasted long enough for one, show the estimate; the
+    // summary comes always.
     let progress: Vec<&str> = err
         .lines()
         .filter(|l| l.contains("snapshot progress"))
         .collect();
-    assert!(!progress.is_empty(), "{err}");
     assert!(
         progress
             .iter()
             .all(|l| l.contains("estimated_rows=3000") && l.contains("tables=1")),
         "{progress:?}"
+    );
+    let summary = err
+        .lines()
+        .find(|l| l.contains("snapshot done"))
+        .unwrap_or_else(|| panic!("no summary: {err}"));
+    assert!(
+        summary.contains("rows=3000 estimated_rows=3000 tables=1"),
+        "{summary}"
     );
     // Usage: no positions with it.
     let o = run(
