@@ -52,74 +52,79 @@ fn main() -> Result<()> {
 }
 
 async fn drain(url: &str, slot: &str, publication: &str, mode: Mode) -> Result<()> {
-    {
-        let mut builder = PostgresReplicationSource::builder("lib_drain")
-            .with_url(url)
-            .with_slot_name(slot)
-            .with_publication_name(publication)
-            .with_auto_start(false);
-        if matches!(mode, Mode::Snapshot) {
-            builder = builder.with_create_slot(true).with_postgres_bootstrap();
-        }
-        let source = builder.build()?;
-        let mut sub = source.subscribe();
-        let starting = source.clone();
-        // start() returns once a bootstrap is over: read meanwhile.
-        let start = tokio::spawn(async move { starting.start().await });
-        let mut stdout = std::io::stdout();
-        let (mut rows, mut txs) = (0u64, 0u64);
-        match mode {
-            Mode::Snapshot => {
-                // start() returns once the subscribers took every snapshot row.
-                let mut start = std::pin::pin!(start);
-                loop {
-                    tokio::select! {
-                        biased;
-                        b = sub.recv() => {
-                            let Some(b) = b else { return Err("the source stopped".into()) };
-                            rows += b.changes.len() as u64;
-                        }
-                        r = &mut start => {
-                            r??;
-                            break;
-                        }
+    let mut builder = PostgresReplicationSource::builder("lib_drain")
+        .with_url(url)
+        .with_slot_name(slot)
+        .with_publication_name(publication)
+        .with_auto_start(false);
+    if matches!(mode, Mode::Snapshot) {
+        builder = builder.with_create_slot(true).with_postgres_bootstrap();
+    }
+    let source = builder.build()?;
+    let mut sub = source.subscribe();
+    let starting = source.clone();
+    // start() returns once a bootstrap is over: read meanwhile.
+    let start = tokio::spawn(async move { starting.start().await });
+    let mut stdout = std::io::stdout();
+    let (mut rows, mut txs) = (0u64, 0u64);
+    match mode {
+        Mode::Snapshot => {
+            // start() returns once every snapshot row is queued; the source leaves
+            // Bootstrapping once the subscriber took them all (stopping earlier would
+            // fail the bootstrap).
+            let mut start = std::pin::pin!(start);
+            loop {
+                tokio::select! {
+                    biased;
+                    b = sub.recv() => {
+                        let Some(b) = b else { return Err("the source stopped".into()) };
+                        rows += b.changes.len() as u64;
+                    }
+                    r = &mut start => {
+                        r??;
+                        break;
                     }
                 }
-                source.stop().await?;
-                eprintln!("lib_drain: {rows} changes");
-                return Ok(());
             }
-            Mode::Until(until) => loop {
+            while source.status().state == pgcdc_tokio::SourceState::Bootstrapping {
+                match tokio::time::timeout(Duration::from_millis(5), sub.recv()).await {
+                    Ok(Some(b)) => rows += b.changes.len() as u64,
+                    Ok(None) => return Err("the source stopped".into()),
+                    Err(_) => {}
+                }
+            }
+            source.stop().await?;
+            eprintln!("lib_drain: {rows} changes");
+            return Ok(());
+        }
+        Mode::Until(until) => loop {
+            let Some(b) = tokio::time::timeout(Duration::from_secs(120), sub.recv()).await? else {
+                return Err("the source stopped".into());
+            };
+            rows += b.changes.len() as u64;
+            txs += 1;
+            b.ack();
+            if b.ack_lsn().is_some_and(|l| l >= until) {
+                break;
+            }
+        },
+        Mode::Latency(n) => {
+            while txs < n {
                 let Some(b) = tokio::time::timeout(Duration::from_secs(120), sub.recv()).await?
                 else {
                     return Err("the source stopped".into());
                 };
+                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+                let micros = (now.saturating_sub(u128::from(b.commit_time_ns))) / 1000;
+                writeln!(stdout, "{micros}")?;
                 rows += b.changes.len() as u64;
                 txs += 1;
                 b.ack();
-                if b.ack_lsn().is_some_and(|l| l >= until) {
-                    break;
-                }
-            },
-            Mode::Latency(n) => {
-                while txs < n {
-                    let Some(b) =
-                        tokio::time::timeout(Duration::from_secs(120), sub.recv()).await?
-                    else {
-                        return Err("the source stopped".into());
-                    };
-                    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-                    let micros = (now.saturating_sub(u128::from(b.commit_time_ns))) / 1000;
-                    writeln!(stdout, "{micros}")?;
-                    rows += b.changes.len() as u64;
-                    txs += 1;
-                    b.ack();
-                }
             }
         }
-        start.await??;
-        source.stop().await?;
-        eprintln!("lib_drain: {rows} changes, {txs} transactions");
-        Ok(())
     }
+    start.await??;
+    source.stop().await?;
+    eprintln!("lib_drain: {rows} changes, {txs} transactions");
+    Ok(())
 }
