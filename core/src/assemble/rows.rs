@@ -175,6 +175,33 @@ impl Pipeline {
         Some(Ok(()))
     }
 
+    /// Whether [`insert_tuple`](Self::insert_tuple) may be called: no transaction is held
+    /// and no payload waits (else a row must go through [`handle_xlog`](Self::handle_xlog)
+    /// to keep its place).
+    #[inline]
+    pub(crate) fn takes_tuples(&self) -> bool {
+        !self.has_backlog() && !self.holding()
+    }
+
+    /// An Insert of the open top-level transaction, from a tuple that was never a pgoutput
+    /// message (a snapshot's COPY row): what [`handle_xlog`](Self::handle_xlog) does with
+    /// an Insert, without encoding and decoding it. Call only when
+    /// [`takes_tuples`](Self::takes_tuples).
+    ///
+    /// # Errors
+    ///
+    /// As for an Insert message: no transaction open, an unknown relation, another width.
+    #[inline]
+    pub(crate) fn insert_tuple(
+        &mut self,
+        oid: Oid,
+        new: TupleRef<'_>,
+    ) -> Result<(), AssembleError> {
+        self.insert_row(None, oid, new)?;
+        self.stats.messages += 1;
+        Ok(())
+    }
+
     pub(super) fn insert(
         &mut self,
         sub: Option<Xid>,

@@ -83,6 +83,26 @@ pub(crate) struct Cell {
     len: u32,
 }
 
+impl Cell {
+    /// SQL NULL.
+    pub(crate) const NULL: Cell = Cell {
+        kind: Kind::Null,
+        start: 0,
+        len: 0,
+    };
+
+    /// A text value at `start..end` of the tuple's bytes; `None` when an end does not fit
+    /// in 32 bits (no pgoutput or COPY value is that long).
+    #[inline]
+    pub(crate) fn text(start: usize, end: usize) -> Option<Cell> {
+        Some(Cell {
+            kind: Kind::Text,
+            start: u32::try_from(start).ok()?,
+            len: u32::try_from(end.checked_sub(start)?).ok()?,
+        })
+    }
+}
+
 /// The column values of one row (pgoutput TupleData), zero-copy.
 ///
 /// It holds one reference-counted slice of the received frame (exactly the TupleData's wire
@@ -228,6 +248,12 @@ pub(crate) struct TupleRef<'a> {
 }
 
 impl<'a> TupleRef<'a> {
+    /// A tuple of `cells` over `raw` (each cell's range is read with bounds checks).
+    #[inline]
+    pub(crate) fn new(raw: &'a [u8], cells: &'a [Cell]) -> Self {
+        TupleRef { raw, cells }
+    }
+
     /// The number of columns.
     #[inline]
     pub(crate) fn len(&self) -> usize {

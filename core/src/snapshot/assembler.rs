@@ -11,7 +11,7 @@ use crate::model::{PG_EPOCH_UNIX_MICROS, TxInfo};
 use crate::pgoutput::{ColumnValue, Oid, PgOutputMessage, TupleData, Xid, encode};
 use crate::value::TypeRegistry;
 
-use super::{CopyRow, SnapshotError, SnapshotTable};
+use super::{CopyRow, CopyTextError, SnapshotError, SnapshotTable};
 
 /// Turns the rows of COPY parts into [`SourceChange::Insert`](crate::model::SourceChange)s with
 /// exactly the element ids, labels and values the stream gives the same rows.
@@ -235,32 +235,40 @@ impl SnapshotAssembler {
             ));
         };
         part.rows += 1;
-        if let Err(error) = self.row.parse(copy_line, part.columns.len()) {
-            let column = error
-                .column()
-                .and_then(|c| part.columns.get(c.wrapping_sub(1)))
-                .map(|c| c.to_string());
-            return Err(SnapshotError::CopyRow {
+        if self.pipeline.takes_tuples() {
+            // The row goes to the pipeline as it is parsed: no pgoutput message in between.
+            let tuple = match self.row.tuple(copy_line, part.columns.len()) {
+                Ok(t) => t,
+                Err(error) => return Err(copy_row_error(part, error)),
+            };
+            let result = self
+                .pipeline
+                .insert_tuple(part.oid, tuple)
+                .map_err(|error| SnapshotError::Assemble {
+                    table: part.label.clone(),
+                    error,
+                });
+            self.drain();
+            result?;
+        } else {
+            if let Err(error) = self.row.parse(copy_line, part.columns.len()) {
+                return Err(copy_row_error(part, error));
+            }
+            let new = TupleData::from_values(self.row.iter().map(|v| match v {
+                Some(b) => ColumnValue::Text(b),
+                None => ColumnValue::Null,
+            }))
+            .map_err(|error| SnapshotError::Encode {
                 table: part.label.clone(),
-                row: part.rows,
-                column,
                 error,
-            });
+            })?;
+            let msg = PgOutputMessage::Insert {
+                xid: None,
+                rel: part.oid,
+                new,
+            };
+            self.feed(&msg)?;
         }
-        let new = TupleData::from_values(self.row.iter().map(|v| match v {
-            Some(b) => ColumnValue::Text(b),
-            None => ColumnValue::Null,
-        }))
-        .map_err(|error| SnapshotError::Encode {
-            table: part.label.clone(),
-            error,
-        })?;
-        let msg = PgOutputMessage::Insert {
-            xid: None,
-            rel: part.oid,
-            new,
-        };
-        self.feed(&msg)?;
         self.rows += 1;
         Ok(())
     }
@@ -352,5 +360,19 @@ impl SnapshotAssembler {
                 _ => {}
             }
         }
+    }
+}
+
+/// The error of a COPY row that does not parse, naming its table, row and column.
+fn copy_row_error(part: &Part, error: CopyTextError) -> SnapshotError {
+    let column = error
+        .column()
+        .and_then(|c| part.columns.get(c.wrapping_sub(1)))
+        .map(|c| c.to_string());
+    SnapshotError::CopyRow {
+        table: part.label.clone(),
+        row: part.rows,
+        column,
+        error,
     }
 }

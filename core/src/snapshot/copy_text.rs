@@ -1,6 +1,7 @@
 //! COPY's text format, one row at a time.
 
 use super::SnapshotError;
+use crate::pgoutput::{Cell, TupleRef};
 
 /// Why a COPY text row does not parse. Columns are numbered from 1, byte offsets from 0
 /// within the row.
@@ -31,13 +32,19 @@ pub enum CopyTextError {
         /// The offset of the line break.
         offset: usize,
     },
+    /// A value ends past 4 GiB into the row (no COPY row of PostgreSQL is that long).
+    #[error("a value starting at byte {offset} ends past 4 GiB")]
+    TooLong {
+        /// The offset of the value.
+        offset: usize,
+    },
 }
 
 impl CopyTextError {
     /// The column (from 1) the problem is in, if it is in one.
     pub fn column(&self) -> Option<usize> {
         match self {
-            CopyTextError::FieldCount { .. } => None,
+            CopyTextError::FieldCount { .. } | CopyTextError::TooLong { .. } => None,
             CopyTextError::TruncatedEscape { column, .. }
             | CopyTextError::LineBreak { column, .. } => Some(*column),
         }
@@ -59,6 +66,8 @@ pub struct CopyRow {
     buf: Vec<u8>,
     /// `None` for NULL, else the value's range in `buf`.
     fields: Vec<Option<(usize, usize)>>,
+    /// The cells of the last [`tuple`](Self::tuple).
+    cells: Vec<Cell>,
 }
 
 impl CopyRow {
@@ -104,6 +113,50 @@ impl CopyRow {
     fn clear(&mut self) {
         self.buf.clear();
         self.fields.clear();
+    }
+
+    /// Parses `line` as [`parse`](Self::parse) does, as a tuple of text values for the
+    /// assembler. A line without a backslash (no escape, no NULL: most rows) is split in
+    /// place, its values borrowed from `line` and nothing copied; any other line is
+    /// unescaped into the row's buffer.
+    ///
+    /// # Errors
+    ///
+    /// As for [`parse`](Self::parse); also a line longer than 4 GiB.
+    pub(crate) fn tuple<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        columns: usize,
+    ) -> Result<TupleRef<'a>, CopyTextError> {
+        self.cells.clear();
+        let plain = strip_terminator(line);
+        if !plain.is_empty() && !plain.iter().any(|&b| matches!(b, b'\\' | b'\n' | b'\r')) {
+            let mut start = 0;
+            for (i, &b) in plain.iter().enumerate() {
+                if b == b'\t' {
+                    self.cells.push(text_cell(start, i)?);
+                    start = i + 1;
+                }
+            }
+            self.cells.push(text_cell(start, plain.len())?);
+            if self.cells.len() != columns {
+                let got = self.cells.len();
+                self.cells.clear();
+                return Err(CopyTextError::FieldCount {
+                    expected: columns,
+                    got,
+                });
+            }
+            return Ok(TupleRef::new(plain, &self.cells));
+        }
+        self.parse(line, columns)?;
+        for f in &self.fields {
+            self.cells.push(match *f {
+                None => Cell::NULL,
+                Some((s, e)) => text_cell(s, e)?,
+            });
+        }
+        Ok(TupleRef::new(&self.buf, &self.cells))
     }
 
     fn parse_fields(&mut self, line: &[u8]) -> Result<(), CopyTextError> {
@@ -217,6 +270,11 @@ impl CopyRow {
     fn value(&self, f: Option<(usize, usize)>) -> Option<&[u8]> {
         f.map(|(s, e)| self.buf.get(s..e).unwrap_or_default())
     }
+}
+
+/// A text cell, or the error for a value past 4 GiB.
+fn text_cell(start: usize, end: usize) -> Result<Cell, CopyTextError> {
+    Cell::text(start, end).ok_or(CopyTextError::TooLong { offset: start })
 }
 
 /// A trailing `\n` or `\r\n` removed.

@@ -200,6 +200,29 @@ proptest! {
         let _ = parse_copy_text_row(&line, columns, &mut out);
     }
 
+    /// The assembler's direct path (a line split in place when it has no escape) reads
+    /// exactly what [`CopyRow::parse`] reads, and fails exactly when it fails.
+    #[test]
+    fn tuple_matches_parse(
+        line in prop::collection::vec(prop::sample::select(
+            b"\\\t\n\rNx0179ab".to_vec()), 0..40),
+        columns in 0usize..6,
+    ) {
+        let mut a = CopyRow::new();
+        let mut b = CopyRow::new();
+        let parsed = a.parse(&line, columns).map(|()| a.iter().map(|v| v.map(<[u8]>::to_vec)).collect::<Vec<_>>());
+        let direct = b.tuple(&line, columns).map(|t| {
+            t.iter()
+                .map(|v| match v {
+                    crate::pgoutput::ColumnValue::Text(s) => Some(s.to_vec()),
+                    crate::pgoutput::ColumnValue::Null => None,
+                    other => panic!("not a text cell: {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        });
+        prop_assert_eq!(parsed, direct);
+    }
+
     /// What COPY writes parses back to the values.
     #[test]
     fn round_trip(
