@@ -81,7 +81,24 @@ Options:
   --spill-dir DIR         directory of spill files (default: the system's temporary directory)
   --format jsonl|pretty   output format (default jsonl)
   --metrics-addr ADDR     serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9187)
-  -h, --help              this help";
+  -h, --help              this help
+
+Publishing to NATS JetStream instead of stdout (a transaction is acknowledged to PostgreSQL
+only once JetStream stored every change of it; a change sent again, after a crash or a
+reconnect, carries the same Nats-Msg-Id and is stored once within the stream's duplicate
+window):
+  --sink nats://HOST:PORT the NATS server (with JetStream: nats-server -js)
+  --stream NAME           the JetStream stream (required with --sink)
+  --subject-prefix P      subjects are P.<schema>.<table> (default pgcdc.<source name>)
+  --source-name NAME      names the source in subjects and message ids (default: the
+                          database); sources publishing to one stream need distinct names
+  --create-stream         create the stream when missing (file storage, subjects P.>,
+                          7 days, 2-minute duplicate window)
+  --envelope native|debezium
+                          the JSON of each message: the stdout line (default) or a
+                          Debezium-style before/after/source/op/ts_ms envelope
+  --max-in-flight N       messages sent and not yet acknowledged by JetStream, at most
+                          (default 4096)";
 
 /// `pgcdc demo --help`.
 pub const DEMO_USAGE: &str = "\
@@ -173,6 +190,20 @@ pub struct StreamArgs {
     pub progress_every: Option<Duration>,
     /// `--metrics-addr`: where to serve Prometheus metrics.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `--sink` and its options: publish to JetStream instead of stdout.
+    pub sink: Option<SinkArgs>,
+}
+
+/// `--sink nats://…` and the options that go with it.
+#[derive(Debug, Default)]
+pub struct SinkArgs {
+    pub url: String,
+    pub stream: String,
+    pub subject_prefix: Option<String>,
+    pub source_name: Option<String>,
+    pub create_stream: bool,
+    pub debezium: bool,
+    pub max_in_flight: Option<usize>,
 }
 
 /// `pgcdc demo` options.
@@ -318,12 +349,13 @@ impl Flags {
     }
 
     fn format(&mut self, flag: &mut Flag, allowed: &[&str]) -> Result<String, CliError> {
+        let name = flag.name.clone();
         let v = self.value(flag, &allowed.join(" or "))?;
         if allowed.contains(&v.as_str()) {
             Ok(v)
         } else {
             Err(self.err(format!(
-                "--format {v:?} is not supported: use {}",
+                "{name} {v:?} is not supported: use {}",
                 allowed.join(" or ")
             )))
         }
@@ -360,9 +392,61 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
     let mut a = StreamArgs::default();
     let mut publication = None;
     let mut slot = None;
+    let mut sink_url = None;
+    let mut sink = SinkArgs::default();
+    let mut stream = None;
+    let mut sink_flag = None;
     while let Some(mut flag) = f.next()? {
+        if matches!(
+            flag.name.as_str(),
+            "--stream"
+                | "--subject-prefix"
+                | "--source-name"
+                | "--create-stream"
+                | "--envelope"
+                | "--max-in-flight"
+        ) {
+            sink_flag = Some(flag.name.clone());
+        }
         match flag.name.as_str() {
             "-h" | "--help" => return Ok(Command::Help(STREAM_USAGE)),
+            "--sink" => {
+                let v = f.value(&mut flag, "a nats:// URL")?;
+                if !v.starts_with("nats://") && !v.starts_with("tls://") {
+                    return Err(f.err(format!(
+                        "--sink {v:?} is not supported: give a NATS server as nats://HOST:PORT"
+                    )));
+                }
+                sink_url = Some(v);
+            }
+            "--stream" => stream = Some(f.value(&mut flag, "a JetStream stream name")?),
+            "--subject-prefix" => {
+                let v = f.value(&mut flag, "a subject prefix such as pgcdc.shop")?;
+                let bad = v.is_empty()
+                    || v.split('.').any(|t| t.is_empty() || t.contains(['*', '>']))
+                    || v.contains(char::is_whitespace);
+                if bad {
+                    return Err(f.err(format!(
+                        "--subject-prefix {v:?} is not a subject prefix: give dot-separated \
+                         tokens without spaces, `*` or `>`, such as pgcdc.shop"
+                    )));
+                }
+                sink.subject_prefix = Some(v);
+            }
+            "--source-name" => sink.source_name = Some(f.value(&mut flag, "a name")?),
+            "--create-stream" => sink.create_stream = f.switch(&flag)?,
+            "--envelope" => {
+                sink.debezium = f.format(&mut flag, &["native", "debezium"])? == "debezium"
+            }
+            "--max-in-flight" => {
+                let v = f.value(&mut flag, "a number of messages")?;
+                let n: usize = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    f.err(format!(
+                        "--max-in-flight {v:?} is not a positive whole number"
+                    ))
+                })?;
+                sink.max_in_flight = Some(n);
+            }
             "--url" => a.url = Some(f.value(&mut flag, "a postgres:// URL")?),
             "--publication" => publication = Some(f.value(&mut flag, "a publication name")?),
             "--slot" => slot = Some(f.value(&mut flag, "a replication slot name")?),
@@ -486,6 +570,42 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
             return Err(f.err(format!(
                 "--until-lsn {until} is before --from-lsn {from}: nothing would be streamed"
             )));
+        }
+    }
+    match (sink_url, stream) {
+        (Some(url), Some(stream)) => {
+            let bad = stream.is_empty()
+                || stream.contains(['.', '*', '>', '/', '\\'])
+                || stream.contains(char::is_whitespace);
+            if bad {
+                return Err(f.err(format!(
+                    "--stream {stream:?} is not a stream name: no spaces, `.`, `*`, `>`, `/` or `\\`"
+                )));
+            }
+            let unsupported = [
+                (a.max_changes.is_some(), "--max-changes"),
+                (a.until_lsn.is_some(), "--until-lsn"),
+                (a.idle_exit.is_some(), "--idle-exit"),
+                (a.format.is_some(), "--format"),
+                (a.two_phase, "--two-phase"),
+            ];
+            if let Some((_, name)) = unsupported.iter().find(|(set, _)| *set) {
+                return Err(f.err(format!(
+                    "{name} does not go with --sink: the sink publishes every change until \
+                     stopped (SIGINT or SIGTERM)"
+                )));
+            }
+            sink.url = url;
+            sink.stream = stream;
+            a.sink = Some(sink);
+        }
+        (Some(_), None) => {
+            return Err(f.err("--sink needs --stream NAME: the JetStream stream to publish to"));
+        }
+        (None, _) => {
+            if let Some(name) = sink_flag {
+                return Err(f.err(format!("{name} goes with --sink nats://HOST:PORT")));
+            }
         }
     }
     if a.snapshot_only && (a.from_lsn.is_some() || a.until_lsn.is_some() || a.snapshot) {

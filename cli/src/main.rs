@@ -15,9 +15,9 @@ mod db;
 mod demo;
 mod doctor;
 mod hints;
-mod json;
 mod metrics;
 mod output;
+mod publish;
 mod slots;
 mod stream;
 

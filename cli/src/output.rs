@@ -6,7 +6,7 @@ use pgcdc_core::assemble::TransactionBatch;
 use pgcdc_core::model::SourceChange;
 
 use crate::args::Format;
-use crate::json;
+use pgcdc_sink::json;
 
 /// Appends the lines of `changes` (a prefix of `batch.changes`) to `out`.
 pub fn render(

@@ -2,7 +2,8 @@
 
 use crate::CliError;
 use crate::args::{SlotsArgs, SlotsFormat};
-use crate::{db, json};
+use crate::db;
+use pgcdc_sink::json;
 
 /// Every slot with the WAL it retains (from its confirmed position, logical slots, or restart
 /// position, physical ones, to the server's current WAL position — the replay position on a

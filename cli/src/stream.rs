@@ -14,7 +14,8 @@ use tokio::time::Instant;
 
 use crate::CliError;
 use crate::args::{Format, StreamArgs};
-use crate::{db, json, output};
+use crate::{db, output};
+use pgcdc_sink::json;
 
 /// When the stream ends by itself.
 #[derive(Debug, Default)]
@@ -158,6 +159,11 @@ pub async fn run(mut a: StreamArgs) -> Result<(), CliError> {
     if let Some(dir) = a.spill_dir {
         cfg.spill_dir = Some(dir.into());
     }
+    // The log is checked before PostgreSQL is touched: a wrong --sink creates no slot.
+    let publisher = match a.sink.take() {
+        Some(sink) => Some(crate::publish::connect(&sink, &cfg.database, &cfg.slot_name).await?),
+        None => None,
+    };
     // The recorder comes first: the source makes its metric handles when it is built.
     let recorder = a
         .metrics_addr
@@ -196,6 +202,20 @@ pub async fn run(mut a: StreamArgs) -> Result<(), CliError> {
         until_message: None,
         until_started: a.snapshot_only.then_some(started_rx),
     };
+    if let Some(publisher) = publisher {
+        let result = crate::publish::pump(
+            &source,
+            sub,
+            publisher,
+            &mut signals,
+            rules.until_started.clone(),
+        )
+        .await;
+        if let Some(p) = progress {
+            p.abort();
+        }
+        return result;
+    }
     // On a worker thread of the runtime, beside the source's task: a batch handed over
     // wakes it without a hop to the main thread.
     let format = a.format.unwrap_or(Format::Jsonl);

@@ -29,6 +29,7 @@
 
 mod cluster;
 mod error;
+mod nats;
 mod proxy;
 mod scram;
 mod session;
@@ -38,6 +39,7 @@ mod users;
 
 pub use cluster::{Cluster, ClusterBuilder, StopMode};
 pub use error::TestkitError;
+pub use nats::NatsServer;
 pub use proxy::FaultProxy;
 pub use scram::scram_verifier;
 pub use session::Session;

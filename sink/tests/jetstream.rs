@@ -1,0 +1,577 @@
+//! The JetStream sink against a real PostgreSQL and a real `nats-server -js`: every change
+//! stored once, in order, on its subject; a broker restart, a killed walsender, a full stream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use pgcdc_sink::nats::{JetStreamOptions, JetStreamSink};
+use pgcdc_sink::{Encoder, Envelope, ForwardError, ForwardOptions, Naming, SinkError, forward};
+use pgcdc_testkit::{Cluster, NatsServer, SCRAM_USER};
+use pgcdc_tokio::{AckMode, PostgresReplicationSource, PostgresSourceConfig};
+use serde_json::Value as J;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// One test's database on the binary's cluster, with its own slot and publication.
+struct Db {
+    cluster: &'static Cluster,
+    name: String,
+}
+
+impl Db {
+    fn new(name: &str) -> Db {
+        let cluster = Cluster::shared();
+        let name = format!("sink_{name}");
+        cluster.create_database(&name).unwrap();
+        Db { cluster, name }
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        self.cluster
+            .psql(&self.name, sql)
+            .unwrap_or_else(|e| panic!("SQL failed: {sql}: {e}"))
+    }
+
+    fn slot(&self) -> String {
+        format!("{}_slot", self.name)
+    }
+
+    fn config(&self) -> PostgresSourceConfig {
+        PostgresSourceConfig {
+            host: self.cluster.host().to_owned(),
+            port: self.cluster.port(),
+            database: self.name.clone(),
+            user: SCRAM_USER.name.to_owned(),
+            password: SCRAM_USER.password.unwrap_or_default().into(),
+            slot_name: self.slot(),
+            publication_name: "pub".to_owned(),
+            create_slot: true,
+            ack_mode: AckMode::Manual,
+            ..Default::default()
+        }
+    }
+
+    fn source(&self) -> PostgresReplicationSource {
+        PostgresReplicationSource::new("sink-test", self.config()).unwrap()
+    }
+
+    fn confirmed_flush(&self) -> u64 {
+        lsn(&self.sql(&format!(
+            "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{}'",
+            self.slot()
+        )))
+    }
+
+    fn kill_walsender(&self) {
+        self.sql(&format!(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE slot_name = '{}' AND active_pid IS NOT NULL",
+            self.slot()
+        ));
+    }
+}
+
+fn lsn(s: &str) -> u64 {
+    let (hi, lo) = s
+        .trim()
+        .split_once('/')
+        .unwrap_or_else(|| panic!("not an LSN: {s:?}"));
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A message as stored.
+#[derive(Debug)]
+struct Stored {
+    subject: String,
+    id: String,
+    json: J,
+}
+
+async fn context(nats: &NatsServer) -> jetstream::Context {
+    jetstream::new(async_nats::connect(nats.url()).await.unwrap())
+}
+
+/// Every message of the stream, in stream order.
+async fn read_all(js: &jetstream::Context, name: &str) -> Vec<Stored> {
+    let mut s = js.get_stream(name).await.unwrap();
+    let info = s.info().await.unwrap().state.clone();
+    let mut out = Vec::new();
+    if info.messages == 0 {
+        return out;
+    }
+    for seq in info.first_sequence..=info.last_sequence {
+        let m = s.get_raw_message(seq).await.unwrap();
+        out.push(Stored {
+            subject: m.subject.to_string(),
+            id: m
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default(),
+            json: serde_json::from_slice(&m.payload).unwrap(),
+        });
+    }
+    out
+}
+
+async fn count(js: &jetstream::Context, name: &str) -> u64 {
+    let mut s = js.get_stream(name).await.unwrap();
+    s.info().await.unwrap().state.messages
+}
+
+/// Waits until the stream holds `n` messages (and fails past the limit).
+async fn wait_count(js: &jetstream::Context, name: &str, n: u64) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let c = count(js, name).await;
+        if c >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream holds {c} messages, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create_stream(js: &jetstream::Context, name: &str, prefix: &str) {
+    js.create_stream(stream::Config {
+        name: name.to_owned(),
+        subjects: vec![format!("{prefix}.>")],
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+fn options(nats: &NatsServer, stream: &str) -> JetStreamOptions {
+    let mut o = JetStreamOptions::new(nats.url(), stream);
+    // Short, so that lost acknowledgements are sent again quickly in the tests.
+    o.ack_timeout = Duration::from_secs(2);
+    o
+}
+
+/// Runs `forward` on its own task until `stop` fires; returns its result.
+fn spawn_forward(
+    source: PostgresReplicationSource,
+    mut sink: JetStreamSink,
+    naming: Naming,
+    fwd: ForwardOptions,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<pgcdc_sink::Outcome, ForwardError>>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let mut sub = source.subscribe();
+        source.start().await.unwrap();
+        let mut encoder = Encoder::new(naming, Envelope::Native);
+        let r = forward(&source, &mut sub, &mut sink, &mut encoder, &fwd, async {
+            let _ = rx.await;
+        })
+        .await;
+        if let Ok(pgcdc_sink::Outcome {
+            last_acked: Some(l),
+            ..
+        }) = &r
+        {
+            source.ack(*l);
+        }
+        let _ = source.stop().await;
+        r
+    });
+    (tx, handle)
+}
+
+/// Checks the `orders` messages: ids 1..=n once each, in order, every id unique.
+fn assert_orders_once_in_order(msgs: &[Stored], n: i64) {
+    let ids: HashSet<&str> = msgs.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids.len(), msgs.len(), "a message id is stored twice");
+    let orders: Vec<i64> = msgs
+        .iter()
+        .filter(|m| m.subject == "pgcdc.t.public.orders" && m.json["op"] == "insert")
+        .map(|m| m.json["props"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(orders.len() as i64, n, "orders stored");
+    assert!(
+        orders.iter().copied().eq(1..=n),
+        "orders out of order or repeated (first differences: {:?})",
+        orders
+            .iter()
+            .zip(1..)
+            .filter(|(a, b)| **a != *b)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+}
+
+fn insert_orders(db: &Db, from: i64, transactions: i64, per: i64) {
+    for t in 0..transactions {
+        let lo = from + t * per;
+        db.sql(&format!(
+            "INSERT INTO orders SELECT g, 'c' || g, g * 1.5 FROM generate_series({lo}, {}) g",
+            lo + per - 1
+        ));
+    }
+}
+
+fn orders_db(name: &str) -> Db {
+    let db = Db::new(name);
+    db.sql(
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric);
+         CREATE SCHEMA sales;
+         CREATE TABLE sales.items (id int PRIMARY KEY, name text);
+         CREATE PUBLICATION pub FOR TABLE orders, sales.items;",
+    );
+    db
+}
+
+#[test]
+fn ten_thousand_rows_once_in_order_on_their_subjects() {
+    let db = orders_db("once");
+    let nats = NatsServer::start().unwrap();
+    runtime().block_on(async {
+        let js = context(&nats).await;
+        let naming = Naming {
+            prefix: "pgcdc.t".into(),
+            source: "t".into(),
+            slot: db.slot(),
+        };
+        let mut o = options(&nats, "ONCE");
+        o.create_stream = true;
+        o.subjects = vec![naming.stream_subject()];
+        let sink = JetStreamSink::connect(&o).await.unwrap();
+        let fwd = ForwardOptions {
+            max_in_flight: 512,
+            ..ForwardOptions::default()
+        };
+        let (stop, task) = spawn_forward(db.source(), sink, naming, fwd);
+        // Wait for the slot, then write: 100 transactions of 100 rows, and other changes.
+        let deadline = Instant::now() + LIMIT;
+        while db.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}' AND active",
+            db.slot()
+        )) != "1"
+        {
+            assert!(Instant::now() < deadline, "the source never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let writer = {
+            let db = Db { cluster: db.cluster, name: db.name.clone() };
+            tokio::task::spawn_blocking(move || {
+                insert_orders(&db, 1, 100, 100);
+                db.sql(
+                    "BEGIN; INSERT INTO sales.items VALUES (1, 'a.b'); UPDATE orders SET customer = 'x' WHERE id = 5; \
+                     DELETE FROM orders WHERE id = 6; COMMIT;",
+                );
+                db.sql("SELECT pg_logical_emit_message(false, 'app.note', 'hello')");
+                let before = db.sql("SELECT pg_current_wal_insert_lsn()");
+                db.sql("TRUNCATE sales.items");
+                before
+            })
+        };
+        let before_truncate = lsn(&writer.await.unwrap());
+        // 10,000 inserts + 3 + the message + the truncate.
+        wait_count(&js, "ONCE", 10_005).await;
+        // Acknowledged to PostgreSQL once stored.
+        let deadline = Instant::now() + LIMIT;
+        while db.confirmed_flush() <= before_truncate {
+            assert!(Instant::now() < deadline, "the slot was not flushed past the last commit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(()).unwrap();
+        let outcome = task.await.unwrap().unwrap();
+        assert_eq!(outcome.records, 10_005);
+        assert_eq!(outcome.duplicates, 0);
+        let msgs = read_all(&js, "ONCE").await;
+        assert_eq!(msgs.len(), 10_005);
+        assert_orders_once_in_order(&msgs, 10_000);
+        let tail: Vec<(&str, &J)> = msgs[10_000..]
+            .iter()
+            .map(|m| (m.subject.as_str(), &m.json["op"]))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("pgcdc.t.sales.items", &J::from("insert")),
+                ("pgcdc.t.public.orders", &J::from("update")),
+                ("pgcdc.t.public.orders", &J::from("delete")),
+                ("pgcdc.t.$message.app%2Enote", &J::from("message")),
+                ("pgcdc.t.sales.items", &J::from("truncate")),
+            ]
+        );
+        // The payload is the CLI's line; ids are slot, commit LSN and place in the transaction.
+        let first = &msgs[0];
+        assert_eq!(first.json["table"], "orders");
+        assert_eq!(first.json["props"]["amount"].to_string(), "1.5");
+        let commit = first.json["commit_lsn"].as_str().unwrap();
+        assert_eq!(first.id, format!("t:{}:{commit}:0", db.slot()));
+        assert_eq!(msgs[99].id, format!("t:{}:{commit}:99", db.slot()));
+        assert_ne!(msgs[100].json["commit_lsn"].as_str().unwrap(), commit);
+        assert_eq!(msgs[10_001].id.rsplit(':').next(), Some("1"));
+        assert!(msgs[10_003].id.contains(":m:"), "{}", msgs[10_003].id);
+    });
+}
+
+#[test]
+fn nats_restart_mid_stream_loses_and_repeats_nothing() {
+    let db = orders_db("natsrestart");
+    let mut nats = NatsServer::start().unwrap();
+    let rt = runtime();
+    let naming = Naming {
+        prefix: "pgcdc.t".into(),
+        source: "t".into(),
+        slot: db.slot(),
+    };
+    let (stop, task) = rt.block_on(async {
+        let js = context(&nats).await;
+        create_stream(&js, "RESTART", "pgcdc.t").await;
+        let sink = JetStreamSink::connect(&options(&nats, "RESTART"))
+            .await
+            .unwrap();
+        spawn_forward(db.source(), sink, naming.clone(), ForwardOptions::default())
+    });
+    let writer = {
+        let db = Db {
+            cluster: db.cluster,
+            name: db.name.clone(),
+        };
+        std::thread::spawn(move || {
+            // Let the source start first.
+            std::thread::sleep(Duration::from_millis(500));
+            insert_orders(&db, 1, 100, 50);
+        })
+    };
+    rt.block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "RESTART", 1000).await;
+    });
+    // Mid-stream: the broker goes away for a while, then comes back with its store.
+    nats.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    nats.restart().unwrap();
+    writer.join().unwrap();
+    rt.block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "RESTART", 5000).await;
+        // Nothing more comes.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(()).unwrap();
+        let outcome = task.await.unwrap().unwrap();
+        let msgs = read_all(&js, "RESTART").await;
+        assert_eq!(msgs.len(), 5000, "outcome {outcome:?}");
+        assert_orders_once_in_order(&msgs, 5000);
+    });
+}
+
+#[test]
+fn walsender_killed_mid_stream_loses_and_repeats_nothing() {
+    let db = orders_db("walsender");
+    let nats = NatsServer::start().unwrap();
+    let rt = runtime();
+    let naming = Naming {
+        prefix: "pgcdc.t".into(),
+        source: "t".into(),
+        slot: db.slot(),
+    };
+    let (stop, task) = rt.block_on(async {
+        let js = context(&nats).await;
+        create_stream(&js, "WALSENDER", "pgcdc.t").await;
+        let sink = JetStreamSink::connect(&options(&nats, "WALSENDER"))
+            .await
+            .unwrap();
+        spawn_forward(db.source(), sink, naming, ForwardOptions::default())
+    });
+    let writer = {
+        let db = Db {
+            cluster: db.cluster,
+            name: db.name.clone(),
+        };
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            insert_orders(&db, 1, 100, 50);
+        })
+    };
+    rt.block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "WALSENDER", 1500).await;
+    });
+    db.kill_walsender();
+    rt.block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "WALSENDER", 3000).await;
+    });
+    db.kill_walsender();
+    writer.join().unwrap();
+    rt.block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "WALSENDER", 5000).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let msgs = read_all(&js, "WALSENDER").await;
+        assert_eq!(msgs.len(), 5000);
+        assert_orders_once_in_order(&msgs, 5000);
+    });
+}
+
+#[test]
+fn full_stream_is_an_error_and_nothing_past_it_is_acknowledged() {
+    let db = orders_db("full");
+    let nats = NatsServer::start().unwrap();
+    let rt = runtime();
+    // Ten transactions of ten rows; the stream takes fifty messages and refuses the rest.
+    db.sql(&format!(
+        "SELECT 1 FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
+        db.slot()
+    ));
+    insert_orders(&db, 1, 5, 10);
+    // The insert position: with synchronous_commit off (the testkit's), the write position
+    // can lag behind the commits.
+    let after_fifth = lsn(&db.sql("SELECT pg_current_wal_insert_lsn()"));
+    insert_orders(&db, 51, 5, 10);
+    rt.block_on(async {
+        let js = context(&nats).await;
+        js.create_stream(stream::Config {
+            name: "FULL".into(),
+            subjects: vec!["pgcdc.t.>".into()],
+            max_messages: 50,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let naming = Naming {
+            prefix: "pgcdc.t".into(),
+            source: "t".into(),
+            slot: db.slot(),
+        };
+        let mut sink = JetStreamSink::connect(&options(&nats, "FULL"))
+            .await
+            .unwrap();
+        let source = db.source();
+        let mut sub = source.subscribe();
+        source.start().await.unwrap();
+        let mut encoder = Encoder::new(naming.clone(), Envelope::Native);
+        let fwd = ForwardOptions::default();
+        let run = forward(
+            &source,
+            &mut sub,
+            &mut sink,
+            &mut encoder,
+            &fwd,
+            std::future::pending(),
+        );
+        let err = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap_err();
+        // The source stops with its last acknowledged position (the final status update).
+        source.stop().await.unwrap();
+        let text = err.to_string();
+        match &err {
+            ForwardError::Sink {
+                error: SinkError::Refused { .. },
+                ..
+            } => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(
+            text.contains("FULL is full") && text.contains("maximum messages"),
+            "{text}"
+        );
+        assert_eq!(count(&js, "FULL").await, 50);
+        // Acknowledged at most through the fifth transaction: the sixth comes again.
+        let confirmed = db.confirmed_flush();
+        assert!(
+            confirmed <= after_fifth,
+            "confirmed {confirmed:X} past {after_fifth:X}"
+        );
+
+        // With room, the next run stores the rest, and only the rest.
+        let mut info = js
+            .get_stream("FULL")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .config
+            .clone();
+        info.max_messages = 1000;
+        js.update_stream(info).await.unwrap();
+        let sink = JetStreamSink::connect(&options(&nats, "FULL"))
+            .await
+            .unwrap();
+        let (stop, task) = spawn_forward(db.source(), sink, naming, ForwardOptions::default());
+        wait_count(&js, "FULL", 100).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let msgs = read_all(&js, "FULL").await;
+        assert_eq!(msgs.len(), 100);
+        assert_orders_once_in_order(&msgs, 100);
+    });
+}
+
+#[test]
+fn missing_stream_and_uncaptured_subjects_are_clear_errors() {
+    let db = orders_db("missing");
+    let nats = NatsServer::start().unwrap();
+    runtime().block_on(async {
+        let err = JetStreamSink::connect(&options(&nats, "NOPE"))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("stream NOPE does not exist") && text.contains("--create-stream"),
+            "{text}"
+        );
+
+        let js = context(&nats).await;
+        create_stream(&js, "OTHER", "elsewhere").await;
+        db.sql(&format!(
+            "SELECT 1 FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
+            db.slot()
+        ));
+        db.sql("INSERT INTO orders VALUES (1, 'a', 1)");
+        let sink = JetStreamSink::connect(&options(&nats, "OTHER"))
+            .await
+            .unwrap();
+        let naming = Naming {
+            prefix: "pgcdc.t".into(),
+            source: "t".into(),
+            slot: db.slot(),
+        };
+        let (_stop, task) = spawn_forward(db.source(), sink, naming, ForwardOptions::default());
+        let err = tokio::time::timeout(LIMIT, task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("no stream captures subject pgcdc.t.public.orders"),
+            "{text}"
+        );
+        assert_eq!(count(&js, "OTHER").await, 0);
+
+        let err = JetStreamSink::connect(&JetStreamOptions::new("nats://127.0.0.1:1", "X"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot connect to nats://127.0.0.1:1"),
+            "{err}"
+        );
+    });
+}
