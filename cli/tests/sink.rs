@@ -1,0 +1,388 @@
+//! `pgcdc stream --sink nats://…` against a real PostgreSQL and a real `nats-server -js`:
+//! killed with SIGKILL mid-stream and started again, every row is in the stream once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use pgcdc_testkit::{Cluster, NatsServer, SCRAM_USER};
+use serde_json::Value as J;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+struct Db {
+    cluster: &'static Cluster,
+    name: String,
+}
+
+impl Db {
+    fn new(name: &str) -> Db {
+        let cluster = Cluster::shared();
+        let name = format!("clisink_{name}");
+        cluster.create_database(&name).unwrap();
+        Db { cluster, name }
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        self.cluster
+            .psql(&self.name, sql)
+            .unwrap_or_else(|e| panic!("SQL failed: {sql}: {e}"))
+    }
+
+    fn url(&self) -> String {
+        let pw: String = SCRAM_USER
+            .password
+            .unwrap()
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!(
+            "postgres://{}:{pw}@{}:{}/{}",
+            SCRAM_USER.name,
+            self.cluster.host(),
+            self.cluster.port(),
+            self.name
+        )
+    }
+
+    fn slot(&self) -> String {
+        format!("{}_slot", self.name)
+    }
+}
+
+fn pgcdc(args: &[String]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgcdc"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") && k != "PGCDC_PG_BIN" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+/// Waits for the process to exit; its status and stderr.
+fn finish(child: Child) -> (std::process::ExitStatus, String) {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(out) => {
+            let out = out.unwrap();
+            (
+                out.status,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("pgcdc did not end within {LIMIT:?}");
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct Stored {
+    subject: String,
+    id: String,
+    json: J,
+}
+
+async fn context(nats: &NatsServer) -> jetstream::Context {
+    jetstream::new(async_nats::connect(nats.url()).await.unwrap())
+}
+
+async fn count(js: &jetstream::Context, name: &str) -> u64 {
+    match js.get_stream(name).await {
+        Ok(mut s) => s.info().await.unwrap().state.messages,
+        // Not created yet.
+        Err(_) => 0,
+    }
+}
+
+async fn wait_count(js: &jetstream::Context, name: &str, n: u64) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let c = count(js, name).await;
+        if c >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream holds {c} messages, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn read_all(js: &jetstream::Context, name: &str) -> Vec<Stored> {
+    let mut s = js.get_stream(name).await.unwrap();
+    let st = s.info().await.unwrap().state.clone();
+    let mut out = Vec::new();
+    if st.messages == 0 {
+        return out;
+    }
+    for seq in st.first_sequence..=st.last_sequence {
+        let m = s.get_raw_message(seq).await.unwrap();
+        out.push(Stored {
+            subject: m.subject.to_string(),
+            id: m
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default(),
+            json: serde_json::from_slice(&m.payload).unwrap(),
+        });
+    }
+    out
+}
+
+fn sink_args(db: &Db, nats: &NatsServer, stream: &str, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "stream",
+        "--url",
+        &db.url(),
+        "--publication",
+        "pub",
+        "--slot",
+        &db.slot(),
+        "--sink",
+        &nats.url(),
+        "--stream",
+        stream,
+        "--create-stream",
+        "--source-name",
+        "shop",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+#[test]
+fn sigkill_mid_stream_and_restart_store_every_row_once() {
+    let db = Db::new("kill");
+    db.sql(
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric);
+         CREATE PUBLICATION pub FOR TABLE orders;",
+    );
+    db.sql(&format!(
+        "SELECT 1 FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
+        db.slot()
+    ));
+    let nats = NatsServer::start().unwrap();
+    let rt = runtime();
+    let writer = {
+        let db = Db {
+            cluster: db.cluster,
+            name: db.name.clone(),
+        };
+        std::thread::spawn(move || {
+            for t in 0..200 {
+                let lo = 1 + t * 100;
+                db.sql(&format!(
+                    "INSERT INTO orders SELECT g, 'c' || g, g * 0.25 FROM generate_series({lo}, {}) g",
+                    lo + 99
+                ));
+            }
+        })
+    };
+    let first = pgcdc(&sink_args(&db, &nats, "ORDERS", &[]));
+    rt.block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "ORDERS", 3000).await;
+    });
+    // Mid-stream, without a chance to clean up.
+    signal(&first, "-KILL");
+    let (status, _) = finish(first);
+    assert!(!status.success());
+    let second = pgcdc(&sink_args(&db, &nats, "ORDERS", &[]));
+    writer.join().unwrap();
+    let msgs = rt.block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "ORDERS", 20_000).await;
+        // Nothing more comes.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        read_all(&js, "ORDERS").await
+    });
+    signal(&second, "-TERM");
+    let (status, stderr) = finish(second);
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("publishing ended: SIGTERM"), "{stderr}");
+    // How many of the second run's records were copies the stream dropped.
+    if let Some(line) = stderr.lines().find(|l| l.contains("publishing ended")) {
+        eprintln!("second run: {line}");
+    }
+    assert_eq!(msgs.len(), 20_000);
+    let ids: HashSet<&str> = msgs.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids.len(), 20_000, "a message id is stored twice");
+    let rows: Vec<i64> = msgs
+        .iter()
+        .map(|m| m.json["props"]["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        rows.iter().copied().eq(1..=20_000),
+        "rows out of order or repeated"
+    );
+    assert!(msgs.iter().all(|m| m.subject == "pgcdc.shop.public.orders"));
+    assert!(msgs[0].id.starts_with(&format!("shop:{}:", db.slot())));
+    // Everything stored is acknowledged: the slot is at the last commit.
+    let pending = db.sql(&format!(
+        "SELECT pg_current_wal_insert_lsn() - confirmed_flush_lsn < 16384 \
+         FROM pg_replication_slots WHERE slot_name = '{}'",
+        db.slot()
+    ));
+    assert_eq!(pending, "t");
+}
+
+#[test]
+fn debezium_envelope_and_subject_prefix() {
+    let db = Db::new("debezium");
+    db.sql(
+        "CREATE TABLE items (id int PRIMARY KEY, name text);
+         ALTER TABLE items REPLICA IDENTITY FULL;
+         CREATE PUBLICATION pub FOR TABLE items;",
+    );
+    db.sql(&format!(
+        "SELECT 1 FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
+        db.slot()
+    ));
+    let nats = NatsServer::start().unwrap();
+    db.sql("INSERT INTO items VALUES (1, 'a')");
+    db.sql("UPDATE items SET name = 'b' WHERE id = 1");
+    db.sql("DELETE FROM items WHERE id = 1");
+    db.sql("TRUNCATE items");
+    let child = pgcdc(&sink_args(
+        &db,
+        &nats,
+        "DBZ",
+        &["--envelope", "debezium", "--subject-prefix", "cdc.db1"],
+    ));
+    let msgs = runtime().block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "DBZ", 4).await;
+        read_all(&js, "DBZ").await
+    });
+    signal(&child, "-TERM");
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "{stderr}");
+    assert!(msgs.iter().all(|m| m.subject == "cdc.db1.public.items"));
+    let ops: Vec<&J> = msgs.iter().map(|m| &m.json["op"]).collect();
+    assert_eq!(ops, ["c", "u", "d", "t"]);
+    let (c, u, d) = (&msgs[0].json, &msgs[1].json, &msgs[2].json);
+    assert_eq!(c["before"], J::Null);
+    assert_eq!(c["after"], serde_json::json!({"id": 1, "name": "a"}));
+    assert_eq!(u["before"], serde_json::json!({"id": 1, "name": "a"}));
+    assert_eq!(u["after"], serde_json::json!({"id": 1, "name": "b"}));
+    assert_eq!(d["before"], serde_json::json!({"id": 1, "name": "b"}));
+    assert_eq!(d["after"], J::Null);
+    assert_eq!(c["source"]["connector"], "pgcdc");
+    assert_eq!(c["source"]["name"], "shop");
+    assert_eq!(c["source"]["schema"], "public");
+    assert_eq!(c["source"]["table"], "items");
+    assert_eq!(c["source"]["snapshot"], false);
+    assert!(c["source"]["lsn"].as_u64().unwrap() > 0);
+    assert!(c["ts_ms"].as_u64().unwrap() > 1_600_000_000_000);
+}
+
+#[test]
+fn sink_usage_errors_exit_2() {
+    let bad: &[&[&str]] = &[
+        &["--sink", "nats://127.0.0.1:4222"],
+        &["--stream", "S"],
+        &["--create-stream"],
+        &["--sink", "http://127.0.0.1:4222", "--stream", "S"],
+        &["--sink", "nats://127.0.0.1:4222", "--stream", "a.b"],
+        &[
+            "--sink",
+            "nats://127.0.0.1:4222",
+            "--stream",
+            "S",
+            "--max-changes",
+            "5",
+        ],
+        &[
+            "--sink",
+            "nats://127.0.0.1:4222",
+            "--stream",
+            "S",
+            "--subject-prefix",
+            "a.>",
+        ],
+        &[
+            "--sink",
+            "nats://127.0.0.1:4222",
+            "--stream",
+            "S",
+            "--envelope",
+            "avro",
+        ],
+    ];
+    for extra in bad {
+        let mut args: Vec<String> = ["stream", "--publication", "p", "--slot", "s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (status, stderr) = finish(pgcdc(&args));
+        assert_eq!(status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(!stderr.is_empty(), "{extra:?}");
+    }
+    // The server is checked before PostgreSQL is touched.
+    let args: Vec<String> = [
+        "stream",
+        "--url",
+        "postgres://nobody@127.0.0.1:1/x",
+        "--publication",
+        "p",
+        "--slot",
+        "s",
+        "--sink",
+        "nats://127.0.0.1:1",
+        "--stream",
+        "S",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (status, stderr) = finish(pgcdc(&args));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to nats://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
