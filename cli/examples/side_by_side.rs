@@ -19,6 +19,11 @@
 //!   client handed it over (`pg_recvlogical`: its bytes reached this process through a pipe;
 //!   `pgcdc stream`: its JSON line did; `lib_drain`: the subscriber received it).
 //!
+//! - **sink**: the drain's backlog read by `pgcdc stream > /dev/null` and by `pgcdc stream
+//!   --sink nats://… --stream …` into a NATS JetStream stream of a throwaway `nats-server -js`
+//!   (its CPU from `/proc/<pid>/stat`); after each JetStream run the stream must hold exactly
+//!   N messages.
+//!
 //! - **backlog**: for profiling by hand: writes the drain's backlog for `--slots K` slots
 //!   (`p0` …), prints the URL and the end LSN, and keeps the server until stdin closes.
 //!
@@ -32,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pgcdc_testkit::{Cluster, TRUST_USER};
+use pgcdc_testkit::{Cluster, NatsServer, TRUST_USER};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -76,6 +81,13 @@ fn main() -> Result<()> {
             flag("--seconds", 20)?,
             flag("--rounds", 5)?,
         ),
+        "sink" => sink(
+            &cluster,
+            &bins,
+            flag("--rows", 1_000_000)?,
+            flag("--tx-rows", 100)?,
+            flag("--rounds", 3)?,
+        ),
         "backlog" => backlog(
             &cluster,
             flag("--rows", 1_000_000)?,
@@ -83,7 +95,7 @@ fn main() -> Result<()> {
             flag("--slots", 4)?,
         ),
         other => Err(format!(
-            "unknown measurement {other:?}: drain, bootstrap, latency or backlog"
+            "unknown measurement {other:?}: drain, bootstrap, latency, sink or backlog"
         )
         .into()),
     }
@@ -355,6 +367,125 @@ fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -
         ),
         rows,
         &clients,
+    );
+    Ok(())
+}
+
+/// The user + system seconds a process used so far.
+fn process_cpu(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(f.get(i).ok_or("short stat")?.parse::<f64>()? / clock_ticks())
+    };
+    // utime and stime are fields 14 and 15.
+    Ok(ticks(14 - 3)? + ticks(15 - 3)?)
+}
+
+/// Messages in a JetStream stream; deletes it when `delete`.
+fn stream_messages(nats: &NatsServer, stream: &str, delete: bool) -> Result<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+        let n = js.get_stream(stream).await?.info().await?.state.messages;
+        if delete {
+            js.delete_stream(stream).await?;
+        }
+        Ok(n)
+    })
+}
+
+fn sink(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -> Result<()> {
+    let nats = NatsServer::start()?;
+    let names = [
+        "pgcdc stream > /dev/null",
+        "pgcdc stream --sink (JetStream)",
+    ];
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
+    let mut nats_cpu = Vec::new();
+    for round in 0..rounds {
+        let slots: Vec<String> = (0..names.len()).map(|i| format!("k{round}_{i}")).collect();
+        for s in &slots {
+            cluster.psql(
+                DB,
+                &format!("SELECT pg_create_logical_replication_slot('{s}', 'pgoutput')"),
+            )?;
+        }
+        cluster.psql(DB, "TRUNCATE orders")?;
+        eprintln!(
+            "round {}/{rounds}: writing {rows} rows in transactions of {tx_rows} …",
+            round + 1
+        );
+        let end = write_backlog(cluster, rows, tx_rows)?;
+        for k in 0..names.len() {
+            let i = (k + round as usize) % names.len();
+            let slot = &slots[i];
+            let stream = format!("SBS{round}");
+            let before = process_cpu(nats.pid().ok_or("nats-server is not running")?)?;
+            let run = if i == 0 {
+                timed(
+                    cluster,
+                    &bins.pgcdc,
+                    &stream_args(cluster, slot, &["--until-lsn", &end]),
+                )?
+            } else {
+                timed(
+                    cluster,
+                    &bins.pgcdc,
+                    &stream_args(
+                        cluster,
+                        slot,
+                        &[
+                            "--until-lsn",
+                            &end,
+                            "--sink",
+                            &nats.url(),
+                            "--stream",
+                            &stream,
+                            "--create-stream",
+                        ],
+                    ),
+                )?
+            };
+            let broker = process_cpu(nats.pid().ok_or("nats-server is not running")?)? - before;
+            if i == 1 {
+                let stored = stream_messages(&nats, &stream, true)?;
+                if stored != rows {
+                    return Err(
+                        format!("the stream holds {stored} messages, expected {rows}").into(),
+                    );
+                }
+                nats_cpu.push(broker);
+            }
+            eprintln!(
+                "  {:<34} {:6.2} s wall, {:5.2} s user, {:5.2} s sys, {:4} MiB, server {:5.2} s, nats-server {broker:5.2} s",
+                names[i],
+                run.wall,
+                run.user,
+                run.sys,
+                run.max_rss_kib / 1024,
+                run.server_cpu
+            );
+            runs[i].push(run);
+        }
+        for s in &slots {
+            cluster.psql(DB, &format!("SELECT pg_drop_replication_slot('{s}')"))?;
+        }
+    }
+    let clients: Vec<(&str, Vec<Run>)> = names.iter().copied().zip(runs).collect();
+    table(
+        &format!(
+            "sink: {rows} rows in transactions of {tx_rows}, medians of {rounds} rounds (s/M: per million rows)"
+        ),
+        rows,
+        &clients,
+    );
+    println!(
+        "nats-server CPU during the JetStream runs: {:.2} s/M (median); every run stored exactly {rows} messages",
+        median(nats_cpu) * 1_000_000.0 / rows as f64
     );
     Ok(())
 }

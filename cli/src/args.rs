@@ -584,7 +584,6 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
             }
             let unsupported = [
                 (a.max_changes.is_some(), "--max-changes"),
-                (a.until_lsn.is_some(), "--until-lsn"),
                 (a.idle_exit.is_some(), "--idle-exit"),
                 (a.format.is_some(), "--format"),
                 (a.two_phase, "--two-phase"),
@@ -592,7 +591,7 @@ fn parse_stream(args: Vec<String>) -> Result<Command, CliError> {
             if let Some((_, name)) = unsupported.iter().find(|(set, _)| *set) {
                 return Err(f.err(format!(
                     "{name} does not go with --sink: the sink publishes every change until \
-                     stopped (SIGINT or SIGTERM)"
+                     stopped (SIGINT or SIGTERM, or --until-lsn)"
                 )));
             }
             sink.url = url;

@@ -18,7 +18,12 @@ pub struct Publisher {
 }
 
 /// Connects to the server and checks (or creates) the stream, before PostgreSQL is touched.
-pub async fn connect(args: &SinkArgs, database: &str, slot: &str) -> Result<Publisher, CliError> {
+pub async fn connect(
+    args: &SinkArgs,
+    database: &str,
+    slot: &str,
+    until_lsn: Option<pgcdc_tokio::Lsn>,
+) -> Result<Publisher, CliError> {
     let source = args.source_name.as_deref().unwrap_or(database);
     let mut naming = Naming::new(source, slot);
     if let Some(p) = &args.subject_prefix {
@@ -35,7 +40,10 @@ pub async fn connect(args: &SinkArgs, database: &str, slot: &str) -> Result<Publ
     } else {
         Envelope::Native
     };
-    let mut forward = ForwardOptions::default();
+    let mut forward = ForwardOptions {
+        until_lsn,
+        ..ForwardOptions::default()
+    };
     if let Some(n) = args.max_in_flight {
         forward.max_in_flight = n;
     }
@@ -90,6 +98,9 @@ pub async fn pump(
     .await;
     match result {
         Ok(outcome) => {
+            if outcome.stop == Some(Stop::UntilLsn) {
+                reason = "--until-lsn reached";
+            }
             if let Some(lsn) = outcome.last_acked {
                 source.ack(lsn);
             }

@@ -161,7 +161,9 @@ pub async fn run(mut a: StreamArgs) -> Result<(), CliError> {
     }
     // The log is checked before PostgreSQL is touched: a wrong --sink creates no slot.
     let publisher = match a.sink.take() {
-        Some(sink) => Some(crate::publish::connect(&sink, &cfg.database, &cfg.slot_name).await?),
+        Some(sink) => {
+            Some(crate::publish::connect(&sink, &cfg.database, &cfg.slot_name, a.until_lsn).await?)
+        }
         None => None,
     };
     // The recorder comes first: the source makes its metric handles when it is built.

@@ -12,6 +12,43 @@ use serde_json::Value as J;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
+#[allow(dead_code)]
+#[path = "../../driver/tests/suite/stress.rs"]
+mod stress;
+
+/// Runs `body` under the fault tests' stress mode (`PGCDC_STRESS_THREADS` busy threads,
+/// `PGCDC_STRESS_REPEAT` repetitions on fresh names), reporting each repetition as the
+/// driver's fault suite does.
+fn stressed(test: &str, body: impl Fn(String)) {
+    let cfg = stress::StressConfig::from_env();
+    let _load = stress::Load::start(cfg.threads);
+    for i in 0..cfg.repeat {
+        let name = if cfg.repeat == 1 {
+            test.to_owned()
+        } else {
+            format!("{test}_{i}")
+        };
+        if cfg.active() {
+            eprintln!(
+                "pgcdc-stress: {test} repetition {}/{} starting ({} busy threads)",
+                i + 1,
+                cfg.repeat,
+                cfg.threads
+            );
+        }
+        let started = Instant::now();
+        body(name);
+        if cfg.active() {
+            eprintln!(
+                "pgcdc-stress: {test} repetition {}/{} passed in {:.1}s",
+                i + 1,
+                cfg.repeat,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
 struct Db {
     cluster: &'static Cluster,
     name: String,
@@ -193,9 +230,16 @@ fn sink_args(db: &Db, nats: &NatsServer, stream: &str, extra: &[&str]) -> Vec<St
     v
 }
 
-#[test]
-fn sigkill_mid_stream_and_restart_store_every_row_once() {
-    let db = Db::new("kill");
+/// The fault test, run again under load by `.ci/run` (filter `faults::`).
+mod faults {
+    #[test]
+    fn sigkill_mid_stream_and_restart_store_every_row_once() {
+        super::stressed("kill", |name| super::sigkill_and_restart(&name));
+    }
+}
+
+fn sigkill_and_restart(name: &str) {
+    let db = Db::new(name);
     db.sql(
         "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric);
          CREATE PUBLICATION pub FOR TABLE orders;",

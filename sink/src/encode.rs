@@ -109,7 +109,11 @@ struct Position {
 ///
 /// * a change of a transaction: `<source>:<slot>:<commit LSN>:<n>`, `n` counting the
 ///   transaction's records from 0 across its chunks (a truncate of several tables is one
-///   record per table);
+///   record per table), schema changes not counted;
+/// * a schema change: `<source>:<slot>:<commit LSN>:schema:<n>:<table>:<hash>`, `n` the
+///   number of the record it precedes, the hash of its column names, types and flags (a
+///   transaction sent again may hold more or fewer schema changes than the first time: the
+///   data records keep their numbers);
 /// * a non-transactional logical message: `<source>:<slot>:m:<LSN>`;
 /// * a snapshot row: `<source>:<slot>:s:<consistent point>:<n>`.
 ///
@@ -244,6 +248,22 @@ impl Encoder {
             self.snapshot_next += 1;
             return format!("{base}:s:{}:{n}", tx.commit_lsn);
         }
+        if let SourceChange::SchemaChange {
+            label, relation, ..
+        } = change
+        {
+            // Not counted: a transaction sent again may carry more or fewer schema changes
+            // (they depend on what the relation cache knew), and its data records must get
+            // the same numbers. Named by the data record they precede and by their content.
+            let at = self.position.map_or(0, |p| p.next);
+            let mut hash = Fnv::default();
+            for c in &relation.columns {
+                hash.write(c.name.as_bytes());
+                hash.write(&c.type_oid.0.to_be_bytes());
+                hash.write(&[c.flags]);
+            }
+            return format!("{base}:schema:{at}:{}:{:016x}", token(label), hash.0);
+        }
         let n = match &mut self.position {
             Some(p) => {
                 let n = p.next;
@@ -288,6 +308,25 @@ impl Encoder {
             return;
         }
         debezium(&mut self.buf, &self.naming.source, change, tx, table);
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash for ids (the standard library's is not stable across
+/// releases).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub struct ForwardOptions {
     pub retry_deadline: Option<Duration>,
     /// After the stop signal, how long the records in flight may take to be acknowledged.
     pub drain_timeout: Duration,
+    /// Stop after the first transaction whose end LSN reaches this (once it and everything
+    /// before it is stored and acknowledged).
+    pub until_lsn: Option<Lsn>,
 }
 
 impl Default for ForwardOptions {
@@ -39,6 +42,7 @@ impl Default for ForwardOptions {
             retry_max: Duration::from_secs(5),
             retry_deadline: None,
             drain_timeout: Duration::from_secs(30),
+            until_lsn: None,
         }
     }
 }
@@ -48,6 +52,9 @@ impl Default for ForwardOptions {
 pub enum Stop {
     /// The stop future completed and everything in flight was acknowledged.
     Requested,
+    /// A transaction reached [`ForwardOptions::until_lsn`] and everything up to it was
+    /// acknowledged.
+    UntilLsn,
     /// The stop future completed and the log did not acknowledge everything in flight
     /// within [`ForwardOptions::drain_timeout`]: those batches are not acknowledged to
     /// PostgreSQL (they are sent again next time).
@@ -133,8 +140,10 @@ pub async fn forward<S: Sink>(
         outcome: Outcome::default(),
         backoff: options.retry_initial,
         failing_since: None,
+        last_stored_id: None,
     };
     let mut stop = std::pin::pin!(stop);
+    let mut reached = false;
     loop {
         let room =
             state.records < options.max_in_flight && state.bytes < options.max_in_flight_bytes;
@@ -155,7 +164,14 @@ pub async fn forward<S: Sink>(
                             .unwrap_or_else(|| "the subscription ended".to_owned()),
                     }));
                 };
+                let end = batch.ack_lsn();
                 state.take(batch, encoder, sink, options).await?;
+                if let (Some(until), Some(end)) = (options.until_lsn, end)
+                    && end >= until
+                {
+                    reached = true;
+                    break;
+                }
             }
         }
     }
@@ -178,7 +194,11 @@ pub async fn forward<S: Sink>(
             }
         }
     }
-    state.outcome.stop = Some(Stop::Requested);
+    state.outcome.stop = Some(if reached {
+        Stop::UntilLsn
+    } else {
+        Stop::Requested
+    });
     Ok(state.outcome)
 }
 
@@ -201,6 +221,8 @@ struct State {
     backoff: Duration,
     /// When the current run of transient failures began.
     failing_since: Option<Instant>,
+    /// The id of the last record of the last batch settled (stored).
+    last_stored_id: Option<String>,
 }
 
 impl State {
@@ -224,28 +246,37 @@ impl State {
             pending: VecDeque::new(),
             bytes,
         });
-        if let Err((record, error)) = self.send_unsent(sink).await {
+        if let Err((record, error)) = self.send_unsent(sink, false).await {
             self.retry_or_fail(record, error, sink, options).await?;
         }
         self.settle_done();
         Ok(())
     }
 
-    /// Sends, in order, every queued record that has no acknowledgement pending. On an
-    /// error, the record that failed (as `(subject, id)`) and the error.
+    /// Sends, in order, every queued record that has no acknowledgement pending, each after
+    /// the record before it (the first of a run after none: everything before it is stored;
+    /// with `fresh_head`, the first one sent also after none). On an error, the record that
+    /// failed (as `(subject, id)`) and the error.
     async fn send_unsent<S: Sink>(
         &mut self,
         sink: &mut S,
+        fresh_head: bool,
     ) -> Result<(), ((String, String), SinkError)> {
+        let mut prev: Option<&str> = self.last_stored_id.as_deref();
+        let mut first = true;
         for b in &mut self.queue {
-            while b.done + b.pending.len() < b.records.len() {
-                let Some(record) = b.records.get(b.done + b.pending.len()) else {
-                    break;
-                };
-                match sink.publish(record).await {
+            for (i, record) in b.records.iter().enumerate() {
+                if i < b.done + b.pending.len() {
+                    prev = Some(&record.id);
+                    continue;
+                }
+                let after = if first && fresh_head { None } else { prev };
+                first = false;
+                match sink.publish(record, after).await {
                     Ok(ack) => b.pending.push_back(ack),
                     Err(e) => return Err(((record.subject.clone(), record.id.clone()), e)),
                 }
+                prev = Some(&record.id);
             }
         }
         Ok(())
@@ -299,7 +330,8 @@ impl State {
         loop {
             let since = *self.failing_since.get_or_insert_with(Instant::now);
             let past_deadline = options.retry_deadline.is_some_and(|d| since.elapsed() >= d);
-            if !error.is_transient() || past_deadline {
+            let out_of_order = error.is_out_of_order();
+            if !(error.is_transient() || out_of_order) || past_deadline {
                 return Err(ForwardError::Sink {
                     sink: sink.describe(),
                     subject: record.0,
@@ -307,14 +339,21 @@ impl State {
                     error,
                 });
             }
-            tracing::warn!(
-                subject = %record.0,
-                id = %record.1,
-                retry_in_ms = self.backoff.as_millis() as u64,
-                "the log did not acknowledge a record ({error}); sending it and the later ones again"
-            );
-            tokio::time::sleep(self.backoff).await;
-            self.backoff = (self.backoff * 2).min(options.retry_max);
+            if out_of_order {
+                // Everything before it is stored (acknowledged, perhaps as a copy): it
+                // starts a new run of records, after none.
+                tracing::debug!(subject = %record.0, id = %record.1,
+                    "the log's last record is not the one before this: sending it and the later ones again");
+            } else {
+                tracing::warn!(
+                    subject = %record.0,
+                    id = %record.1,
+                    retry_in_ms = self.backoff.as_millis() as u64,
+                    "the log did not acknowledge a record ({error}); sending it and the later ones again"
+                );
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(options.retry_max);
+            }
             // Every acknowledgement pending is dropped: what they covered is sent again.
             let mut resent = 0u64;
             for b in &mut self.queue {
@@ -322,7 +361,7 @@ impl State {
                 b.pending.clear();
             }
             self.outcome.resent += resent;
-            match self.send_unsent(sink).await {
+            match self.send_unsent(sink, out_of_order).await {
                 Ok(()) => return Ok(()),
                 Err((r, e)) => {
                     record = r;
@@ -343,6 +382,9 @@ impl State {
                 break;
             };
             self.bytes = self.bytes.saturating_sub(b.bytes);
+            if let Some(last) = b.records.last() {
+                self.last_stored_id = Some(last.id.clone());
+            }
             b.batch.ack();
             if let Some(lsn) = b.batch.ack_lsn() {
                 self.outcome.last_acked = Some(lsn);

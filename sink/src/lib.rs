@@ -45,13 +45,17 @@ pub type PendingAck = Pin<Box<dyn Future<Output = Result<Receipt, SinkError>> + 
 /// A distributed log that stores records and acknowledges each one.
 pub trait Sink: Send {
     /// Sends `record` and returns its acknowledgement, to be awaited later: several records
-    /// are in flight at once, and the log stores them in the order they were sent.
+    /// are in flight at once.
     ///
     /// Sending a record again (after a [`SinkError::Transient`]) with the same
-    /// [`Record::id`] must not store it twice.
+    /// [`Record::id`] must not store it twice. With `after` (the id of the record sent just
+    /// before this one), the log must refuse the record with [`SinkError::OutOfOrder`]
+    /// unless that record is the last one it stored, so that a record lost on a broken
+    /// connection is never overtaken by a later one (JetStream: `Nats-Expected-Last-Msg-Id`).
     fn publish(
         &mut self,
         record: &Record,
+        after: Option<&str>,
     ) -> impl Future<Output = Result<PendingAck, SinkError>> + Send;
 
     /// A short description for logs (`nats://127.0.0.1:4222 stream ORDERS`).
@@ -68,6 +72,12 @@ pub enum SinkError {
         /// What happened.
         message: String,
     },
+    /// The record was sent after a record that is not the log's last: not stored.
+    #[error("{message}")]
+    OutOfOrder {
+        /// What the log said.
+        message: String,
+    },
     /// Sending again will not help: the log refused the record (no stream captures its
     /// subject, the stream is full, the record is too large, permissions).
     #[error("{message}{}", hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
@@ -80,6 +90,13 @@ pub enum SinkError {
 }
 
 impl SinkError {
+    /// The log's last record is not the one this record was sent after: the one before it
+    /// was lost (or another publisher wrote in between). [`forward`] sends it again, and the
+    /// rest after it.
+    pub fn is_out_of_order(&self) -> bool {
+        matches!(self, SinkError::OutOfOrder { .. })
+    }
+
     /// Whether sending again may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, SinkError::Transient { .. })

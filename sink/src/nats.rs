@@ -159,10 +159,17 @@ impl JetStreamSink {
 }
 
 impl Sink for JetStreamSink {
-    async fn publish(&mut self, record: &Record) -> Result<PendingAck, SinkError> {
-        let message = jetstream::message::PublishMessage::build()
+    async fn publish(
+        &mut self,
+        record: &Record,
+        after: Option<&str>,
+    ) -> Result<PendingAck, SinkError> {
+        let mut message = jetstream::message::PublishMessage::build()
             .payload(record.payload.clone())
             .message_id(&record.id);
+        if let Some(after) = after {
+            message = message.expected_last_message_id(after);
+        }
         let ack = self
             .js
             .send_publish(record.subject.clone(), message)
@@ -193,6 +200,7 @@ fn classify(e: jetstream::context::PublishError, subject: &str, stream: &str) ->
         PublishErrorKind::TimedOut
         | PublishErrorKind::BrokenPipe
         | PublishErrorKind::MaxAckPending => SinkError::Transient { message: text },
+        PublishErrorKind::WrongLastMessageId => SinkError::OutOfOrder { message: text },
         PublishErrorKind::StreamNotFound => SinkError::Refused {
             message: format!("no stream captures subject {subject}"),
             hint: Some(format!(
