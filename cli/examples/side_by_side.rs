@@ -22,7 +22,7 @@
 //! - **sink**: the drain's backlog read by `pgcdc stream > /dev/null` and by `pgcdc stream
 //!   --sink nats://… --stream …` into a NATS JetStream stream of a throwaway `nats-server -js`
 //!   (its CPU from `/proc/<pid>/stat`); after each JetStream run the stream must hold exactly
-//!   N messages.
+//!   N + 1 messages (the rows and the round's TRUNCATE).
 //!
 //! - **backlog**: for profiling by hand: writes the drain's backlog for `--slots K` slots
 //!   (`p0` …), prints the URL and the end LSN, and keeps the server until stdin closes.
@@ -452,11 +452,14 @@ fn sink(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) ->
             };
             let broker = process_cpu(nats.pid().ok_or("nats-server is not running")?)? - before;
             if i == 1 {
+                // The rows and the round's TRUNCATE.
                 let stored = stream_messages(&nats, &stream, true)?;
-                if stored != rows {
-                    return Err(
-                        format!("the stream holds {stored} messages, expected {rows}").into(),
-                    );
+                if stored != rows + 1 {
+                    return Err(format!(
+                        "the stream holds {stored} messages, expected {} (the rows and a truncate)",
+                        rows + 1
+                    )
+                    .into());
                 }
                 nats_cpu.push(broker);
             }
@@ -484,8 +487,9 @@ fn sink(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) ->
         &clients,
     );
     println!(
-        "nats-server CPU during the JetStream runs: {:.2} s/M (median); every run stored exactly {rows} messages",
-        median(nats_cpu) * 1_000_000.0 / rows as f64
+        "nats-server CPU during the JetStream runs: {:.2} s/M (median); every run stored exactly {} messages (the rows and the round's truncate)",
+        median(nats_cpu) * 1_000_000.0 / rows as f64,
+        rows + 1
     );
     Ok(())
 }

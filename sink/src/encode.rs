@@ -18,7 +18,7 @@ pub struct Record {
     /// however often it is sent.
     pub id: String,
     /// The element id of the row, for sinks that partition by key.
-    pub key: Option<String>,
+    pub key: Option<std::sync::Arc<str>>,
     /// The JSON document.
     pub payload: Bytes,
 }
@@ -127,6 +127,8 @@ pub struct Encoder {
     snapshot_next: u64,
     tail: String,
     buf: String,
+    /// The last table label and its subject.
+    last_subject: Option<(Box<str>, String)>,
 }
 
 impl Encoder {
@@ -139,6 +141,7 @@ impl Encoder {
             snapshot_next: 0,
             tail: String::new(),
             buf: String::new(),
+            last_subject: None,
         }
     }
 
@@ -174,13 +177,13 @@ impl Encoder {
                         | SourceChange::Update { element, .. } => {
                             let meta = element.metadata();
                             (
-                                self.naming.table_subject(first(&meta.labels)),
-                                Some(meta.reference.element_id.to_string()),
+                                self.subject_of(meta.labels.first()),
+                                Some(meta.reference.element_id.clone()),
                             )
                         }
                         SourceChange::Delete { metadata, .. } => (
-                            self.naming.table_subject(first(&metadata.labels)),
-                            Some(metadata.reference.element_id.to_string()),
+                            self.subject_of(metadata.labels.first()),
+                            Some(metadata.reference.element_id.clone()),
                         ),
                         SourceChange::SchemaChange { label, .. } => {
                             (self.naming.table_subject(label), None)
@@ -197,7 +200,20 @@ impl Encoder {
         }
     }
 
-    fn record(&mut self, subject: String, id: String, key: Option<String>) -> Record {
+    /// The subject of a row's table, remembered for the next rows of the same table.
+    fn subject_of(&mut self, label: Option<&std::sync::Arc<str>>) -> String {
+        let label = label.map_or("", |l| &**l);
+        match &self.last_subject {
+            Some((l, subject)) if **l == *label => subject.clone(),
+            _ => {
+                let subject = self.naming.table_subject(label);
+                self.last_subject = Some((label.into(), subject.clone()));
+                subject
+            }
+        }
+    }
+
+    fn record(&mut self, subject: String, id: String, key: Option<std::sync::Arc<str>>) -> Record {
         Record {
             subject,
             id,
@@ -277,7 +293,11 @@ impl Encoder {
                 n
             }
         };
-        format!("{base}:{n}")
+        let mut id = String::with_capacity(base.len() + 8);
+        id.push_str(base);
+        id.push(':');
+        json::uint(&mut id, n);
+        id
     }
 
     /// Renders the payload of `change` into `self.buf`; `table` is the one table of a

@@ -262,9 +262,23 @@ impl State {
         sink: &mut S,
         fresh_head: bool,
     ) -> Result<(), ((String, String), SinkError)> {
-        let mut prev: Option<&str> = self.last_stored_id.as_deref();
+        // Batches sent whole are skipped: the last record among them is the previous one.
+        let skip = self
+            .queue
+            .iter()
+            .take_while(|b| b.done + b.pending.len() == b.records.len())
+            .count();
+        let start: Option<String> = self
+            .queue
+            .iter()
+            .take(skip)
+            .rev()
+            .find_map(|b| b.records.last())
+            .map(|r| r.id.clone())
+            .or_else(|| self.last_stored_id.clone());
+        let mut prev: Option<&str> = start.as_deref();
         let mut first = true;
-        for b in &mut self.queue {
+        for b in self.queue.iter_mut().skip(skip) {
             for (i, record) in b.records.iter().enumerate() {
                 if i < b.done + b.pending.len() {
                     prev = Some(&record.id);

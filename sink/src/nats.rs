@@ -47,6 +47,8 @@ pub struct JetStreamSink {
     js: jetstream::Context,
     url: String,
     stream: String,
+    /// The stream's name, shared with the acknowledgements.
+    stream_arc: std::sync::Arc<str>,
     /// The stream's duplicate window.
     duplicate_window: Duration,
 }
@@ -148,6 +150,7 @@ impl JetStreamSink {
             js,
             url: options.url.clone(),
             stream: options.stream.clone(),
+            stream_arc: options.stream.as_str().into(),
             duplicate_window: info.duplicate_window,
         })
     }
@@ -175,15 +178,15 @@ impl Sink for JetStreamSink {
             .send_publish(record.subject.clone(), message)
             .await
             .map_err(|e| classify(e, &record.subject, &self.stream))?;
-        let subject = record.subject.clone();
-        let stream = self.stream.clone();
+        // Shared, so that the acknowledgement's error can name the stream without a copy.
+        let stream = std::sync::Arc::clone(&self.stream_arc);
         Ok(Box::pin(async move {
             match ack.await {
                 Ok(a) => Ok(Receipt {
                     duplicate: a.duplicate,
                     sequence: a.sequence,
                 }),
-                Err(e) => Err(classify(e, &subject, &stream)),
+                Err(e) => Err(classify(e, "", &stream)),
             }
         }))
     }
@@ -202,7 +205,11 @@ fn classify(e: jetstream::context::PublishError, subject: &str, stream: &str) ->
         | PublishErrorKind::MaxAckPending => SinkError::Transient { message: text },
         PublishErrorKind::WrongLastMessageId => SinkError::OutOfOrder { message: text },
         PublishErrorKind::StreamNotFound => SinkError::Refused {
-            message: format!("no stream captures subject {subject}"),
+            message: if subject.is_empty() {
+                "no stream captures the subject".to_owned()
+            } else {
+                format!("no stream captures subject {subject}")
+            },
             hint: Some(format!(
                 "add the subject to stream {stream}, or check --subject-prefix"
             )),

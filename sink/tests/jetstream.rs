@@ -615,7 +615,8 @@ fn missing_stream_and_uncaptured_subjects_are_clear_errors() {
             .unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("no stream captures subject pgcdc.t.public.orders"),
+            text.contains("publishing pgcdc.t.public.orders")
+                && text.contains("no stream captures"),
             "{text}"
         );
         assert_eq!(count(&js, "OTHER").await, 0);
