@@ -196,6 +196,20 @@ struct Run {
     server_cpu: f64,
 }
 
+impl Run {
+    /// One progress line on stderr, then `extra`.
+    fn log(&self, name: &str, extra: &str) {
+        eprintln!(
+            "  {name:<34} {:6.2} s wall, {:5.2} s user, {:5.2} s sys, {:4} MiB, server {:5.2} s{extra}",
+            self.wall,
+            self.user,
+            self.sys,
+            self.max_rss_kib / 1024,
+            self.server_cpu
+        );
+    }
+}
+
 /// Runs `cmd` under `/usr/bin/time`, stdout to `/dev/null`.
 fn timed(cluster: &Cluster, program: &Path, args: &[String]) -> Result<Run> {
     let report = std::env::temp_dir().join(format!("pgcdc-sbs-{}.time", std::process::id()));
@@ -297,6 +311,42 @@ fn table(title: &str, rows: u64, clients: &[(&str, Vec<Run>)]) {
     }
 }
 
+/// A round's slots (`<prefix><round>_<i>`, one per client), created before its backlog is
+/// written; returns them with the WAL position after the backlog.
+fn round_backlog(
+    cluster: &Cluster,
+    prefix: &str,
+    round: u64,
+    rounds: u64,
+    clients: usize,
+    rows: u64,
+    tx_rows: u64,
+) -> Result<(Vec<String>, String)> {
+    let slots: Vec<String> = (0..clients)
+        .map(|i| format!("{prefix}{round}_{i}"))
+        .collect();
+    for s in &slots {
+        cluster.psql(
+            DB,
+            &format!("SELECT pg_create_logical_replication_slot('{s}', 'pgoutput')"),
+        )?;
+    }
+    cluster.psql(DB, "TRUNCATE orders")?;
+    eprintln!(
+        "round {}/{rounds}: writing {rows} rows in transactions of {tx_rows} …",
+        round + 1
+    );
+    let end = write_backlog(cluster, rows, tx_rows)?;
+    Ok((slots, end))
+}
+
+fn drop_slots(cluster: &Cluster, slots: &[String]) -> Result<()> {
+    for s in slots {
+        cluster.psql(DB, &format!("SELECT pg_drop_replication_slot('{s}')"))?;
+    }
+    Ok(())
+}
+
 fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -> Result<()> {
     let names = [
         "pg_recvlogical",
@@ -305,19 +355,7 @@ fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -
     ];
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
     for round in 0..rounds {
-        let slots: Vec<String> = (0..names.len()).map(|i| format!("d{round}_{i}")).collect();
-        for s in &slots {
-            cluster.psql(
-                DB,
-                &format!("SELECT pg_create_logical_replication_slot('{s}', 'pgoutput')"),
-            )?;
-        }
-        cluster.psql(DB, "TRUNCATE orders")?;
-        eprintln!(
-            "round {}/{rounds}: writing {rows} rows in transactions of {tx_rows} …",
-            round + 1
-        );
-        let end = write_backlog(cluster, rows, tx_rows)?;
+        let (slots, end) = round_backlog(cluster, "d", round, rounds, names.len(), rows, tx_rows)?;
         // Rotate who goes first.
         for k in 0..names.len() {
             let i = (k + round as usize) % names.len();
@@ -345,20 +383,10 @@ fn drain(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) -
                     &stream_args(cluster, slot, &["--until-lsn", &end]),
                 )?,
             };
-            eprintln!(
-                "  {:<26} {:6.2} s wall, {:5.2} s user, {:5.2} s sys, {:4} MiB, server {:5.2} s",
-                names[i],
-                run.wall,
-                run.user,
-                run.sys,
-                run.max_rss_kib / 1024,
-                run.server_cpu
-            );
+            run.log(names[i], "");
             runs[i].push(run);
         }
-        for s in &slots {
-            cluster.psql(DB, &format!("SELECT pg_drop_replication_slot('{s}')"))?;
-        }
+        drop_slots(cluster, &slots)?;
     }
     let clients: Vec<(&str, Vec<Run>)> = names.iter().copied().zip(runs).collect();
     table(
@@ -407,19 +435,7 @@ fn sink(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) ->
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
     let mut nats_cpu = Vec::new();
     for round in 0..rounds {
-        let slots: Vec<String> = (0..names.len()).map(|i| format!("k{round}_{i}")).collect();
-        for s in &slots {
-            cluster.psql(
-                DB,
-                &format!("SELECT pg_create_logical_replication_slot('{s}', 'pgoutput')"),
-            )?;
-        }
-        cluster.psql(DB, "TRUNCATE orders")?;
-        eprintln!(
-            "round {}/{rounds}: writing {rows} rows in transactions of {tx_rows} …",
-            round + 1
-        );
-        let end = write_backlog(cluster, rows, tx_rows)?;
+        let (slots, end) = round_backlog(cluster, "k", round, rounds, names.len(), rows, tx_rows)?;
         for k in 0..names.len() {
             let i = (k + round as usize) % names.len();
             let slot = &slots[i];
@@ -463,20 +479,10 @@ fn sink(cluster: &Cluster, bins: &Bins, rows: u64, tx_rows: u64, rounds: u64) ->
                 }
                 nats_cpu.push(broker);
             }
-            eprintln!(
-                "  {:<34} {:6.2} s wall, {:5.2} s user, {:5.2} s sys, {:4} MiB, server {:5.2} s, nats-server {broker:5.2} s",
-                names[i],
-                run.wall,
-                run.user,
-                run.sys,
-                run.max_rss_kib / 1024,
-                run.server_cpu
-            );
+            run.log(names[i], &format!(", nats-server {broker:5.2} s"));
             runs[i].push(run);
         }
-        for s in &slots {
-            cluster.psql(DB, &format!("SELECT pg_drop_replication_slot('{s}')"))?;
-        }
+        drop_slots(cluster, &slots)?;
     }
     let clients: Vec<(&str, Vec<Run>)> = names.iter().copied().zip(runs).collect();
     table(

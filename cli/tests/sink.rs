@@ -4,10 +4,10 @@
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream;
-use pgcdc_testkit::{Cluster, NatsServer, SCRAM_USER};
+use pgcdc_testkit::NatsServer;
 use serde_json::Value as J;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -15,84 +15,14 @@ const LIMIT: Duration = Duration::from_secs(120);
 #[allow(dead_code)]
 #[path = "../../driver/tests/suite/stress.rs"]
 mod stress;
+use stress::stressed_blocking as stressed;
 
-/// Runs `body` under the fault tests' stress mode (`PGCDC_STRESS_THREADS` busy threads,
-/// `PGCDC_STRESS_REPEAT` repetitions on fresh names), reporting each repetition as the
-/// driver's fault suite does.
-fn stressed(test: &str, body: impl Fn(String)) {
-    let cfg = stress::StressConfig::from_env();
-    let _load = stress::Load::start(cfg.threads);
-    for i in 0..cfg.repeat {
-        let name = if cfg.repeat == 1 {
-            test.to_owned()
-        } else {
-            format!("{test}_{i}")
-        };
-        if cfg.active() {
-            eprintln!(
-                "pgcdc-stress: {test} repetition {}/{} starting ({} busy threads)",
-                i + 1,
-                cfg.repeat,
-                cfg.threads
-            );
-        }
-        let started = Instant::now();
-        body(name);
-        if cfg.active() {
-            eprintln!(
-                "pgcdc-stress: {test} repetition {}/{} passed in {:.1}s",
-                i + 1,
-                cfg.repeat,
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
-}
+#[path = "../../sink/tests/support/common.rs"]
+mod support;
+use support::{Db, context, read_all};
 
-struct Db {
-    cluster: &'static Cluster,
-    name: String,
-}
-
-impl Db {
-    fn new(name: &str) -> Db {
-        let cluster = Cluster::shared();
-        let name = format!("clisink_{name}");
-        cluster.create_database(&name).unwrap();
-        Db { cluster, name }
-    }
-
-    fn sql(&self, sql: &str) -> String {
-        self.cluster
-            .psql(&self.name, sql)
-            .unwrap_or_else(|e| panic!("SQL failed: {sql}: {e}"))
-    }
-
-    fn url(&self) -> String {
-        let pw: String = SCRAM_USER
-            .password
-            .unwrap()
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        format!(
-            "postgres://{}:{pw}@{}:{}/{}",
-            SCRAM_USER.name,
-            self.cluster.host(),
-            self.cluster.port(),
-            self.name
-        )
-    }
-
-    fn slot(&self) -> String {
-        format!("{}_slot", self.name)
-    }
+async fn wait_count(js: &jetstream::Context, name: &str, n: u64) {
+    support::wait_count(js, name, n, LIMIT).await;
 }
 
 fn pgcdc(args: &[String]) -> Child {
@@ -151,61 +81,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-struct Stored {
-    subject: String,
-    id: String,
-    json: J,
-}
-
-async fn context(nats: &NatsServer) -> jetstream::Context {
-    jetstream::new(async_nats::connect(nats.url()).await.unwrap())
-}
-
-async fn count(js: &jetstream::Context, name: &str) -> u64 {
-    match js.get_stream(name).await {
-        Ok(mut s) => s.info().await.unwrap().state.messages,
-        // Not created yet.
-        Err(_) => 0,
-    }
-}
-
-async fn wait_count(js: &jetstream::Context, name: &str, n: u64) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let c = count(js, name).await;
-        if c >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the stream holds {c} messages, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn read_all(js: &jetstream::Context, name: &str) -> Vec<Stored> {
-    let mut s = js.get_stream(name).await.unwrap();
-    let st = s.info().await.unwrap().state.clone();
-    let mut out = Vec::new();
-    if st.messages == 0 {
-        return out;
-    }
-    for seq in st.first_sequence..=st.last_sequence {
-        let m = s.get_raw_message(seq).await.unwrap();
-        out.push(Stored {
-            subject: m.subject.to_string(),
-            id: m
-                .headers
-                .get("Nats-Msg-Id")
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default(),
-            json: serde_json::from_slice(&m.payload).unwrap(),
-        });
-    }
-    out
-}
-
 fn sink_args(db: &Db, nats: &NatsServer, stream: &str, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [
         "stream",
@@ -239,22 +114,16 @@ mod faults {
 }
 
 fn sigkill_and_restart(name: &str) {
-    let db = Db::new(name);
+    let db = Db::new("clisink", name);
     db.sql(
         "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric);
          CREATE PUBLICATION pub FOR TABLE orders;",
     );
-    db.sql(&format!(
-        "SELECT 1 FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
-        db.slot()
-    ));
+    db.create_slot();
     let nats = NatsServer::start().unwrap();
     let rt = runtime();
     let writer = {
-        let db = Db {
-            cluster: db.cluster,
-            name: db.name.clone(),
-        };
+        let db = db.handle();
         std::thread::spawn(move || {
             for t in 0..200 {
                 let lo = 1 + t * 100;
@@ -315,16 +184,13 @@ fn sigkill_and_restart(name: &str) {
 
 #[test]
 fn debezium_envelope_and_subject_prefix() {
-    let db = Db::new("debezium");
+    let db = Db::new("clisink", "debezium");
     db.sql(
         "CREATE TABLE items (id int PRIMARY KEY, name text);
          ALTER TABLE items REPLICA IDENTITY FULL;
          CREATE PUBLICATION pub FOR TABLE items;",
     );
-    db.sql(&format!(
-        "SELECT 1 FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
-        db.slot()
-    ));
+    db.create_slot();
     let nats = NatsServer::start().unwrap();
     db.sql("INSERT INTO items VALUES (1, 'a')");
     db.sql("UPDATE items SET name = 'b' WHERE id = 1");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, stream};
 use pgcdc_sink::nats::{JetStreamOptions, JetStreamSink};
 use pgcdc_sink::{Encoder, Envelope, ForwardError, ForwardOptions, Naming, SinkError, forward};
-use pgcdc_testkit::{Cluster, NatsServer, SCRAM_USER};
+use pgcdc_testkit::{NatsServer, SCRAM_USER};
 use pgcdc_tokio::{AckMode, PostgresReplicationSource, PostgresSourceConfig};
 use serde_json::Value as J;
 
@@ -17,64 +17,17 @@ const LIMIT: Duration = Duration::from_secs(90);
 #[allow(dead_code)]
 #[path = "../../driver/tests/suite/stress.rs"]
 mod stress;
+use stress::stressed_blocking as stressed;
 
-/// Runs `body` under the fault tests' stress mode (`PGCDC_STRESS_THREADS` busy threads,
-/// `PGCDC_STRESS_REPEAT` repetitions on fresh names), reporting each repetition as the
-/// driver's fault suite does.
-fn stressed(test: &str, body: impl Fn(String)) {
-    let cfg = stress::StressConfig::from_env();
-    let _load = stress::Load::start(cfg.threads);
-    for i in 0..cfg.repeat {
-        let name = if cfg.repeat == 1 {
-            test.to_owned()
-        } else {
-            format!("{test}_{i}")
-        };
-        if cfg.active() {
-            eprintln!(
-                "pgcdc-stress: {test} repetition {}/{} starting ({} busy threads)",
-                i + 1,
-                cfg.repeat,
-                cfg.threads
-            );
-        }
-        let started = Instant::now();
-        body(name);
-        if cfg.active() {
-            eprintln!(
-                "pgcdc-stress: {test} repetition {}/{} passed in {:.1}s",
-                i + 1,
-                cfg.repeat,
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
-}
+#[path = "support/common.rs"]
+mod support;
+use support::{Db, Stored, context, count, lsn, read_all};
 
-/// One test's database on the binary's cluster, with its own slot and publication.
-struct Db {
-    cluster: &'static Cluster,
-    name: String,
+async fn wait_count(js: &jetstream::Context, name: &str, n: u64) {
+    support::wait_count(js, name, n, LIMIT).await;
 }
 
 impl Db {
-    fn new(name: &str) -> Db {
-        let cluster = Cluster::shared();
-        let name = format!("sink_{name}");
-        cluster.create_database(&name).unwrap();
-        Db { cluster, name }
-    }
-
-    fn sql(&self, sql: &str) -> String {
-        self.cluster
-            .psql(&self.name, sql)
-            .unwrap_or_else(|e| panic!("SQL failed: {sql}: {e}"))
-    }
-
-    fn slot(&self) -> String {
-        format!("{}_slot", self.name)
-    }
-
     fn config(&self) -> PostgresSourceConfig {
         PostgresSourceConfig {
             host: self.cluster.host().to_owned(),
@@ -93,29 +46,15 @@ impl Db {
     fn source(&self) -> PostgresReplicationSource {
         PostgresReplicationSource::new("sink-test", self.config()).unwrap()
     }
-
-    fn confirmed_flush(&self) -> u64 {
-        lsn(&self.sql(&format!(
-            "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{}'",
-            self.slot()
-        )))
-    }
-
-    fn kill_walsender(&self) {
-        self.sql(&format!(
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
-             WHERE slot_name = '{}' AND active_pid IS NOT NULL",
-            self.slot()
-        ));
-    }
 }
 
-fn lsn(s: &str) -> u64 {
-    let (hi, lo) = s
-        .trim()
-        .split_once('/')
-        .unwrap_or_else(|| panic!("not an LSN: {s:?}"));
-    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+/// Subjects `pgcdc.t.<schema>.<table>`, ids `t:<slot>:…`.
+fn naming(db: &Db) -> Naming {
+    Naming {
+        prefix: "pgcdc.t".into(),
+        source: "t".into(),
+        slot: db.slot(),
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -124,62 +63,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// A message as stored.
-#[derive(Debug)]
-struct Stored {
-    subject: String,
-    id: String,
-    json: J,
-}
-
-async fn context(nats: &NatsServer) -> jetstream::Context {
-    jetstream::new(async_nats::connect(nats.url()).await.unwrap())
-}
-
-/// Every message of the stream, in stream order.
-async fn read_all(js: &jetstream::Context, name: &str) -> Vec<Stored> {
-    let mut s = js.get_stream(name).await.unwrap();
-    let info = s.info().await.unwrap().state.clone();
-    let mut out = Vec::new();
-    if info.messages == 0 {
-        return out;
-    }
-    for seq in info.first_sequence..=info.last_sequence {
-        let m = s.get_raw_message(seq).await.unwrap();
-        out.push(Stored {
-            subject: m.subject.to_string(),
-            id: m
-                .headers
-                .get("Nats-Msg-Id")
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default(),
-            json: serde_json::from_slice(&m.payload).unwrap(),
-        });
-    }
-    out
-}
-
-async fn count(js: &jetstream::Context, name: &str) -> u64 {
-    let mut s = js.get_stream(name).await.unwrap();
-    s.info().await.unwrap().state.messages
-}
-
-/// Waits until the stream holds `n` messages (and fails past the limit).
-async fn wait_count(js: &jetstream::Context, name: &str, n: u64) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let c = count(js, name).await;
-        if c >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the stream holds {c} messages, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn create_stream(js: &jetstream::Context, name: &str, prefix: &str) {
@@ -265,7 +148,7 @@ fn insert_orders(db: &Db, from: i64, transactions: i64, per: i64) {
 }
 
 fn orders_db(name: &str) -> Db {
-    let db = Db::new(name);
+    let db = Db::new("sink", name);
     db.sql(
         "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric);
          CREATE SCHEMA sales;
@@ -281,11 +164,7 @@ fn ten_thousand_rows_once_in_order_on_their_subjects() {
     let nats = NatsServer::start().unwrap();
     runtime().block_on(async {
         let js = context(&nats).await;
-        let naming = Naming {
-            prefix: "pgcdc.t".into(),
-            source: "t".into(),
-            slot: db.slot(),
-        };
+        let naming = naming(&db);
         let mut o = options(&nats, "ONCE");
         o.create_stream = true;
         o.subjects = vec![naming.stream_subject()];
@@ -380,103 +259,72 @@ mod faults {
     }
 }
 
-fn nats_restart(name: &str) {
+/// Waits until the stream holds `n` messages, from a blocking test body.
+fn block_until(rt: &tokio::runtime::Runtime, nats: &NatsServer, stream: &str, n: u64) {
+    rt.block_on(async {
+        let js = context(nats).await;
+        wait_count(&js, stream, n).await;
+    });
+}
+
+/// 5,000 rows in 100 transactions, written while they are published to `stream`, with
+/// `fault` injected mid-stream: afterwards every row is stored once, in order.
+fn once_in_order_despite(
+    name: &str,
+    stream: &str,
+    fault: impl FnOnce(&Db, &mut NatsServer, &tokio::runtime::Runtime),
+) {
     let db = orders_db(name);
     let mut nats = NatsServer::start().unwrap();
     let rt = runtime();
-    let naming = Naming {
-        prefix: "pgcdc.t".into(),
-        source: "t".into(),
-        slot: db.slot(),
-    };
+    let naming = naming(&db);
     let (stop, task) = rt.block_on(async {
         let js = context(&nats).await;
-        create_stream(&js, "RESTART", "pgcdc.t").await;
-        let sink = JetStreamSink::connect(&options(&nats, "RESTART"))
+        create_stream(&js, stream, "pgcdc.t").await;
+        let sink = JetStreamSink::connect(&options(&nats, stream))
             .await
             .unwrap();
-        spawn_forward(db.source(), sink, naming.clone(), ForwardOptions::default())
+        spawn_forward(db.source(), sink, naming, ForwardOptions::default())
     });
     let writer = {
-        let db = Db {
-            cluster: db.cluster,
-            name: db.name.clone(),
-        };
+        let db = db.handle();
         std::thread::spawn(move || {
             // Let the source start first.
             std::thread::sleep(Duration::from_millis(500));
             insert_orders(&db, 1, 100, 50);
         })
     };
-    rt.block_on(async {
-        let js = context(&nats).await;
-        wait_count(&js, "RESTART", 1000).await;
-    });
-    // Mid-stream: the broker goes away for a while, then comes back with its store.
-    nats.stop().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    nats.restart().unwrap();
+    fault(&db, &mut nats, &rt);
     writer.join().unwrap();
     rt.block_on(async {
         let js = context(&nats).await;
-        wait_count(&js, "RESTART", 5000).await;
+        wait_count(&js, stream, 5000).await;
         // Nothing more comes.
         tokio::time::sleep(Duration::from_secs(1)).await;
         stop.send(()).unwrap();
         let outcome = task.await.unwrap().unwrap();
-        let msgs = read_all(&js, "RESTART").await;
+        let msgs = read_all(&js, stream).await;
         assert_eq!(msgs.len(), 5000, "outcome {outcome:?}");
         assert_orders_once_in_order(&msgs, 5000);
     });
 }
 
+fn nats_restart(name: &str) {
+    once_in_order_despite(name, "RESTART", |_, nats, rt| {
+        block_until(rt, nats, "RESTART", 1000);
+        // Mid-stream: the broker goes away for a while, then comes back with its store.
+        nats.stop().unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        nats.restart().unwrap();
+    });
+}
+
 fn walsender_killed(name: &str) {
-    let db = orders_db(name);
-    let nats = NatsServer::start().unwrap();
-    let rt = runtime();
-    let naming = Naming {
-        prefix: "pgcdc.t".into(),
-        source: "t".into(),
-        slot: db.slot(),
-    };
-    let (stop, task) = rt.block_on(async {
-        let js = context(&nats).await;
-        create_stream(&js, "WALSENDER", "pgcdc.t").await;
-        let sink = JetStreamSink::connect(&options(&nats, "WALSENDER"))
-            .await
-            .unwrap();
-        spawn_forward(db.source(), sink, naming, ForwardOptions::default())
-    });
-    let writer = {
-        let db = Db {
-            cluster: db.cluster,
-            name: db.name.clone(),
-        };
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
-            insert_orders(&db, 1, 100, 50);
-        })
-    };
-    rt.block_on(async {
-        let js = context(&nats).await;
-        wait_count(&js, "WALSENDER", 1500).await;
-    });
-    db.kill_walsender();
-    rt.block_on(async {
-        let js = context(&nats).await;
-        wait_count(&js, "WALSENDER", 3000).await;
-    });
-    db.kill_walsender();
-    writer.join().unwrap();
-    rt.block_on(async {
-        let js = context(&nats).await;
-        wait_count(&js, "WALSENDER", 5000).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        stop.send(()).unwrap();
-        task.await.unwrap().unwrap();
-        let msgs = read_all(&js, "WALSENDER").await;
-        assert_eq!(msgs.len(), 5000);
-        assert_orders_once_in_order(&msgs, 5000);
+    once_in_order_despite(name, "WALSENDER", |db, nats, rt| {
+        block_until(rt, nats, "WALSENDER", 1500);
+        db.kill_walsender();
+        block_until(rt, nats, "WALSENDER", 3000);
+        db.kill_walsender();
     });
 }
 
@@ -485,10 +333,7 @@ fn full_stream(name: &str) {
     let nats = NatsServer::start().unwrap();
     let rt = runtime();
     // Ten transactions of ten rows; the stream takes fifty messages and refuses the rest.
-    db.sql(&format!(
-        "SELECT 1 FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
-        db.slot()
-    ));
+    db.create_slot();
     insert_orders(&db, 1, 5, 10);
     insert_orders(&db, 51, 1, 10);
     // The end of the sixth transaction (the insert position: with synchronous_commit off,
@@ -506,11 +351,7 @@ fn full_stream(name: &str) {
         })
         .await
         .unwrap();
-        let naming = Naming {
-            prefix: "pgcdc.t".into(),
-            source: "t".into(),
-            slot: db.slot(),
-        };
+        let naming = naming(&db);
         let mut sink = JetStreamSink::connect(&options(&nats, "FULL"))
             .await
             .unwrap();
@@ -594,19 +435,12 @@ fn missing_stream_and_uncaptured_subjects_are_clear_errors() {
 
         let js = context(&nats).await;
         create_stream(&js, "OTHER", "elsewhere").await;
-        db.sql(&format!(
-            "SELECT 1 FROM pg_create_logical_replication_slot('{}', 'pgoutput')",
-            db.slot()
-        ));
+        db.create_slot();
         db.sql("INSERT INTO orders VALUES (1, 'a', 1)");
         let sink = JetStreamSink::connect(&options(&nats, "OTHER"))
             .await
             .unwrap();
-        let naming = Naming {
-            prefix: "pgcdc.t".into(),
-            source: "t".into(),
-            slot: db.slot(),
-        };
+        let naming = naming(&db);
         let (_stop, task) = spawn_forward(db.source(), sink, naming, ForwardOptions::default());
         let err = tokio::time::timeout(LIMIT, task)
             .await

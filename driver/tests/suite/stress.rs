@@ -74,6 +74,36 @@ where
     let cfg = StressConfig::from_env();
     let _load = Load::start(cfg.threads);
     for i in 0..cfg.repeat {
+        let run = Repetition::start(test, i, cfg);
+        body(run.name.clone()).await;
+        run.passed();
+    }
+}
+
+/// [`stressed`] for a test body that blocks (it runs its own runtime, or none). Used by the
+/// JetStream sink tests, which include this file; the suite itself does not.
+#[allow(dead_code)]
+pub fn stressed_blocking(test: &str, mut body: impl FnMut(String)) {
+    let cfg = StressConfig::from_env();
+    let _load = Load::start(cfg.threads);
+    for i in 0..cfg.repeat {
+        let run = Repetition::start(test, i, cfg);
+        body(run.name.clone());
+        run.passed();
+    }
+}
+
+/// One repetition of a stressed test: its name and its report lines.
+struct Repetition<'a> {
+    test: &'a str,
+    name: String,
+    i: usize,
+    cfg: StressConfig,
+    started: Instant,
+}
+
+impl<'a> Repetition<'a> {
+    fn start(test: &'a str, i: usize, cfg: StressConfig) -> Self {
         let name = if cfg.repeat == 1 {
             test.to_owned()
         } else {
@@ -87,14 +117,23 @@ where
                 cfg.threads
             );
         }
-        let started = Instant::now();
-        body(name).await;
-        if cfg.active() {
+        Repetition {
+            test,
+            name,
+            i,
+            cfg,
+            started: Instant::now(),
+        }
+    }
+
+    fn passed(self) {
+        if self.cfg.active() {
             eprintln!(
-                "pgcdc-stress: {test} repetition {}/{} passed in {:.1}s",
-                i + 1,
-                cfg.repeat,
-                started.elapsed().as_secs_f64()
+                "pgcdc-stress: {} repetition {}/{} passed in {:.1}s",
+                self.test,
+                self.i + 1,
+                self.cfg.repeat,
+                self.started.elapsed().as_secs_f64()
             );
         }
     }
