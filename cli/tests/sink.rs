@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use pgcdc_testkit::NatsServer;
@@ -294,5 +294,80 @@ fn sink_usage_errors_exit_2() {
     assert!(
         stderr.contains("cannot connect to nats://127.0.0.1:1"),
         "{stderr}"
+    );
+}
+
+/// `--metrics-addr` with `--sink`: the sink's figures are scraped beside the source's.
+#[test]
+fn sink_metrics_are_scraped() {
+    use std::io::{Read, Write};
+    let db = Db::new("clisink", "metrics");
+    db.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t;");
+    db.create_slot();
+    let nats = NatsServer::start().unwrap();
+    db.sql("INSERT INTO t SELECT generate_series(1, 7)");
+    // A port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = pgcdc(&sink_args(
+        &db,
+        &nats,
+        "METRICS",
+        &["--metrics-addr", &addr],
+    ));
+    runtime().block_on(async {
+        let js = context(&nats).await;
+        wait_count(&js, "METRICS", 7).await;
+    });
+    let scrape = || -> String {
+        let Ok(mut c) = std::net::TcpStream::connect(&addr) else {
+            return String::new();
+        };
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut page = String::new();
+        let _ = c.read_to_string(&mut page);
+        page
+    };
+    let value = |page: &str, name: &str| -> Option<f64> {
+        page.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let deadline = Instant::now() + LIMIT;
+    let page = loop {
+        let page = scrape();
+        if value(&page, "pgcdc_sink_batches_total") == Some(1.0) || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    signal(&child, "-TERM");
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        value(&page, "pgcdc_sink_records_total"),
+        Some(7.0),
+        "{page}"
+    );
+    assert_eq!(
+        value(&page, "pgcdc_sink_duplicates_total"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        value(&page, "pgcdc_sink_in_flight_records"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(value(&page, "pgcdc_changes_total"), Some(7.0), "{page}");
+    assert!(
+        page.contains(&format!("sink=\"{} stream METRICS\"", nats.url())),
+        "{page}"
     );
 }

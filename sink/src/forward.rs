@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
+use metrics::{Counter, Gauge, counter, gauge};
 use pgcdc_tokio::{ChangeBatch, Lsn, PostgresReplicationSource, SourceState, Subscription};
 use tokio::time::Instant;
 
@@ -100,6 +101,47 @@ pub enum ForwardError {
     Source(String),
 }
 
+/// The names of the figures [`forward`] hands to the [`metrics`] facade, labelled
+/// `sink=<Sink::describe>`.
+pub mod metric_names {
+    /// Records the log acknowledged (copies included).
+    pub const RECORDS: &str = "pgcdc_sink_records_total";
+    /// Records the log recognised as copies of stored ones.
+    pub const DUPLICATES: &str = "pgcdc_sink_duplicates_total";
+    /// Records sent again after a transient failure or an out-of-order refusal.
+    pub const RESENT: &str = "pgcdc_sink_resent_total";
+    /// Batches acknowledged to PostgreSQL.
+    pub const BATCHES: &str = "pgcdc_sink_batches_total";
+    /// Records sent and not yet acknowledged.
+    pub const IN_FLIGHT: &str = "pgcdc_sink_in_flight_records";
+    /// Their payload bytes.
+    pub const IN_FLIGHT_BYTES: &str = "pgcdc_sink_in_flight_bytes";
+}
+
+/// The metric handles of one [`forward`].
+struct Figures {
+    records: Counter,
+    duplicates: Counter,
+    resent: Counter,
+    batches: Counter,
+    in_flight: Gauge,
+    in_flight_bytes: Gauge,
+}
+
+impl Figures {
+    fn new(sink: &str) -> Self {
+        let l = || [("sink", sink.to_owned())];
+        Figures {
+            records: counter!(metric_names::RECORDS, &l()),
+            duplicates: counter!(metric_names::DUPLICATES, &l()),
+            resent: counter!(metric_names::RESENT, &l()),
+            batches: counter!(metric_names::BATCHES, &l()),
+            in_flight: gauge!(metric_names::IN_FLIGHT, &l()),
+            in_flight_bytes: gauge!(metric_names::IN_FLIGHT_BYTES, &l()),
+        }
+    }
+}
+
 /// One batch in flight: its records, and the acknowledgements of those sent.
 struct InFlight {
     batch: ChangeBatch,
@@ -141,6 +183,7 @@ pub async fn forward<S: Sink>(
         backoff: options.retry_initial,
         failing_since: None,
         last_stored_id: None,
+        figures: Figures::new(&sink.describe()),
     };
     let mut stop = std::pin::pin!(stop);
     let mut reached = false;
@@ -223,6 +266,7 @@ struct State {
     failing_since: Option<Instant>,
     /// The id of the last record of the last batch settled (stored).
     last_stored_id: Option<String>,
+    figures: Figures,
 }
 
 impl State {
@@ -239,6 +283,8 @@ impl State {
         let bytes = records.iter().map(|r| r.payload.len()).sum();
         self.records += records.len();
         self.bytes += bytes;
+        self.figures.in_flight.set(self.records as f64);
+        self.figures.in_flight_bytes.set(self.bytes as f64);
         self.queue.push_back(InFlight {
             batch,
             records,
@@ -311,9 +357,12 @@ impl State {
                 }
                 self.records = self.records.saturating_sub(1);
                 self.outcome.records += 1;
+                self.figures.records.increment(1);
                 if receipt.duplicate {
                     self.outcome.duplicates += 1;
+                    self.figures.duplicates.increment(1);
                 }
+                self.figures.in_flight.set(self.records as f64);
                 self.backoff = options.retry_initial;
                 self.failing_since = None;
                 self.settle_done();
@@ -375,6 +424,7 @@ impl State {
                 b.pending.clear();
             }
             self.outcome.resent += resent;
+            self.figures.resent.increment(resent);
             match self.send_unsent(sink, out_of_order).await {
                 Ok(()) => return Ok(()),
                 Err((r, e)) => {
@@ -404,6 +454,8 @@ impl State {
                 self.outcome.last_acked = Some(lsn);
             }
             self.outcome.batches += 1;
+            self.figures.batches.increment(1);
         }
+        self.figures.in_flight_bytes.set(self.bytes as f64);
     }
 }

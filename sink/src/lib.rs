@@ -28,7 +28,7 @@ pub mod json;
 pub mod nats;
 
 pub use encode::{Encoder, Envelope, Naming, Record, token};
-pub use forward::{ForwardError, ForwardOptions, Outcome, Stop, forward};
+pub use forward::{ForwardError, ForwardOptions, Outcome, Stop, forward, metric_names};
 
 /// The log's answer to one record: where it was stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
