@@ -12,7 +12,7 @@ pub const USAGE: &str = "\
 pgcdc: stream the changes of a PostgreSQL database as JSON lines
 
 Usage:
-  pgcdc stream --url URL --publication P --slot S [options]   stream changes to stdout
+  pgcdc stream --url URL --publication P --slot S [options]   stream changes to stdout (or NATS JetStream)
   pgcdc demo [--url URL] [--format jsonl|pretty]              try it on a throwaway server
   pgcdc slots [--url URL] [--drop NAME] [--json]              list (or drop) replication slots
   pgcdc doctor [--url URL] [--publication P]                  check a server before the first run
