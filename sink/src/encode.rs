@@ -156,7 +156,9 @@ impl Encoder {
         let mut tail_of = None;
         for change in &batch.changes {
             let tx = *change.tx();
-            if self.envelope == Envelope::Native && tail_of != Some(tx) {
+            // The transaction's part of a native line, rendered once per transaction (also
+            // with the Debezium envelope: schema changes and messages keep the native form).
+            if tail_of != Some(tx) {
                 self.tail.clear();
                 json::tx_tail(&mut self.tail, batch, &tx);
                 tail_of = Some(tx);
@@ -164,14 +166,14 @@ impl Encoder {
             match change {
                 SourceChange::Truncate { labels, .. } => {
                     for label in labels {
-                        self.payload(batch, change, &tx, Some(label));
+                        self.payload(change, &tx, Some(label));
                         let subject = self.naming.table_subject(label);
                         let id = self.next_id(&base, change);
                         out.push(self.record(subject, id, None));
                     }
                 }
                 _ => {
-                    self.payload(batch, change, &tx, None);
+                    self.payload(change, &tx, None);
                     let (subject, key) = match change {
                         SourceChange::Insert { element, .. }
                         | SourceChange::Update { element, .. } => {
@@ -300,15 +302,9 @@ impl Encoder {
         id
     }
 
-    /// Renders the payload of `change` into `self.buf`; `table` is the one table of a
-    /// truncate record.
-    fn payload(
-        &mut self,
-        batch: &TransactionBatch,
-        change: &SourceChange,
-        tx: &TxInfo,
-        table: Option<&str>,
-    ) {
+    /// Renders the payload of `change` into `self.buf` (a native one ends with `self.tail`,
+    /// its transaction's part); `table` is the one table of a truncate record.
+    fn payload(&mut self, change: &SourceChange, tx: &TxInfo, table: Option<&str>) {
         self.buf.clear();
         let native = self.envelope == Envelope::Native
             || matches!(
@@ -316,15 +312,8 @@ impl Encoder {
                 SourceChange::SchemaChange { .. } | SourceChange::Message { .. }
             );
         if native {
-            if self.tail.is_empty() {
-                json::tx_tail(&mut self.tail, batch, tx);
-            }
             json::change_head(&mut self.buf, change);
             self.buf.push_str(&self.tail);
-            if self.envelope == Envelope::Debezium {
-                // The tail was made for this change only.
-                self.tail.clear();
-            }
             return;
         }
         debezium(&mut self.buf, &self.naming.source, change, tx, table);
